@@ -1,0 +1,38 @@
+"""Every check, built from the configuration; one file per check."""
+
+from __future__ import annotations
+
+from monitor.checks.activity import ActivityCheck
+from monitor.checks.backfill import BackfillCheck
+from monitor.checks.base import Check
+from monitor.checks.callback import CallbackCheck
+from monitor.checks.connections import ConnectionsCheck
+from monitor.checks.drift import DriftCheck
+from monitor.checks.performance import QueryPerformanceCheck
+from monitor.checks.pool import PoolCheck
+from monitor.checks.schema import SchemaCheck
+from monitor.config import Config
+from monitor.db import Database
+from monitor.metrics import Metrics
+from monitor.migration import MigrationTracker
+from monitor.probe import CallbackProbe
+
+
+def build_checks(config: Config, db: Database, metrics: Metrics) -> list[Check]:
+    """The enabled checks, in the order `once` runs them (schema first: others read its view)."""
+    settings = config.checks
+    tracker = MigrationTracker()
+    candidates: list[tuple[bool, Check]] = [
+        (settings.schema_check.enabled, SchemaCheck(db, config, tracker)),
+        (settings.drift.enabled, DriftCheck(db, config)),
+        (settings.backfill.enabled, BackfillCheck(db, config)),
+        (settings.connections.enabled, ConnectionsCheck(db, config)),
+        (settings.activity.enabled, ActivityCheck(db, config, tracker)),
+        (settings.query_performance.enabled, QueryPerformanceCheck(db, config)),
+        (settings.pool.enabled, PoolCheck(db.stats, settings.pool.interval)),
+        (
+            settings.callback.enabled,
+            CallbackCheck(CallbackProbe(settings.callback), metrics, settings.callback.interval),
+        ),
+    ]
+    return [check for enabled, check in candidates if enabled]

@@ -1,0 +1,102 @@
+"""Auth activity seen in the database: sign-ups, tokens written, and logins since the migration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from prometheus_client.metrics_core import Metric
+from psycopg.sql import Composed
+
+from monitor import sql
+from monitor.checks.nulls import missing_by_column, missing_counts
+from monitor.config import Config
+from monitor.db import Database, Session
+from monitor.metrics import counter, gauge, labelled_gauge
+from monitor.migration import MigrationTracker
+
+
+class ActivityCheck:
+    """Table counters from pg_stat_user_tables; logins since the migration missing new fields."""
+
+    name = "activity"
+
+    def __init__(self, db: Database, config: Config, tracker: MigrationTracker) -> None:
+        self._db = db
+        self._schema = config.app.schema_name
+        self._users = config.app.users
+        self._tokens = config.app.tokens
+        self._tracker = tracker
+        self.interval = config.checks.activity.interval
+
+    def run(self) -> Sequence[Metric]:
+        """Read the table counters, and the logins since the migration once it is applied."""
+        applied_at = self._tracker.current().applied_at
+        with self._db.session() as session:
+            families = self._table_counters(session)
+            if applied_at is not None:
+                families += self._logins_since(session, applied_at)
+        return families
+
+    def _table_counters(self, session: Session) -> list[Metric]:
+        users, tokens = self._users.table, self._tokens.table
+        params = {"schema": self._schema, "tables": [users, tokens]}
+        rows = {r["table_name"]: r for r in session.rows(sql.query("table_activity"), params)}
+        empty = {"inserted": 0, "updated": 0}
+        user_row, token_row = rows.get(users, empty), rows.get(tokens, empty)
+        return [
+            counter(
+                "rollout_users_created_total",
+                "Rows inserted into the users table (pg_stat_user_tables; resets with the stats).",
+                user_row["inserted"],
+            ),
+            counter(
+                "rollout_tokens_issued_total",
+                "Rows inserted into the token table (pg_stat_user_tables; resets with the stats).",
+                token_row["inserted"],
+            ),
+            counter(
+                "rollout_tokens_refreshed_total",
+                "Rows updated in the token table (pg_stat_user_tables; resets with the stats).",
+                token_row["updated"],
+            ),
+        ]
+
+    def _logins_since(self, session: Session, applied_at: datetime) -> list[Metric]:
+        needed = [self._tokens.user_id, self._tokens.issued_at, self._tokens.last_refreshed_at]
+        if len(session.existing_columns(self._schema, self._tokens.table, needed)) < len(needed):
+            return []
+        have = session.existing_columns(self._schema, self._users.table, self._users.new_columns)
+        columns = [c for c in self._users.new_columns if c in have]
+        session.guard(self._schema, [self._users.table, self._tokens.table])
+        row = session.row(self._logins_query(columns), {"since": utc_naive(applied_at)})
+        return [
+            gauge(
+                "rollout_users_logged_in_since_migration",
+                "Users with a token issued or refreshed since the migration was applied.",
+                row["users"],
+            ),
+            labelled_gauge(
+                "rollout_users_logged_in_since_migration_missing_field",
+                "Of those, users whose new column is still NULL (the app should have filled it).",
+                ["column"],
+                missing_by_column(row, columns),
+            ),
+        ]
+
+    def _logins_query(self, columns: Sequence[str]) -> Composed:
+        return sql.query(
+            "logins_since_migration",
+            users=sql.table(self._schema, self._users.table),
+            tokens=sql.table(self._schema, self._tokens.table),
+            user_id=sql.column(self._users.id),
+            token_user_id=sql.column(self._tokens.user_id),
+            issued_at=sql.column(self._tokens.issued_at),
+            last_refreshed_at=sql.column(self._tokens.last_refreshed_at),
+            missing_counts=missing_counts(columns),
+        )
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """A UTC datetime without tzinfo, to compare with Prisma's timestamp-without-time-zone."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)

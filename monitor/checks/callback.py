@@ -1,0 +1,61 @@
+"""Callback check: probes the OAuth callback and records the outcome and latency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client.metrics_core import Metric
+
+from monitor.checks.base import CheckFailed
+from monitor.metrics import Metrics, gauge, labelled_gauge
+from monitor.probe import CallbackProbe, ProbeResult
+
+
+class CallbackCheck:
+    """One synthetic probe per run; the check fails when the app's answer is not a healthy one."""
+
+    name = "callback"
+
+    def __init__(self, probe: CallbackProbe, metrics: Metrics, interval: float) -> None:
+        self._probe = probe
+        self._metrics = metrics
+        self.interval = interval
+
+    def run(self) -> Sequence[Metric]:
+        """Probe, count the outcome, observe the latency of answered probes."""
+        result = self._probe.probe()
+        self._metrics.callback_requests.labels(result.outcome).inc()
+        if result.status is not None:
+            self._metrics.callback_duration.observe(result.duration)
+        families = last_probe_families(result)
+        if result.outcome != "success":
+            detail = f" {result.status}" if result.status is not None else f": {result.detail}"
+            raise CheckFailed(f"callback probe {result.outcome}{detail}", families)
+        return families
+
+
+def last_probe_families(result: ProbeResult) -> list[Metric]:
+    """Gauges describing the last probe, like blackbox_exporter's probe_* series."""
+    return [
+        gauge(
+            "rollout_auth_callback_last_success",
+            "1 when the last probe got the healthy app's answer.",
+            float(result.outcome == "success"),
+        ),
+        gauge(
+            "rollout_auth_callback_last_status_code",
+            "HTTP status of the last probe; 0 when it got no answer.",
+            result.status or 0,
+        ),
+        gauge(
+            "rollout_auth_callback_last_duration_seconds",
+            "Wall time of the last probe, whatever its outcome.",
+            result.duration,
+        ),
+        labelled_gauge(
+            "rollout_auth_callback_phase_seconds",
+            "Seconds the last probe spent in each phase (connect, tls, processing, transfer).",
+            ["phase"],
+            {(phase,): seconds for phase, seconds in result.phases.items()},
+        ),
+    ]

@@ -1,0 +1,205 @@
+"""Schema check: which of the migration's objects exist, and so the migration's state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+
+from monitor import sql
+from monitor.config import Config
+from monitor.db import Database, Row, Session
+from monitor.metrics import gauge, labelled_gauge, one_hot
+from monitor.migration import STATES, MigrationTracker, MigrationView, migration_state
+
+PRISMA_TABLE = "_prisma_migrations"
+PRISMA_STATES = ("absent", "started", "failed", "finished", "rolled_back")
+APPLIED_SOURCES = ("config", "prisma", "observed")
+
+
+@dataclass(frozen=True)
+class PrismaRecord:
+    """What _prisma_migrations says of the migration."""
+
+    state: str = "absent"
+    finished_at: datetime | None = None
+
+
+def prisma_record(row: Row | None) -> PrismaRecord:
+    """Classify the newest _prisma_migrations row for the migration."""
+    if row is None:
+        return PrismaRecord()
+    if row["rolled_back_at"] is not None:
+        return PrismaRecord("rolled_back", row["finished_at"])
+    if row["finished_at"] is not None:
+        return PrismaRecord("finished", row["finished_at"])
+    return PrismaRecord("failed" if row["has_logs"] else "started")
+
+
+class SchemaCheck:
+    """Reads the catalogs (never the tables) to tell pending, partial, applied or rolled back."""
+
+    name = "schema"
+
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        tracker: MigrationTracker,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._schema = config.app.schema_name
+        self._migration = config.migration
+        self._tracker = tracker
+        self._clock = clock
+        self.interval = config.checks.schema_check.interval
+        self._params = self._object_params()
+
+    def _object_params(self) -> dict[str, Any]:
+        objects = self._migration.objects
+        pairs = [c.split(".") for c in objects.columns]
+        return {
+            "schema": self._schema,
+            "column_tables": [table for table, _ in pairs],
+            "column_names": [column for _, column in pairs],
+            "indexes": list(objects.indexes),
+            "trigger_tables": [t.table for t in objects.triggers],
+            "trigger_names": [t.name for t in objects.triggers],
+            "functions": list(objects.functions),
+        }
+
+    def run(self) -> Sequence[Metric]:
+        """Query the catalogs, publish the migration's state, and return the schema families."""
+        with self._db.session() as session:
+            objects = session.rows(sql.query("schema_objects"), self._params)
+            record = self._read_prisma(session)
+            version = session.row(sql.query("server_version"))["version"]
+        view = self._conclude(objects, record)
+        self._tracker.publish(view)
+        return [
+            *self._object_families(objects),
+            *self._state_families(view, record.state),
+            labelled_gauge(
+                "rollout_postgres_server_info",
+                "The server's version.",
+                ["version"],
+                {(version,): 1},
+            ),
+        ]
+
+    def _read_prisma(self, session: Session) -> PrismaRecord:
+        exists = {"schema": self._schema, "table": PRISMA_TABLE}
+        if not session.row(sql.query("table_exists"), exists)["present"]:
+            return PrismaRecord()
+        query = sql.query(
+            "prisma_migration", prisma_migrations=sql.table(self._schema, PRISMA_TABLE)
+        )
+        rows = session.rows(query, {"name": self._migration.prisma_name})
+        return prisma_record(rows[0] if rows else None)
+
+    def _conclude(self, objects: list[Row], record: PrismaRecord) -> MigrationView:
+        before = self._tracker.current()
+        present = sum(1 for row in objects if row["present"])
+        was_applied = before.seen_applied or record.finished_at is not None
+        state = migration_state(present, len(objects), was_applied)
+        if state != "applied":
+            return MigrationView(state, was_applied)
+        observed = before.observed_applied_at if before.state == "applied" else None
+        observed = observed or datetime.fromtimestamp(self._clock(), UTC)
+        source, applied_at = self._applied_at(record, observed)
+        return MigrationView(state, True, observed, applied_at, source)
+
+    def _applied_at(self, record: PrismaRecord, observed: datetime) -> tuple[str, datetime]:
+        """When the migration was applied and who says so: config, then Prisma, then us."""
+        if self._migration.applied_at is not None:
+            return "config", as_utc(self._migration.applied_at)
+        if record.finished_at is not None:
+            return "prisma", as_utc(record.finished_at)
+        return "observed", observed
+
+    def _object_families(self, objects: list[Row]) -> list[Metric]:
+        present: dict[tuple[str, ...], float] = {
+            (r["kind"], r["name"]): float(r["present"]) for r in objects
+        }
+        return [
+            labelled_gauge(
+                "rollout_schema_object_present",
+                "1 when the migration's object exists, else 0.",
+                ["kind", "name"],
+                present,
+            ),
+            labelled_gauge(
+                "rollout_schema_index_valid",
+                "1 when the migration's index is valid and ready (present indexes only).",
+                ["name"],
+                health(objects, "index"),
+            ),
+            labelled_gauge(
+                "rollout_schema_trigger_enabled",
+                "1 when the migration's trigger is enabled (present triggers only).",
+                ["name"],
+                health(objects, "trigger"),
+            ),
+            gauge(
+                "rollout_schema_objects_expected", "Objects the migration creates.", len(objects)
+            ),
+        ]
+
+    def _state_families(self, view: MigrationView, prisma_state: str) -> list[Metric]:
+        families: list[Metric] = [
+            one_hot(
+                "rollout_migration_state",
+                "1 for the migration's current state, 0 for the others.",
+                "state",
+                STATES,
+                view.state,
+            ),
+            labelled_gauge(
+                "rollout_migration_info",
+                "The migration being watched.",
+                ["migration"],
+                {(self._migration.name,): 1},
+            ),
+            one_hot(
+                "rollout_prisma_migration_state",
+                "1 for what _prisma_migrations records of the migration, 0 for the others.",
+                "state",
+                PRISMA_STATES,
+                prisma_state,
+            ),
+        ]
+        if view.applied_at is not None and view.applied_source is not None:
+            families += [
+                gauge(
+                    "rollout_migration_applied_timestamp_seconds",
+                    "Unix time the migration was applied (exported while it is applied).",
+                    view.applied_at.timestamp(),
+                ),
+                one_hot(
+                    "rollout_migration_applied_timestamp_source",
+                    "1 for where the applied time comes from: config, prisma or observed.",
+                    "source",
+                    APPLIED_SOURCES,
+                    view.applied_source,
+                ),
+            ]
+        return families
+
+
+def health(objects: list[Row], kind: str) -> dict[tuple[str, ...], float]:
+    """name -> 1/0 health for present objects of one kind."""
+    return {
+        (r["name"],): float(bool(r["healthy"]))
+        for r in objects
+        if r["kind"] == kind and r["present"]
+    }
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A datetime in UTC; a naive one is taken to be UTC already (as Prisma stores it)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

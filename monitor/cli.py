@@ -1,0 +1,99 @@
+"""Composition root: arguments -> config -> logging -> monitor -> run, once or check-config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import NoReturn
+
+from monitor.config import Config
+from monitor.loading import ConfigError, load_config
+from monitor.logs import configure_logging
+from monitor.redact import Redactor, redact_url, url_password
+from monitor.service import Monitor
+
+USAGE_ERROR = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem, and exit 2."""
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see --help)\n")
+
+
+def parser() -> Parser:
+    """The command line of CONTRACT.md."""
+    shared = Parser(add_help=False)
+    shared.add_argument("--database-url", metavar="URL", help="watched database (env DATABASE_URL)")
+    shared.add_argument(
+        "--callback-url", metavar="URL", help="OAuth callback (env ROLLOUT_CALLBACK_URL)"
+    )
+    shared.add_argument(
+        "--listen-address",
+        metavar="HOST:PORT",
+        help="/metrics address (env ROLLOUT_LISTEN_ADDRESS)",
+    )
+    shared.add_argument("--config", metavar="PATH", help="YAML config file (env ROLLOUT_CONFIG)")
+    main = Parser(
+        prog="rollout-monitor", description="Monitor migration 001 and the OAuth callback."
+    )
+    commands = main.add_subparsers(dest="command", required=True, parser_class=Parser)
+    commands.add_parser(
+        "run", parents=[shared], help="serve /metrics and run every check on schedule"
+    )
+    commands.add_parser("once", parents=[shared], help="run every check once and print the metrics")
+    commands.add_parser("check-config", parents=[shared], help="validate the configuration")
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the rollout-monitor command."""
+    args = parser().parse_args(argv)
+    flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
+    try:
+        config = load_config(flags, os.environ)
+    except ConfigError as error:
+        print("\n".join(error.problems), file=sys.stderr)
+        return USAGE_ERROR
+    redact = Redactor([p for p in [url_password(config.database_url)] if p])
+    configure_logging(config.log.level, config.log.format, redact)
+    if args.command == "check-config":
+        print(summary(config))
+        return 0
+    if args.command == "once":
+        exposition, ok = Monitor(config, redact).once()
+        sys.stdout.write(exposition.decode())
+        return 0 if ok else 1
+    return serve(config, redact)
+
+
+def serve(config: Config, redact: Redactor) -> int:
+    """The daemon: until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        Monitor(config, redact).serve(stop)
+    except OSError as error:
+        print(
+            f"listen_address: cannot listen on {config.listen_address}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    return 0
+
+
+def summary(config: Config) -> str:
+    """What check-config found, with the password masked."""
+    enabled = [name for name, check in config.checks if getattr(check, "enabled", False)]
+    return (
+        f"configuration OK: database {redact_url(config.database_url)}, "
+        f"callback {config.checks.callback.method} {config.checks.callback.url}, "
+        f"listen {config.listen_address}, checks {', '.join(enabled)}"
+    )

@@ -1,0 +1,345 @@
+"""One typed, validated, frozen configuration; its defaults describe migration 001."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from monitor.urls import check_database_url
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_STATUS_CLASS = re.compile(r"^[1-5]xx$")
+_IDENTIFIER_MAX = 63
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from '15s', '200ms', '5m', '1h' (a bare number is not accepted: units matter)."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+    raise ValueError(
+        f"invalid duration {value!r}: expected a number with a unit ms, s, m or h, e.g. 15s"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of parse_duration, for messages and dumps."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    return seconds
+
+
+def _at_least_a_second(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError("must be at least 1s")
+    return seconds
+
+
+_AS_TEXT = PlainSerializer(format_duration, return_type=str)
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive), _AS_TEXT]
+Interval = Annotated[
+    float, BeforeValidator(parse_duration), AfterValidator(_at_least_a_second), _AS_TEXT
+]
+
+
+def _identifier(value: str) -> str:
+    if not value or len(value) > _IDENTIFIER_MAX or "\x00" in value:
+        raise ValueError(f"invalid identifier {value!r}: 1 to 63 characters")
+    return value
+
+
+Identifier = Annotated[str, BeforeValidator(lambda v: _identifier(v) if isinstance(v, str) else v)]
+
+
+class Section(BaseModel):
+    """Every section rejects unknown keys and is immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DatabaseConfig(Section):
+    """How the monitor connects, and the bounds on everything it runs."""
+
+    url: SecretStr | None = None
+    application_name: str = "rollout-monitor"
+    pool_min_size: int = Field(1, ge=0, le=10)
+    pool_max_size: int = Field(3, ge=1, le=10)
+    connect_timeout: Duration = 5.0
+    acquire_timeout: Duration = 5.0
+    lock_timeout: Duration = 0.2
+    statement_timeout: Duration = 3.0
+    idle_in_transaction_session_timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_database_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _bounds_are_consistent(self) -> DatabaseConfig:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size: must not exceed pool_max_size")
+        if self.lock_timeout > self.statement_timeout:
+            raise ValueError("lock_timeout: must not exceed statement_timeout")
+        return self
+
+
+class UsersTable(Section):
+    """The app's users table and the columns the checks read (never e-mail)."""
+
+    table: Identifier = "users"
+    id: Identifier = "id"
+    threads_user_id: Identifier = "threadsUserId"
+    threads_username: Identifier = "threadsUsername"
+    new_columns: tuple[Identifier, ...] = ("threadsFullName", "threadsProfilePic")
+
+
+class TokensTable(Section):
+    """The app's token table and the columns the checks read (never the token itself)."""
+
+    table: Identifier = "threads_tokens"
+    user_id: Identifier = "userId"
+    expires_at: Identifier = "expiresAt"
+    is_valid: Identifier = "isValid"
+    issued_at: Identifier = "issuedAt"
+    last_refreshed_at: Identifier = "lastRefreshedAt"
+
+
+class AppConfig(Section):
+    """Where the watched app keeps its data."""
+
+    schema_name: Identifier = Field("public", alias="schema")
+    users: UsersTable = UsersTable()
+    tokens: TokensTable = TokensTable()
+
+
+class Trigger(Section):
+    """A trigger and the table it belongs to."""
+
+    name: Identifier
+    table: Identifier
+
+
+def _column_ref(value: object) -> object:
+    if isinstance(value, str) and value.count(".") != 1:
+        raise ValueError(f"invalid column {value!r}: expected table.column")
+    return value
+
+
+ColumnRef = Annotated[str, BeforeValidator(_column_ref)]
+
+
+class MigrationObjects(Section):
+    """Every object the migration creates; its presence decides the migration state."""
+
+    columns: tuple[ColumnRef, ...] = (
+        "users.threadsFullName",
+        "users.threadsProfilePic",
+        "threads_tokens.issuedAt",
+        "threads_tokens.lastRefreshedAt",
+        "threads_tokens.isValid",
+    )
+    indexes: tuple[Identifier, ...] = (
+        "idx_users_threads_user_id",
+        "idx_users_threads_username",
+        "idx_threads_tokens_valid",
+        "idx_threads_tokens_expires_at",
+    )
+    triggers: tuple[Trigger, ...] = (
+        Trigger(name="trigger_update_token_validity", table="threads_tokens"),
+    )
+    functions: tuple[Identifier, ...] = ("update_token_validity",)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MigrationObjects:
+        if not (self.columns or self.indexes or self.triggers or self.functions):
+            raise ValueError("at least one object is needed to tell the migration state")
+        return self
+
+
+class MigrationConfig(Section):
+    """The migration being rolled out."""
+
+    name: str = Field("001_threads_oauth_enhancements", min_length=1)
+    prisma_migration_name: str | None = None
+    applied_at: datetime | None = None
+    objects: MigrationObjects = MigrationObjects()
+
+    @property
+    def prisma_name(self) -> str:
+        """The name looked up in _prisma_migrations (exactly, or after a timestamp prefix)."""
+        return self.prisma_migration_name or self.name
+
+
+class CheckSettings(Section):
+    """Settings every check has."""
+
+    enabled: bool = True
+    interval: Interval = 30.0
+
+
+class ConnectionsSettings(CheckSettings):
+    """pg_stat_activity, locks, and the app's pool."""
+
+    interval: Interval = 15.0
+    application_names: tuple[str, ...] = ()
+    app_application_name: str | None = None
+    app_pool_size: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pool_needs_name(self) -> ConnectionsSettings:
+        if self.app_pool_size is not None and self.app_application_name is None:
+            raise ValueError("app_pool_size: needs app_application_name to find the app's sessions")
+        return self
+
+
+class QueryPerformanceSettings(CheckSettings):
+    """The plan's EXPLAIN ANALYZE of the user lookup."""
+
+    interval: Interval = 300.0
+    threads_user_id: str = "test_user_id"
+
+
+def _status_code(value: object) -> object:
+    valid = (isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599) or (
+        isinstance(value, str) and _STATUS_CLASS.match(value)
+    )
+    if not valid:
+        raise ValueError(f"invalid status code {value!r}: expected 100 to 599 or a class like 4xx")
+    return value
+
+
+StatusCode = Annotated[int | str, BeforeValidator(_status_code)]
+
+
+class CallbackSettings(CheckSettings):
+    """The synthetic OAuth callback probe (the plan's curl)."""
+
+    interval: Interval = 15.0
+    url: str = "http://localhost:3000/api/auth/callback/threads"
+    method: Literal["GET", "POST", "PUT", "HEAD"] = "POST"
+    headers: dict[str, str] = Field(default_factory=lambda: {"Content-Type": "application/json"})
+    body: str = '{"code":"test"}'
+    timeout: Duration = 5.0
+    valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _deadline_fits_interval(self) -> CallbackSettings:
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout: must be shorter than interval ({format_duration(self.interval)})"
+            )
+        return self
+
+    def is_valid_status(self, status: int) -> bool:
+        """Whether an answer with this status counts as the healthy app's answer."""
+        return any(
+            status == code if isinstance(code, int) else str(status)[0] == code[0]
+            for code in self.valid_status_codes
+        )
+
+
+class SlowCheckSettings(CheckSettings):
+    """A check that scans the app's tables, and so runs less often."""
+
+    interval: Interval = 60.0
+
+
+class FastCheckSettings(CheckSettings):
+    """A check that reads only memory or cheap views."""
+
+    interval: Interval = 15.0
+
+
+class ChecksConfig(Section):
+    """One entry per check, each with its own interval."""
+
+    schema_check: CheckSettings = Field(CheckSettings(), alias="schema")
+    drift: SlowCheckSettings = SlowCheckSettings()
+    backfill: SlowCheckSettings = SlowCheckSettings()
+    connections: ConnectionsSettings = ConnectionsSettings()
+    activity: CheckSettings = CheckSettings()
+    query_performance: QueryPerformanceSettings = QueryPerformanceSettings()
+    pool: FastCheckSettings = FastCheckSettings()
+    callback: CallbackSettings = CallbackSettings()
+
+
+class LogConfig(Section):
+    """Log level and format; 'auto' is JSON unless stderr is a terminal."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+def _listen_address(value: object) -> object:
+    if isinstance(value, str):
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"invalid listen address {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9838"
+            )
+    return value
+
+
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9838"
+
+
+class Config(Section):
+    """The whole configuration, validated once at the edge and trusted everywhere after."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    listen_address: Annotated[str, BeforeValidator(_listen_address)] = DEFAULT_LISTEN_ADDRESS
+    app: AppConfig = AppConfig()
+    migration: MigrationConfig = MigrationConfig()
+    checks: ChecksConfig = ChecksConfig()
+    log: LogConfig = LogConfig()
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of listen_address, without IPv6 brackets."""
+        return self.listen_address.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of listen_address."""
+        return int(self.listen_address.rpartition(":")[2])
+
+    @property
+    def database_url(self) -> str:
+        """The database URL; loading guarantees it is set."""
+        if self.database.url is None:
+            raise ValueError("database.url is not set")
+        return self.database.url.get_secret_value()
+
+
+def defaults_as_dict() -> dict[str, Any]:
+    """The built-in defaults, as a config file would spell them."""
+    return Config().model_dump(by_alias=True, mode="json", exclude={"database": {"url"}})

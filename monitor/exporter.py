@@ -1,0 +1,102 @@
+"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, and a landing page."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+LANDING = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>rollout-monitor</title></head>
+<body><h1>rollout-monitor</h1>
+<p>Watches migration 001_threads_oauth_enhancements and the Threads OAuth callback.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
+<li><a href="/readyz">/readyz</a></li></ul></body></html>
+"""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _IPv6Server(_Server):
+    address_family = socket.AF_INET6
+
+
+class Exporter:
+    """Serves the registry; a scrape reads memory only and never waits on the database."""
+
+    def __init__(
+        self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], bool]
+    ) -> None:
+        server_class = _IPv6Server if ":" in host else _Server
+        self._server = server_class((host, port), _handler(registry, ready))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="exporter", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(
+    registry: CollectorRegistry, ready: Callable[[], bool]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "rollout-monitor"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._metrics()
+            elif path == "/healthz":
+                self._reply(200, b"ok\n", "text/plain; charset=utf-8")
+            elif path == "/readyz":
+                ok = ready()
+                body = (
+                    b"ready\n" if ok else b"not ready: the first run of every check is not done\n"
+                )
+                self._reply(200 if ok else 503, body, "text/plain; charset=utf-8")
+            elif path == "/":
+                self._reply(200, LANDING, "text/html; charset=utf-8")
+            else:
+                self._reply(404, b"not found\n", "text/plain; charset=utf-8")
+
+        def _metrics(self) -> None:
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            body = encoder(registry)
+            gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+            self._reply(200, gzip.compress(body) if gzipped else body, content_type, gzipped)
+
+        def _reply(
+            self, status: int, body: bytes, content_type: str, gzipped: bool = False
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if gzipped:
+                self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: scrapes every few seconds would drown the log."""
+
+    return Handler

@@ -1,0 +1,156 @@
+"""Builds the Config from defaults, a YAML file, the environment and flags, in that order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from monitor.config import Config
+from monitor.urls import split_prisma_parameters
+
+CONFIG_ENV = "ROLLOUT_CONFIG"
+
+# Each setting a flag or environment variable can override: config key -> (flag, variable).
+OVERRIDABLE = {
+    "database.url": ("--database-url", "DATABASE_URL"),
+    "checks.callback.url": ("--callback-url", "ROLLOUT_CALLBACK_URL"),
+    "listen_address": ("--listen-address", "ROLLOUT_LISTEN_ADDRESS"),
+}
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, each naming where it is."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
+    """The validated configuration, or ConfigError listing every problem at once."""
+    path = flags.get("--config") or environ.get(CONFIG_ENV) or None
+    data = read_config_file(path) if path else {}
+    origins = apply_overrides(data, flags, environ)
+    adopt_prisma_schema(data)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(
+            [describe(detail, origins, path) for detail in error.errors(include_url=False)]
+        ) from None
+    if config.database.url is None:
+        raise ConfigError(
+            ["database.url: required: set --database-url, DATABASE_URL or database.url in the file"]
+        )
+    return config
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The YAML mapping in the file, or ConfigError naming the file and line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read config file: {error.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            [f"{path}:{yaml_position(error)}invalid YAML: {yaml_problem(error)}"]
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected a mapping of settings at the top level"])
+    return data
+
+
+def yaml_position(error: yaml.YAMLError) -> str:
+    """'line:column: ' of a YAML error, 1-based, when PyYAML knows it."""
+    mark = getattr(error, "problem_mark", None)
+    return f"{mark.line + 1}:{mark.column + 1}: " if mark is not None else " "
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's one-line description of what is wrong."""
+    return str(getattr(error, "problem", None) or error).splitlines()[0]
+
+
+def apply_overrides(
+    data: dict[str, Any], flags: Mapping[str, str | None], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Write flag and environment values over the file's; return key -> where each came from."""
+    origins: dict[str, str] = {}
+    for key, (flag, variable) in OVERRIDABLE.items():
+        for origin, value in ((variable, environ.get(variable)), (flag, flags.get(flag))):
+            if value:
+                set_dotted(data, key, value)
+                origins[key] = origin
+    return origins
+
+
+def set_dotted(data: dict[str, Any], key: str, value: object) -> None:
+    """data['a']['b'] = value for key 'a.b', making (or replacing non-mapping) parents."""
+    *parents, last = key.split(".")
+    for part in parents:
+        child = data.get(part)
+        data[part] = child = child if isinstance(child, dict) else {}
+        data = child
+    data[last] = value
+
+
+def adopt_prisma_schema(data: dict[str, Any]) -> None:
+    """Use a Prisma URL's ?schema= for the app's tables unless app.schema is set."""
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, dict) else None
+    if not isinstance(url, str):
+        return
+    schema = split_prisma_parameters(url)[1].get("schema")
+    app = data.get("app")
+    if schema and (app is None or (isinstance(app, dict) and "schema" not in app)):
+        set_dotted(data, "app.schema", schema)
+
+
+def describe(detail: ErrorDetails, origins: Mapping[str, str], path: str | None) -> str:
+    """One line: where the bad value came from, its key, and what is wrong with it."""
+    key = ".".join(str(part) for part in detail["loc"])
+    message = message_of(detail)
+    field, sep, rest = message.partition(": ")
+    if sep and field.isidentifier() and " " not in field:
+        key, message = f"{key}.{field}" if key else field, rest
+    origin = origins.get(key) or path
+    return f"{origin}: {key}: {message}" if origin else f"{key}: {message}"
+
+
+def message_of(detail: ErrorDetails) -> str:
+    """A short message in our words for pydantic's error types."""
+    kind, value, ctx = detail["type"], detail.get("input"), detail.get("ctx") or {}
+    messages = {
+        "extra_forbidden": "unknown key",
+        "missing": "required",
+        "int_parsing": f"expected an integer, got {value!r}",
+        "int_type": f"expected an integer, got {value!r}",
+        "int_from_float": f"expected an integer, got {value!r}",
+        "bool_parsing": f"expected true or false, got {value!r}",
+        "bool_type": f"expected true or false, got {value!r}",
+        "string_type": f"expected a string, got {type(value).__name__}",
+        "model_type": "expected a mapping of settings",
+        "model_attributes_type": "expected a mapping of settings",
+        "dict_type": "expected a mapping",
+        "tuple_type": "expected a list",
+        "list_type": "expected a list",
+        "literal_error": f"expected one of {ctx.get('expected')}, got {value!r}",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}",
+        "less_than_equal": f"must be at most {ctx.get('le')}",
+        "string_too_short": "must not be empty",
+        "datetime_parsing": f"expected an ISO 8601 time, got {value!r}",
+        "datetime_from_date_parsing": f"expected an ISO 8601 time, got {value!r}",
+    }
+    if kind in messages:
+        return messages[kind]
+    text = detail["msg"].removeprefix("Value error, ")
+    return text[:1].lower() + text[1:]

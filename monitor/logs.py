@@ -1,0 +1,67 @@
+"""structlog set-up: JSON lines for machines, readable lines on a terminal, secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class Scrubber:
+    """A structlog processor that passes every string value through the redactor."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self._redact = redact
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> EventDict:
+        """Scrub the event dict in place."""
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = self._redact(value)
+        return event
+
+
+def configure_logging(
+    level: str, fmt: str, redact: Callable[[str], str], stream: TextIO = sys.stderr
+) -> None:
+    """Route structlog and the standard library's logging (APScheduler, psycopg) to the stream."""
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        Scrubber(redact),
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Libraries speak only when something is wrong; the monitor's own events cover the rest.
+    root.setLevel(max(LEVELS[level], logging.WARNING))

@@ -1,0 +1,11 @@
+-- Tokens whose isValid disagrees with expiresAt. Prisma stores UTC in a timestamp without
+-- time zone, so "now" is taken in UTC explicitly: comparing with now() directly would shift
+-- every expiry by the session's TimeZone. The boundary is the trigger's: valid while
+-- expiresAt > now.
+SELECT
+    count(*) FILTER (WHERE {is_valid} AND {expires_at} <= (now() AT TIME ZONE 'UTC'))
+        AS stale_valid,
+    count(*) FILTER (WHERE NOT {is_valid} AND {expires_at} > (now() AT TIME ZONE 'UTC'))
+        AS wrongly_invalid,
+    count(*) AS tokens
+FROM {tokens}

@@ -1,0 +1,78 @@
+"""Shared pytest fixtures: one throwaway PostgreSQL per session, one fresh database per test."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import TupleRow
+
+# Make `pgserver` and `fixtures` importable whatever pytest's import mode is.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+import fixtures
+from pgserver import PostgresServer
+
+SERVER_TIMEZONE = "Pacific/Kiritimati"
+
+
+@dataclass
+class FreshDatabase:
+    """A per-test database holding ``schema_before.sql`` + ``seed.sql``."""
+
+    server: PostgresServer
+    name: str
+    url: str
+    _conns: list[psycopg.Connection[TupleRow]] = field(default_factory=list, repr=False)
+
+    def conn(self) -> psycopg.Connection[TupleRow]:
+        """Open a superuser autocommit connection to this database (closed at teardown)."""
+        connection = self.server.connect(self.name, autocommit=True)
+        self._conns.append(connection)
+        return connection
+
+    def close_all(self) -> None:
+        """Close every connection handed out by ``conn()``."""
+        for connection in self._conns:
+            connection.close()
+        self._conns.clear()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """Run one PostgreSQL server, TimeZone Pacific/Kiritimati (UTC+14), for the session."""
+    try:
+        server = PostgresServer(timezone=SERVER_TIMEZONE)
+        server.start()
+    except (RuntimeError, OSError) as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
+        pytest.fail(f"could not start the test PostgreSQL server: {reason}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_db(pg_server: PostgresServer) -> Iterator[FreshDatabase]:
+    """Create a uniquely named database holding the pre-migration schema and seed data."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    pg_server.create_database(name)
+    db = FreshDatabase(server=pg_server, name=name, url=pg_server.url(name))
+    try:
+        with pg_server.connect(name) as conn:
+            fixtures.apply(conn, "schema_before")
+            fixtures.apply(conn, "seed")
+        yield db
+    finally:
+        db.close_all()
+        pg_server.drop_database(name)
