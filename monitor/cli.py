@@ -10,6 +10,8 @@ import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
+from prometheus_client import disable_created_metrics
+
 from monitor.config import Config
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
@@ -55,6 +57,7 @@ def parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the rollout-monitor command."""
     args = parser().parse_args(argv)
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise here
     flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
     try:
         config = load_config(flags, os.environ)
@@ -67,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(summary(config))
         return 0
     if args.command == "once":
-        exposition, ok = Monitor(config, redact).once()
+        monitor = Monitor(config, redact)
+        try:
+            exposition, ok = monitor.once()
+        finally:
+            monitor.close()
         sys.stdout.write(exposition.decode())
         return 0 if ok else 1
     return serve(config, redact)

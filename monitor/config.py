@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.urls import check_database_url
+from monitor.urls import check_database_url, split_prisma_parameters
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -321,6 +321,18 @@ class Config(Section):
     migration: MigrationConfig = MigrationConfig()
     checks: ChecksConfig = ChecksConfig()
     log: LogConfig = LogConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adopt_prisma_schema(cls, data: Any) -> Any:
+        """A Prisma URL's ?schema= names the app's schema, unless app.schema says otherwise."""
+        database = data.get("database") if isinstance(data, dict) else None
+        url = database.get("url") if isinstance(database, dict) else None
+        app = data.get("app", {}) if isinstance(data, dict) else None
+        if not isinstance(url, str) or not isinstance(app, dict) or "schema" in app:
+            return data
+        schema = split_prisma_parameters(url)[1].get("schema")
+        return {**data, "app": {**app, "schema": schema}} if schema else data
 
     @property
     def listen_host(self) -> str:

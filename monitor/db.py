@@ -104,7 +104,8 @@ class Database:
 
     def open(self) -> None:
         """Start connecting in the background; checks wait at most acquire_timeout."""
-        self._pool.open(wait=False)
+        if self._pool.closed:
+            self._pool.open(wait=False)
 
     def close(self) -> None:
         """Close every connection."""

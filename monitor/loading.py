@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from monitor.config import Config
-from monitor.urls import split_prisma_parameters
 
 CONFIG_ENV = "ROLLOUT_CONFIG"
 
@@ -36,7 +35,6 @@ def load_config(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> 
     path = flags.get("--config") or environ.get(CONFIG_ENV) or None
     data = read_config_file(path) if path else {}
     origins = apply_overrides(data, flags, environ)
-    adopt_prisma_schema(data)
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
@@ -101,18 +99,6 @@ def set_dotted(data: dict[str, Any], key: str, value: object) -> None:
         data[part] = child = child if isinstance(child, dict) else {}
         data = child
     data[last] = value
-
-
-def adopt_prisma_schema(data: dict[str, Any]) -> None:
-    """Use a Prisma URL's ?schema= for the app's tables unless app.schema is set."""
-    database = data.get("database")
-    url = database.get("url") if isinstance(database, dict) else None
-    if not isinstance(url, str):
-        return
-    schema = split_prisma_parameters(url)[1].get("schema")
-    app = data.get("app")
-    if schema and (app is None or (isinstance(app, dict) and "schema" not in app)):
-        set_dotted(data, "app.schema", schema)
 
 
 def describe(detail: ErrorDetails, origins: Mapping[str, str], path: str | None) -> str:

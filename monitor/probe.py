@@ -76,7 +76,10 @@ class CallbackProbe:
         except (TimeoutError, httpx.TimeoutException):
             return self._result("timeout", timings, detail="no answer by the deadline")
         except httpx.HTTPError as error:
-            return self._result("connection_error", timings, detail=type(error).__name__)
+            reason = str(error).strip() or "no detail"
+            return self._result(
+                "connection_error", timings, detail=f"{type(error).__name__}: {reason}"
+            )
         return self._result(self._classify(status), timings, status=status)
 
     async def _exchange(self, timings: Timings) -> int:

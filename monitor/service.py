@@ -43,16 +43,17 @@ class Monitor:
     def once(self) -> tuple[bytes, bool]:
         """Run every check once (schema first, the rest in parallel); the exposition and success."""
         self.db.open()
-        try:
-            first, rest = self.runners[:1], self.runners[1:]
-            outcomes = [runner() for runner in first]
-            with ThreadPoolExecutor(max_workers=max(1, len(rest))) as pool:
-                outcomes += list(pool.map(lambda runner: runner(), rest))
-        finally:
-            self.db.close()
+        first, rest = self.runners[:1], self.runners[1:]
+        outcomes = [runner() for runner in first]
+        with ThreadPoolExecutor(max_workers=max(1, len(rest))) as pool:
+            outcomes += list(pool.map(lambda runner: runner(), rest))
         return generate_latest(self.registry), all(
             o not in {"failure", "skipped"} for o in outcomes
         )
+
+    def close(self) -> None:
+        """Close the database pool."""
+        self.db.close()
 
     def serve(self, stop: threading.Event) -> None:
         """Serve /metrics and run every check on its interval until stop is set."""
