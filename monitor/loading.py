@@ -22,6 +22,11 @@ OVERRIDABLE = {
 }
 
 
+URL_REQUIRED = (
+    "database.url: required: set --database-url, DATABASE_URL or database.url in the config file"
+)
+
+
 class ConfigError(Exception):
     """Every problem found in the configuration, each naming where it is."""
 
@@ -35,17 +40,21 @@ def load_config(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> 
     path = flags.get("--config") or environ.get(CONFIG_ENV) or None
     data = read_config_file(path) if path else {}
     origins = apply_overrides(data, flags, environ)
+    problems = [] if has_database_url(data) else [URL_REQUIRED]
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(
-            [describe(detail, origins, path) for detail in error.errors(include_url=False)]
-        ) from None
-    if config.database.url is None:
-        raise ConfigError(
-            ["database.url: required: set --database-url, DATABASE_URL or database.url in the file"]
-        )
+        details = error.errors(include_url=False)
+        problems = [describe(detail, origins, path) for detail in details] + problems
+    if problems:
+        raise ConfigError(problems)
     return config
+
+
+def has_database_url(data: dict[str, Any]) -> bool:
+    """Whether any source set database.url (its validity is the model's business)."""
+    database = data.get("database", {})
+    return not isinstance(database, dict) or database.get("url") is not None
 
 
 def read_config_file(path: str) -> dict[str, Any]:

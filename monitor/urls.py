@@ -38,6 +38,10 @@ def check_database_url(url: str) -> None:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme not in ("postgres", "postgresql"):
         raise ValueError("expected a postgresql:// URL")
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError("invalid port in database URL") from None
     libpq_url, _ = split_prisma_parameters(url)
     try:
         psycopg.conninfo.conninfo_to_dict(libpq_url)
