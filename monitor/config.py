@@ -39,6 +39,9 @@ def format_duration(seconds: float) -> str:
     """The inverse of parse_duration, for messages and dumps."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from monitor.config import DEFAULT_LISTEN_ADDRESS, Config, parse_duration
+from monitor.config import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict, parse_duration
 from monitor.loading import ConfigError, load_config
 
 URL = "postgresql://monitor:s3cret-pw@127.0.0.1:5432/app"
@@ -259,3 +260,10 @@ def test_status_classes_and_codes_decide_success() -> None:
     ]
     strict = callback.model_copy(update={"valid_status_codes": (200, "3xx")})
     assert [strict.is_valid_status(s) for s in (200, 201, 301, 401)] == [True, False, True, False]
+
+
+def test_example_config_file_spells_out_exactly_the_defaults() -> None:
+    example = Path(__file__).parent.parent / "rollout-monitor.example.yaml"
+    loaded = load_config({"--config": str(example), "--database-url": URL}, {})
+    assert loaded == load_config({"--database-url": URL}, {})
+    assert yaml.safe_load(example.read_text()).keys() == defaults_as_dict().keys()
