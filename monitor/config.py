@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -282,8 +283,45 @@ class FastCheckSettings(CheckSettings):
     interval: Interval = 15.0
 
 
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_CHECK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.match(value):
+            raise ValueError(f"invalid {what} {value!r}: must match {pattern.pattern}")
+        return value
+
+    return check
+
+
+class QueryMetric(Section):
+    """One metric a SQL check exports: a gauge per row, from a value column and label columns."""
+
+    name: Annotated[str, BeforeValidator(_matching(_METRIC_NAME, "metric name"))]
+    help: str = "Exported by a SQL check of the configuration."
+    value: Identifier
+    labels: tuple[Identifier, ...] = ()
+
+
+class SqlCheckSettings(SlowCheckSettings):
+    """A check that is just a query and the metrics its columns become (no Python needed)."""
+
+    name: Annotated[str, BeforeValidator(_matching(_CHECK_NAME, "check name"))]
+    sql: str = Field(min_length=1)
+    tables: tuple[Identifier, ...] = ()
+    metrics: tuple[QueryMetric, ...]
+
+    @model_validator(mode="after")
+    def _exports_something(self) -> SqlCheckSettings:
+        if not self.metrics:
+            raise ValueError("metrics: must list at least one")
+        return self
+
+
 class ChecksConfig(Section):
-    """One entry per check, each with its own interval."""
+    """One entry per check, each with its own interval; `sql` adds checks that are just queries."""
 
     schema_check: CheckSettings = Field(CheckSettings(), alias="schema")
     drift: SlowCheckSettings = SlowCheckSettings()
@@ -293,6 +331,20 @@ class ChecksConfig(Section):
     query_performance: QueryPerformanceSettings = QueryPerformanceSettings()
     pool: FastCheckSettings = FastCheckSettings()
     callback: CallbackSettings = CallbackSettings()
+    sql: tuple[SqlCheckSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> ChecksConfig:
+        builtin = {"schema", *type(self).model_fields} - {"schema_check", "sql"}
+        checks = [check.name for check in self.sql]
+        metrics = [metric.name for check in self.sql for metric in check.metrics]
+        for kind, names in (("check", checks), ("metric", metrics)):
+            taken = set(builtin) if kind == "check" else set()
+            for name in names:
+                if name in taken:
+                    raise ValueError(f"sql: {kind} name {name!r} is already taken")
+                taken.add(name)
+        return self
 
 
 class LogConfig(Section):

@@ -142,6 +142,7 @@ def message_of(detail: ErrorDetails) -> str:
         "greater_than_equal": f"must be at least {ctx.get('ge')}",
         "less_than_equal": f"must be at most {ctx.get('le')}",
         "string_too_short": "must not be empty",
+        "too_short": "must list at least one",
         "datetime_parsing": f"expected an ISO 8601 time, got {value!r}",
         "datetime_from_date_parsing": f"expected an ISO 8601 time, got {value!r}",
     }

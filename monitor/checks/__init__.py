@@ -7,6 +7,7 @@ from monitor.checks.backfill import BackfillCheck
 from monitor.checks.base import Check
 from monitor.checks.callback import CallbackCheck
 from monitor.checks.connections import ConnectionsCheck
+from monitor.checks.custom import SqlCheck
 from monitor.checks.drift import DriftCheck
 from monitor.checks.performance import QueryPerformanceCheck
 from monitor.checks.pool import PoolCheck
@@ -35,4 +36,5 @@ def build_checks(config: Config, db: Database, metrics: Metrics) -> list[Check]:
             CallbackCheck(CallbackProbe(settings.callback), metrics, settings.callback.interval),
         ),
     ]
+    candidates += [(c.enabled, SqlCheck(db, config.app.schema_name, c)) for c in settings.sql]
     return [check for enabled, check in candidates if enabled]

@@ -1,0 +1,44 @@
+"""SQL checks from the configuration: run this query, export these columns as gauges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client.metrics_core import Metric
+from psycopg import sql
+
+from monitor.checks.base import CheckFailed
+from monitor.config import QueryMetric, SqlCheckSettings
+from monitor.db import Database, Row
+from monitor.metrics import labelled_gauge
+
+
+class SqlCheck:
+    """Runs the configured query read-only and time-boxed, after guarding the tables it names."""
+
+    def __init__(self, db: Database, schema: str, settings: SqlCheckSettings) -> None:
+        self._db = db
+        self._schema = schema
+        self._settings = settings
+        self.name = settings.name
+        self.interval = settings.interval
+        self._query = sql.Composed([sql.SQL(settings.sql)])
+
+    def run(self) -> Sequence[Metric]:
+        """One gauge sample per row and metric."""
+        with self._db.session() as session:
+            if self._settings.tables:
+                session.guard(self._schema, self._settings.tables)
+            rows = session.rows(self._query)
+        return [family(metric, rows) for metric in self._settings.metrics]
+
+
+def family(metric: QueryMetric, rows: list[Row]) -> Metric:
+    """The metric's gauge family, from the value and label columns of every row."""
+    missing = [c for c in (metric.value, *metric.labels) if rows and c not in rows[0]]
+    if missing:
+        raise CheckFailed(f"{metric.name}: the query returns no column {', '.join(missing)}")
+    samples = {
+        tuple(str(row[label]) for label in metric.labels): float(row[metric.value]) for row in rows
+    }
+    return labelled_gauge(metric.name, metric.help, metric.labels, samples)
