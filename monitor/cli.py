@@ -15,7 +15,7 @@ from prometheus_client import disable_created_metrics
 from monitor.config import Config
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
-from monitor.redact import Redactor, redact_url, url_password
+from monitor.redact import Redactor, redact_url, url_secrets
 from monitor.service import Monitor
 
 USAGE_ERROR = 2
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print("\n".join(error.problems), file=sys.stderr)
         return USAGE_ERROR
-    redact = Redactor([p for p in [url_password(config.database_url)] if p])
+    redact = Redactor(url_secrets(config.database_url))
     configure_logging(config.log.level, config.log.format, redact)
     if args.command == "check-config":
         print(summary(config))

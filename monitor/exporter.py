@@ -51,8 +51,9 @@ class Exporter:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
+        """Stop serving, if started, and release the port."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -25,11 +25,21 @@ class Scrubber:
         self._redact = redact
 
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> EventDict:
-        """Scrub the event dict in place."""
+        """Scrub the event dict in place, nested lists and mappings included."""
         for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self._redact(value)
+            event[key] = self._scrub(value)
         return event
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, BaseException):
+            return self._redact(f"{type(value).__name__}: {value}")
+        if isinstance(value, Mapping):
+            return {key: self._scrub(item) for key, item in value.items()}
+        if isinstance(value, list | tuple | set):
+            return [self._scrub(item) for item in value]
+        return value
 
 
 def configure_logging(

@@ -39,7 +39,12 @@ class Timings:
     """httpcore trace events -> when each happened, for the phase gauges."""
 
     def __init__(self) -> None:
-        self.marks: dict[str, float] = {"start": time.perf_counter()}
+        self.marks: dict[str, float] = {}
+        self.restart()
+
+    def restart(self) -> None:
+        """Start the clock as the request is about to be sent, not when the client is made."""
+        self.marks = {"start": time.perf_counter()}
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
         """httpx's trace extension callback; drops the protocol prefix (http11., connection.)."""
@@ -92,6 +97,7 @@ class CallbackProbe:
                 content=settings.body.encode() if settings.body else None,
                 extensions={"trace": timings.trace},
             )
+            timings.restart()
             response = await client.send(request, stream=True)
             try:
                 await response.aread()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 MASK = "***"
-_URL_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
+# libpq's rule: the user info of a URL ends at the first '@' or '/', and the password is
+# what follows its first ':'. So a password may hold '?', '#' or ':' but never '@' or '/'.
+_URL_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]*):[^@/\s]*@", re.IGNORECASE)
 _KEYWORD_SECRET = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|passfile|sslpassword)\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
+# Not after '/' or '@': the user and host of a URL are not an e-mail address.
+_EMAIL = re.compile(r"(?<![\w.+/@-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE)
 
 
 class Redactor:
@@ -30,20 +33,13 @@ class Redactor:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password, if any, replaced by a mask."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:{MASK}@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with its password, if any, replaced by a mask; everything else as written."""
+    return _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", url, count=1)
 
 
-def url_password(url: str) -> str | None:
-    """The password in a URL, so that it can be scrubbed wherever it appears."""
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
+def url_secrets(url: str) -> list[str]:
+    """Every spelling of the URL's password that may show up in text: as written and decoded."""
+    match = re.match(r"[a-z][a-z0-9+.-]*://[^:@/]*:(?P<raw>[^@/]*)@", url, re.IGNORECASE)
+    if match is None or not match["raw"]:
+        return []
+    return sorted({match["raw"], unquote(match["raw"])})

@@ -61,15 +61,16 @@ class Monitor:
             self.config.listen_host, self.config.listen_port, self.registry, self.ready
         )
         scheduler = schedule(self.runners)
-        self.db.open()
-        exporter.start()
-        scheduler.start()
-        log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
         try:
+            self.db.open()
+            exporter.start()
+            scheduler.start()
+            log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
             stop.wait()
         finally:
             log.info("stopping")
-            scheduler.shutdown(wait=True)
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
             exporter.stop()
             self.db.close()
             log.info("stopped")
