@@ -336,15 +336,18 @@ class ChecksConfig(Section):
     @model_validator(mode="after")
     def _names_are_unique(self) -> ChecksConfig:
         builtin = {"schema", *type(self).model_fields} - {"schema_check", "sql"}
-        checks = [check.name for check in self.sql]
+        reject_repeats("check", [check.name for check in self.sql], builtin)
         metrics = [metric.name for check in self.sql for metric in check.metrics]
-        for kind, names in (("check", checks), ("metric", metrics)):
-            taken = set(builtin) if kind == "check" else set()
-            for name in names:
-                if name in taken:
-                    raise ValueError(f"sql: {kind} name {name!r} is already taken")
-                taken.add(name)
+        reject_repeats("metric", metrics, set())
         return self
+
+
+def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
+    """Raise on the first name already taken or used twice."""
+    for name in names:
+        if name in taken:
+            raise ValueError(f"sql: {kind} name {name!r} is already taken")
+        taken.add(name)
 
 
 class LogConfig(Section):

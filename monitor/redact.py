@@ -9,7 +9,9 @@ from urllib.parse import unquote
 MASK = "***"
 # libpq's rule: the user info of a URL ends at the first '@' or '/', and the password is
 # what follows its first ':'. So a password may hold '?', '#' or ':' but never '@' or '/'.
-_URL_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]*):[^@/\s]*@", re.IGNORECASE)
+_URL_USERINFO = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]*):(?P<password>[^@/\s]*)@", re.IGNORECASE
+)
 _KEYWORD_SECRET = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|passfile|sslpassword)\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)",
     re.IGNORECASE,
@@ -39,7 +41,7 @@ def redact_url(url: str) -> str:
 
 def url_secrets(url: str) -> list[str]:
     """Every spelling of the URL's password that may show up in text: as written and decoded."""
-    match = re.match(r"[a-z][a-z0-9+.-]*://[^:@/]*:(?P<raw>[^@/]*)@", url, re.IGNORECASE)
-    if match is None or not match["raw"]:
+    match = _URL_USERINFO.match(url)
+    if match is None or not match["password"]:
         return []
-    return sorted({match["raw"], unquote(match["raw"])})
+    return sorted({match["password"], unquote(match["password"])})
