@@ -10,14 +10,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import generate_latest
 from psycopg.rows import TupleRow
 
-# Make `pgserver` and `fixtures` importable whatever pytest's import mode is.
+# Make `fixtures` and the test helpers importable whatever pytest's import mode is.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
 import fixtures
-from pgserver import PostgresServer
+from callback_servers import answering_server
+from monitoring import make_config, run_once
+from promql import exposed_names
+
+from monitor.demo.postgres import PostgresServer
 
 SERVER_TIMEZONE = "Pacific/Kiritimati"
 
@@ -76,3 +81,21 @@ def fresh_db(pg_server: PostgresServer) -> Iterator[FreshDatabase]:
     finally:
         db.close_all()
         pg_server.drop_database(name)
+
+
+@pytest.fixture
+def exported_names(fresh_db: FreshDatabase) -> set[str]:
+    """Every sample name the daemon exports on a migrated database with the app answering."""
+    conn = fresh_db.conn()
+    for name in ("migration_001", "prisma_record_001", "seed_after"):
+        fixtures.apply(conn, name)
+    with answering_server(401) as app:
+        config = make_config(
+            fresh_db.url,
+            checks={
+                "callback": {"url": app.url},
+                "connections": {"app_application_name": "app", "app_pool_size": 10},
+            },
+        )
+        monitor, _ = run_once(config)
+    return exposed_names(generate_latest(monitor.registry).decode())

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from callback_servers import answering_server, refused_url
 from conftest import FreshDatabase
-from pgserver import free_port
+
+from monitor.demo.postgres import free_port
 
 COMMAND = [sys.executable, "-m", "monitor"]
 PASSWORD = "Sup3r-s3cret-pw"

@@ -8,8 +8,9 @@ import fixtures
 import psycopg
 import pytest
 from conftest import SERVER_TIMEZONE, FreshDatabase
-from pgserver import PostgresServer, find_bindir
 from psycopg.rows import TupleRow
+
+from monitor.demo.postgres import PostgresServer, find_bindir
 
 # Every column, index, non-internal trigger and function in schema public, as (kind, name).
 SCHEMA_OBJECTS_SQL = """

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import fixtures
 import pytest
 from monitoring import make_config, value
-from pgserver import PostgresServer
 
+from monitor.demo.postgres import PostgresServer
 from monitor.redact import Redactor
 from monitor.service import Monitor
 

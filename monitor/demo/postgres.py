@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests.
+"""A throwaway PostgreSQL server, for the test suite and the demo.
 
 ``PostgresServer`` runs ``initdb`` in a fresh temporary directory and starts a
 server listening on 127.0.0.1 only, on a free TCP port, with trust
@@ -91,7 +91,7 @@ def _quote_conf(value: str) -> str:
 
 
 class PostgresServer:
-    """A disposable PostgreSQL cluster on 127.0.0.1, owned by one test session."""
+    """A disposable PostgreSQL cluster on 127.0.0.1, owned by one test session or demo."""
 
     def __init__(
         self,
@@ -272,7 +272,7 @@ class PostgresServer:
         }
         lines = "".join(f"{key} = {value}\n" for key, value in settings.items())
         with open(self._dir() / "data" / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write("\n# added by tests/pgserver.py\n" + lines)
+            conf.write("\n# added by rollout-monitor (monitor/demo/postgres.py)\n" + lines)
 
     def _pg_ctl_start(self) -> None:
         """Run ``pg_ctl start -w``; on failure raise with the tail of the server log."""
