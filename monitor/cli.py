@@ -13,6 +13,7 @@ from typing import NoReturn
 from prometheus_client import disable_created_metrics
 
 from monitor.config import Config
+from monitor.demo.cli import add_demo_parser, run_demo
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
 from monitor.redact import Redactor, redact_url, url_secrets
@@ -51,12 +52,15 @@ def parser() -> Parser:
     )
     commands.add_parser("once", parents=[shared], help="run every check once and print the metrics")
     commands.add_parser("check-config", parents=[shared], help="validate the configuration")
+    add_demo_parser(commands)
     return main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the rollout-monitor command."""
     args = parser().parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise here
     flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
     try:

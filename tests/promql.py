@@ -40,9 +40,7 @@ def metric_names(expr: str) -> set[str]:
     text = _GRAFANA_VARIABLE.sub("1", expr)
     for pattern in (_STRING, _MATCHERS, _RANGE, _GROUPING, _OFFSET, _FUNCTION):
         text = pattern.sub(" ", text)
-    return {
-        name for name in _IDENTIFIER.findall(text) if name.lower() not in _KEYWORDS
-    } - {"e"}
+    return {name for name in _IDENTIFIER.findall(text) if name.lower() not in _KEYWORDS} - {"e"}
 
 
 def rule_files() -> list[Path]:

@@ -1,0 +1,121 @@
+"""The demo in a terminal: progress, where to look, typed fault injections, a status line."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+import httpx
+
+from monitor.demo.app import ACTIONS, ActionError
+from monitor.demo.stack import DemoSettings, DemoStack
+
+STATUS_EVERY = 10.0
+READY_LINE = "demo ready"
+QUIT_WORDS = frozenset({"q", "quit", "exit"})
+
+
+def run(settings: DemoSettings, commands: TextIO | None, say: Callable[[str], None] = print) -> int:
+    """Run the demo until Ctrl-C, SIGTERM or `quit`; 0 after a clean stop."""
+    stop = threading.Event()
+    try:
+        with DemoStack(settings, say) as stack:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            say(where_to_look(stack))
+            say(READY_LINE)
+            if commands is not None:
+                threading.Thread(
+                    target=obey, args=(stack, commands, stop, say), daemon=True
+                ).start()
+            while not stop.wait(STATUS_EVERY):
+                stack.step(status_line(stack))
+            say("stopping: every process, the database and the working directory go away ...")
+    except KeyboardInterrupt:
+        say("interrupted while starting: stopped what had started")
+        return 130
+    except RuntimeError as error:
+        say(f"demo failed: {error}")
+        return 1
+    say("stopped")
+    return 0
+
+
+def where_to_look(stack: DemoStack) -> str:
+    """The addresses of everything the demo started, and how to inject failures."""
+    ends = stack.endpoints
+    lines = [
+        "",
+        "rollout-monitor demo is running; Ctrl-C stops it and removes everything it started.",
+        f"  metrics       {ends.metrics}",
+        f"  app callback  {ends.callback}",
+        f"  database      {ends.database}   (psql works: trust auth, 127.0.0.1 only)",
+    ]
+    if ends.prometheus:
+        lines.append(f"  prometheus    {ends.prometheus}/alerts   and   {ends.prometheus}/graph")
+    if ends.alertmanager:
+        lines.append(f"  alertmanager  {ends.alertmanager}")
+    lines.append(f"  logs          {stack.workdir}/*.log")
+    after = stack.settings.migrate_after
+    if after is not None:
+        lines.append(f"Migration 001 is applied live {after:g}s after start.")
+    lines += [
+        f"Type an action and Enter: {', '.join(ACTIONS)}, or quit.",
+        f"  or from another shell: curl -X POST {ends.app}/demo/callback_5xx",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def obey(
+    stack: DemoStack, commands: TextIO, stop: threading.Event, say: Callable[[str], None]
+) -> None:
+    """Run each typed action until `quit` or the end of input."""
+    for line in commands:
+        word = line.strip().lower().replace("-", "_")
+        if word in QUIT_WORDS:
+            break
+        if not word:
+            continue
+        try:
+            stack.step(stack.act(word))
+        except ActionError as error:
+            say(str(error))
+        except Exception as error:  # a failed injection must not end the demo
+            say(f"{word} failed: {error}")
+    else:
+        return  # end of input: keep running until Ctrl-C
+    stop.set()
+
+
+def status_line(stack: DemoStack) -> str:
+    """Migration state, logins, and the alerts Prometheus has pending or firing."""
+    counts = stack.load.counts if stack.load else None
+    logins = f"logins {counts.ok} ok, {counts.failed} failed" if counts else "no load"
+    return f"migration {migration_state(stack)} | {logins} | alerts: {alerts(stack) or 'none'}"
+
+
+def migration_state(stack: DemoStack) -> str:
+    """The state the monitor exports right now."""
+    with contextlib.suppress(httpx.HTTPError):
+        text = httpx.get(stack.endpoints.metrics, timeout=2.0, trust_env=False).text
+        for line in text.splitlines():
+            if line.startswith("rollout_migration_state{") and line.endswith(" 1.0"):
+                return line.split('"')[1]
+    return "unknown"
+
+
+def alerts(stack: DemoStack) -> str:
+    """`Name (state)` for each alert Prometheus has pending or firing."""
+    if stack.endpoints.prometheus is None:
+        return "(no Prometheus)"
+    started = time.monotonic()
+    with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+        answer = httpx.get(f"{stack.endpoints.prometheus}/api/v1/alerts", timeout=2.0)
+        found = answer.json()["data"]["alerts"]
+        return ", ".join(sorted({f"{a['labels']['alertname']} ({a['state']})" for a in found}))
+    return f"(Prometheus did not answer in {time.monotonic() - started:.0f}s)"
