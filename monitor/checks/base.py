@@ -56,7 +56,7 @@ class CheckRunner:
         self._clock = clock
         self._log = structlog.get_logger("monitor.check").bind(check=check.name)
         self.runs = 0
-        metrics.add_check(check.name)
+        metrics.add_check(check.name, check.interval)
 
     def __call__(self) -> str:
         """Run the check once; return success, failure, skipped or not_applicable."""
