@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -350,6 +351,14 @@ def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
         taken.add(name)
 
 
+class BaselineSettings(Section):
+    """The callback's latency and success before the migration, learned while it is pending."""
+
+    window: Duration = 3600.0
+    min_probes: int = Field(20, ge=1)
+    state_file: Path | None = None
+
+
 class LogConfig(Section):
     """Log level and format; 'auto' is JSON unless stderr is a terminal."""
 
@@ -378,6 +387,7 @@ class Config(Section):
     app: AppConfig = AppConfig()
     migration: MigrationConfig = MigrationConfig()
     checks: ChecksConfig = ChecksConfig()
+    baseline: BaselineSettings = BaselineSettings()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="before")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,16 +34,32 @@ class MigrationView:
 class MigrationTracker:
     """The latest MigrationView, written by the schema check and read by the others."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._view = MigrationView()
+        self._published = False
+        self._pending_at: float | None = None
 
     def current(self) -> MigrationView:
-        """The latest view."""
+        """The latest view (the default, pending, until the schema check first publishes)."""
         with self._lock:
             return self._view
+
+    def known_state(self) -> str | None:
+        """The state the schema check last published; None before it first did."""
+        with self._lock:
+            return self._view.state if self._published else None
+
+    def last_pending_at(self) -> float | None:
+        """Unix time the schema check last found the migration pending; None if it never did."""
+        with self._lock:
+            return self._pending_at
 
     def publish(self, view: MigrationView) -> None:
         """Replace the view."""
         with self._lock:
             self._view = view
+            self._published = True
+            if view.state == "pending":
+                self._pending_at = self._clock()

@@ -12,12 +12,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, generate_latest
 
+from monitor.baseline import Baseline
 from monitor.checks import build_checks
 from monitor.checks.base import CheckRunner
 from monitor.config import Config
 from monitor.db import Database
 from monitor.exporter import Exporter
 from monitor.metrics import Metrics
+from monitor.migration import MigrationTracker
 
 log = structlog.get_logger("monitor")
 
@@ -30,7 +32,12 @@ class Monitor:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
-        checks = build_checks(config, self.db, self.metrics)
+        tracker = MigrationTracker()
+        self.baseline = Baseline(
+            config.baseline, config.checks.callback.interval, tracker, config.migration.name
+        )
+        self.registry.register(self.baseline)
+        checks = build_checks(config, self.db, self.metrics, tracker, self.baseline.record)
         self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
 
     def _report_postgres(self, up: bool) -> None:
@@ -52,7 +59,8 @@ class Monitor:
         )
 
     def close(self) -> None:
-        """Close the database pool."""
+        """Persist the baseline and close the database pool."""
+        self.baseline.close()
         self.db.close()
 
     def serve(self, stop: threading.Event) -> None:
@@ -72,7 +80,7 @@ class Monitor:
             if scheduler.running:
                 scheduler.shutdown(wait=True)
             exporter.stop()
-            self.db.close()
+            self.close()
             log.info("stopped")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from monitor.checks.activity import ActivityCheck
 from monitor.checks.backfill import BackfillCheck
 from monitor.checks.base import Check
@@ -16,13 +18,19 @@ from monitor.config import Config
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
-from monitor.probe import CallbackProbe
+from monitor.probe import CallbackProbe, ProbeResult
 
 
-def build_checks(config: Config, db: Database, metrics: Metrics) -> list[Check]:
+def build_checks(
+    config: Config,
+    db: Database,
+    metrics: Metrics,
+    tracker: MigrationTracker,
+    observe_probe: Callable[[ProbeResult], None],
+) -> list[Check]:
     """The enabled checks, in the order `once` runs them (schema first: others read its view)."""
     settings = config.checks
-    tracker = MigrationTracker()
+    callback = settings.callback
     candidates: list[tuple[bool, Check]] = [
         (settings.schema_check.enabled, SchemaCheck(db, config, tracker)),
         (settings.drift.enabled, DriftCheck(db, config)),
@@ -32,8 +40,8 @@ def build_checks(config: Config, db: Database, metrics: Metrics) -> list[Check]:
         (settings.query_performance.enabled, QueryPerformanceCheck(db, config)),
         (settings.pool.enabled, PoolCheck(db.stats, settings.pool.interval)),
         (
-            settings.callback.enabled,
-            CallbackCheck(CallbackProbe(settings.callback), metrics, settings.callback.interval),
+            callback.enabled,
+            CallbackCheck(CallbackProbe(callback), metrics, callback.interval, observe_probe),
         ),
     ]
     candidates += [(c.enabled, SqlCheck(db, config.app.schema_name, c)) for c in settings.sql]

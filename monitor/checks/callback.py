@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client.metrics_core import Metric
 
@@ -16,17 +16,25 @@ class CallbackCheck:
 
     name = "callback"
 
-    def __init__(self, probe: CallbackProbe, metrics: Metrics, interval: float) -> None:
+    def __init__(
+        self,
+        probe: CallbackProbe,
+        metrics: Metrics,
+        interval: float,
+        observe: Callable[[ProbeResult], None] = lambda _: None,
+    ) -> None:
         self._probe = probe
         self._metrics = metrics
+        self._observe = observe
         self.interval = interval
 
     def run(self) -> Sequence[Metric]:
-        """Probe, count the outcome, observe the latency of answered probes."""
+        """Probe, count the outcome, observe the latency of answered probes, pass the result on."""
         result = self._probe.probe()
         self._metrics.callback_requests.labels(result.outcome).inc()
         if result.status is not None:
             self._metrics.callback_duration.observe(result.duration)
+        self._observe(result)
         families = last_probe_families(result)
         if result.outcome != "success":
             detail = f" {result.status}" if result.status is not None else f": {result.detail}"
