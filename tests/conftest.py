@@ -22,6 +22,7 @@ from callback_servers import answering_server
 from monitoring import make_config, run_once
 from promql import exposed_names
 
+from monitor.baseline import SavedState, Summary
 from monitor.demo.postgres import PostgresServer
 
 SERVER_TIMEZONE = "Pacific/Kiritimati"
@@ -84,11 +85,17 @@ def fresh_db(pg_server: PostgresServer) -> Iterator[FreshDatabase]:
 
 
 @pytest.fixture
-def exported_names(fresh_db: FreshDatabase) -> set[str]:
-    """Every sample name the daemon exports on a migrated database with the app answering."""
+def exported_names(fresh_db: FreshDatabase, tmp_path: Path) -> set[str]:
+    """Every sample name the daemon exports on a migrated database with the app answering.
+
+    The baseline comes from a state file frozen before the migration, as a monitor that watched
+    the rollout from the start would have left it.
+    """
     conn = fresh_db.conn()
     for name in ("migration_001", "prisma_record_001", "seed_after"):
         fixtures.apply(conn, name)
+    state_file = tmp_path / "baseline.json"
+    state_file.write_text(frozen_baseline_state())
     with answering_server(401) as app:
         config = make_config(
             fresh_db.url,
@@ -96,6 +103,21 @@ def exported_names(fresh_db: FreshDatabase) -> set[str]:
                 "callback": {"url": app.url},
                 "connections": {"app_application_name": "app", "app_pool_size": 10},
             },
+            baseline={"state_file": str(state_file)},
         )
         monitor, _ = run_once(config)
     return exposed_names(generate_latest(monitor.registry).decode())
+
+
+def frozen_baseline_state() -> str:
+    """A baseline state file as a monitor leaves it once the migration left pending."""
+    summary = Summary(
+        probes=240, success_ratio=1.0, duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09}
+    )
+    return SavedState(
+        version=1,
+        migration=fixtures.MIGRATION_001_NAME,
+        frozen=True,
+        confirmed_until=None,
+        baseline=summary,
+    ).model_dump_json()
