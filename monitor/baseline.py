@@ -171,9 +171,9 @@ class Baseline:
         """The baseline gauges (prometheus_client's collector interface)."""
         with self._lock:
             self._settle()
-            frozen = self._frozen
-            summary = frozen or self._learned()
-        yield from families(summary, frozen is not None, self._settings.min_probes)
+            frozen = self._frozen is not None
+            summary = self._frozen if self._frozen is not None else self._learned()
+        yield from families(summary, frozen, self._settings.min_probes)
 
     def describe(self) -> list[Metric]:
         """Nothing: the families change at run time (avoids a collect at registration)."""
@@ -191,7 +191,8 @@ class Baseline:
             return
         pending_at = self._tracker.last_pending_at()
         if pending_at is not None:
-            self._confirmed_until = max(pending_at, self._confirmed_until or pending_at)
+            known = self._confirmed_until
+            self._confirmed_until = pending_at if known is None else max(known, pending_at)
         state = self._tracker.known_state()
         if state not in (None, "pending"):
             self._frozen = self._learned()
@@ -210,7 +211,7 @@ class Baseline:
             migration=self._migration,
             frozen=self._frozen is not None,
             confirmed_until=self._confirmed_until,
-            probes=() if self._frozen else tuple(self._window),
+            probes=() if self._frozen is not None else tuple(self._window),
             baseline=self._frozen,
         )
 

@@ -519,3 +519,17 @@ def test_daemon_run_after_a_watched_rollout_exports_every_new_gauge(
         "rollout_baseline_auth_callback_success_ratio",
         "rollout_baseline_auth_callback_duration_seconds",
     } <= exported_names
+
+
+def test_state_file_that_cannot_be_written_is_logged_and_learning_goes_on(tmp_path: Path) -> None:
+    clock = Clock()
+    state = tmp_path / "missing-dir" / "baseline.json"
+    baseline, tracker = window_baseline(clock, state_file=str(state))
+    tracker.publish(MigrationView("pending"))
+    with capture_logs() as logs:
+        baseline.record(answered(0.01))
+    clock.now += 1
+    tracker.publish(MigrationView("pending"))
+    assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 1
+    assert [(e["event"], e["file"]) for e in logs] == [("baseline_state_not_saved", str(state))]
+    assert not state.parent.exists()
