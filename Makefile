@@ -1,16 +1,20 @@
-# The two commands: `make run` (the daemon) and `make test` (lint, types, tests).
-# Each does its own set-up: a virtualenv in .venv, and system packages the tests need.
+# The two commands: `make demo` (a whole rollout on 127.0.0.1) and `make test` (lint, types,
+# tests); `make run` is the daemon against your database. Each does its own set-up: a virtualenv
+# in .venv, and the Debian packages (PostgreSQL, Prometheus, Alertmanager) the demo and tests need.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint system-deps clean
+.PHONY: demo run test lint system-deps clean
 
 $(BIN)/rollout-monitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+demo: system-deps $(BIN)/rollout-monitor
+	$(BIN)/rollout-monitor demo $(DEMO_ARGS)
 
 run: $(BIN)/rollout-monitor
 	$(BIN)/rollout-monitor run

@@ -26,7 +26,7 @@ PAGE_ALERT = "RolloutCallbackDown"
 FAST = DemoSettings(
     users=300,
     logins_per_second=5.0,
-    migrate_after=30.0,  # 1 probe a second: the baseline (20 probes) is learned before it
+    migrate_after=40.0,  # 1 probe a second: the baseline (20 probes) is learned well before it
     check_interval=1.0,
     probe_interval=1.0,
     scrape_interval=1.0,
@@ -75,7 +75,7 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> float:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DemoStack]:
-    """The demo with Prometheus and Alertmanager, fast intervals, migration after 30s."""
+    """The demo with Prometheus and Alertmanager, fast intervals, migration after 40s."""
     for binary in ("prometheus", "prometheus-alertmanager"):
         assert shutil.which(binary), f"{binary} is not installed (scripts/install-system-deps)"
     with DemoStack(FAST, say=lambda _: None) as running:
