@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,14 +20,19 @@ import fixtures
 import httpx
 import psycopg
 import pytest
+import yaml
 from conftest import FreshDatabase
 
 from monitor.demo import data
 from monitor.demo.app import SLOW_DELAY_SECONDS, StandInApp
 from monitor.demo.console import READY_LINE
+from monitor.demo.pager import rewired
 from monitor.demo.postgres import PostgresServer
 
 PLAN_PROBE = {"code": "test"}  # the deployment plan's curl
+ALERTMANAGER_EXAMPLE = (
+    Path(__file__).resolve().parent.parent / "alerts" / "alertmanager.example.yml"
+)
 
 
 @pytest.fixture
@@ -317,3 +323,24 @@ def processes_mentioning(text: str) -> list[str]:
             if text in command:
                 found.append(command)
     return found
+
+
+def test_the_demo_alertmanager_config_is_the_example_with_webhooks_to_its_pager(
+    tmp_path: Path,
+) -> None:
+    """Same routes and inhibitions; every webhook posts to the pager; amtool accepts it."""
+    example = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text())
+    config = rewired(example, "http://127.0.0.1:1234")
+    urls = [h["url"] for r in config["receivers"] for h in r.get("webhook_configs", [])]
+    assert urls == ["http://127.0.0.1:1234/pager", "http://127.0.0.1:1234/ticket"]
+    assert {k: v for k, v in config.items() if k != "receivers"} == {
+        k: v for k, v in example.items() if k != "receivers"
+    }
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool is not installed (scripts/install-system-deps)"
+    check = subprocess.run(
+        [amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -20,6 +20,7 @@ import yaml
 from monitor.demo import data
 from monitor.demo.app import StandInApp
 from monitor.demo.load import Load
+from monitor.demo.pager import Pager, rewired
 from monitor.demo.postgres import PostgresServer, free_port
 from monitor.demo.processes import Process
 
@@ -69,6 +70,7 @@ class DemoStack:
         self._exit.callback(shutil.rmtree, self.workdir, ignore_errors=True)
         self._app: StandInApp | None = None
         self.load: Load | None = None
+        self.pager: Pager | None = None
 
     def __enter__(self) -> DemoStack:
         """Start everything; on any failure, stop what was started."""
@@ -220,13 +222,20 @@ class DemoStack:
         if not example.is_file():
             self.step(f"{example} is missing: skipping Alertmanager")
             return
-        self.step("starting Alertmanager with alerts/alertmanager.example.yml ...")
+        self.step("starting Alertmanager (alerts/alertmanager.example.yml, receivers here) ...")
+        pager = Pager(self.step)
+        pager.start()
+        self._exit.callback(pager.stop)
+        self.pager = pager
+        config = self._write(
+            "alertmanager.yml", rewired(yaml.safe_load(example.read_text()), pager.base_url)
+        )
         address = f"127.0.0.1:{free_port()}"
         process = self._spawn(
             "alertmanager",
             [
                 binary,
-                f"--config.file={example}",
+                f"--config.file={config}",
                 f"--storage.path={self.workdir / 'alertmanager-data'}",
                 f"--web.listen-address={address}",
                 "--cluster.listen-address=",  # no gossip port on 0.0.0.0
