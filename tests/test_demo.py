@@ -192,6 +192,21 @@ def test_lock_queue_is_an_idle_app_transaction_and_a_waiting_alter_until_healed(
     assert one(conn, column, "demoLockQueue") == 0
 
 
+def test_migrating_behind_a_lock_queue_gives_up_and_works_once_healed(
+    app: StandInApp, fresh_db: FreshDatabase
+) -> None:
+    """The demo's DDL never queues for ever: 409 after its lock timeout; heal still answers."""
+    assert act(app, "lock_queue").status_code == 200
+    refused = act(app, "migrate")
+    assert refused.status_code == 409
+    assert refused.json()["error"] == (
+        "migrate: a table it changes stayed locked for 5s (heal a lock_queue first)"
+    )
+    assert act(app, "heal").json()["done"] == "healed lock_queue"
+    assert act(app, "migrate").status_code == 200
+    assert data.applied(fresh_db.conn()) is True
+
+
 def test_rollback_runs_the_plan_and_migrate_applies_again_with_prisma_records(
     app: StandInApp, fresh_db: FreshDatabase
 ) -> None:
@@ -270,7 +285,10 @@ def test_the_demo_command_starts_everything_and_ctrl_c_removes_it_all() -> None:
         addresses = re.findall(r"https?://127\.0\.0\.1:(\d+)", output)
         database = re.findall(r"postgresql://\w+@127\.0\.0\.1:(\d+)/", output)
         workdir = re.search(r"logs\s+(\S+)/\*\.log", output)
+        database_dir = re.search(r"its files\s+(\S+)", output)
         assert workdir is not None, output
+        assert database_dir is not None, output
+        assert Path(database_dir[1]).is_dir()
         ports = {int(port) for port in [*addresses, *database]}
         assert len(ports) == 5, output  # app, metrics, database, Prometheus, Alertmanager
         assert all(listening(port) for port in ports)
@@ -286,6 +304,7 @@ def test_the_demo_command_starts_everything_and_ctrl_c_removes_it_all() -> None:
     assert rest.rstrip().endswith("stopped")
     assert [port for port in ports if listening(port)] == []
     assert not Path(workdir[1]).exists()
+    assert not Path(database_dir[1]).exists()
     assert processes_mentioning(workdir[1]) == []
 
 

@@ -129,7 +129,13 @@ class StandInApp:
         if action not in actions:
             raise ActionError(f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
         with self._guard:
-            return actions[action]()
+            try:
+                return actions[action]()
+            except psycopg.errors.LockNotAvailable:
+                raise ActionError(
+                    f"{action}: a table it changes stayed locked for {data.DDL_LOCK_TIMEOUT}"
+                    " (heal a lock_queue first)"
+                ) from None
 
     def _flag(self, fault: str, effect: str) -> str:
         self._faults.add(fault)

@@ -54,6 +54,7 @@ def where_to_look(stack: DemoStack) -> str:
         f"  metrics       {ends.metrics}",
         f"  app callback  {ends.callback}",
         f"  database      {ends.database}   (psql works: trust auth, 127.0.0.1 only)",
+        f"  its files     {ends.database_dir}",
     ]
     if ends.prometheus:
         lines.append(f"  prometheus    {ends.prometheus}/alerts   and   {ends.prometheus}/graph")

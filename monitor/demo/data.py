@@ -10,6 +10,8 @@ from monitor.demo import SQL_DIR
 
 MIGRATION_NAME = "001_threads_oauth_enhancements"
 TOKEN_SHARE = 0.9  # users who have logged in at least once and so hold a token
+# The demo's own DDL gives up instead of queueing for ever behind a held lock (see LockQueue).
+DDL_LOCK_TIMEOUT = "5s"
 
 # Users who signed up over the last 90 days; Prisma stores UTC in timestamp(3) columns.
 _SEED_USERS = """
@@ -67,6 +69,7 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
     if row is None:
         raise RuntimeError("_prisma_migrations returned no id")
     with conn.transaction():
+        limit_lock_wait(conn)
         conn.execute(sql_file("migration_001"))
         conn.execute(_PRISMA_FINISH, (row[0],))
 
@@ -74,7 +77,13 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
 def roll_back(conn: psycopg.Connection[Any]) -> None:
     """The deployment plan's immediate schema rollback, verbatim."""
     with conn.transaction():
+        limit_lock_wait(conn)
         conn.execute(sql_file("rollback_001"))
+
+
+def limit_lock_wait(conn: psycopg.Connection[Any]) -> None:
+    """Make this transaction's DDL fail with LockNotAvailable rather than wait past the limit."""
+    conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
 
 
 def applied(conn: psycopg.Connection[Any]) -> bool:

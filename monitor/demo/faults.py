@@ -57,7 +57,11 @@ class LockQueue:
 
     def __init__(self, url: str) -> None:
         self._holder = psycopg.connect(url, application_name=APP_NAME)
-        self._migrator = psycopg.connect(url, application_name=MIGRATOR_NAME, autocommit=True)
+        try:
+            self._migrator = psycopg.connect(url, application_name=MIGRATOR_NAME, autocommit=True)
+        except psycopg.Error:
+            self._holder.close()
+            raise
         self._holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE, idle in transaction
         self._waiter = threading.Thread(target=self._alter, name="demo-lock-queue", daemon=True)
         self._waiter.start()
@@ -74,6 +78,10 @@ class LockQueue:
             self._waiter.join(timeout=0.5)
             if not self._waiter.is_alive():
                 break
+        else:  # never let the ALTER through: it would add its column for good
+            pid = self._migrator.info.backend_pid
+            self._holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            self._waiter.join(timeout=10)
         self._holder.rollback()
         self._holder.close()
         self._migrator.close()

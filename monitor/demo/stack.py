@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from monitor.demo import data
-from monitor.demo.app import StandInApp
+from monitor.demo.app import ActionError, StandInApp
 from monitor.demo.load import Load
 from monitor.demo.pager import Pager, rewired
 from monitor.demo.postgres import PostgresServer, free_port
@@ -27,6 +27,7 @@ from monitor.demo.processes import Process
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "app"
 APP_POOL_SIZE = 8
+MIGRATION_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Endpoints:
     app: str = ""
     callback: str = ""
     database: str = ""
+    database_dir: str = ""
     metrics: str = ""
     prometheus: str | None = None
     alertmanager: str | None = None
@@ -69,6 +71,7 @@ class DemoStack:
         self.workdir = Path(tempfile.mkdtemp(prefix="rollout-demo-"))
         self._exit.callback(shutil.rmtree, self.workdir, ignore_errors=True)
         self._app: StandInApp | None = None
+        self._closing = threading.Event()
         self.load: Load | None = None
         self.pager: Pager | None = None
 
@@ -104,6 +107,7 @@ class DemoStack:
 
     def close(self) -> None:
         """Stop every part in reverse order and remove the working directory."""
+        self._closing.set()
         self._exit.close()
 
     def act(self, action: str) -> str:
@@ -124,6 +128,7 @@ class DemoStack:
         with server.connect(DATABASE) as conn:
             data.create(conn, self.settings.users)
         self.endpoints.database = server.url(DATABASE)
+        self.endpoints.database_dir = str(server.log_path.parent)
         return self.endpoints.database
 
     def _start_app(self, url: str) -> None:
@@ -255,10 +260,17 @@ class DemoStack:
 
     def _migrate_on_schedule(self) -> None:
         self.step("applying migration 001 (as `prisma migrate deploy` would) ...")
-        try:
-            self.step(self.act("migrate"))
-        except Exception as error:  # the demo goes on; the monitor reports it
-            self.step(f"migration 001 failed: {error}")
+        while not self._closing.is_set():
+            try:
+                self.step(self.act("migrate"))
+            except ActionError as error:  # locked: retry, as a deploy job would
+                self.step(f"migration 001 not applied: {error}; retrying")
+                self._closing.wait(MIGRATION_RETRY_SECONDS)
+            except Exception as error:  # the demo goes on; the monitor reports it
+                self.step(f"migration 001 failed: {error}")
+                return
+            else:
+                return
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
         process = Process(name, argv, self.workdir / f"{name}.log", env)
