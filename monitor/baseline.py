@@ -150,6 +150,7 @@ class Baseline:
         self._window: deque[Probe] = deque(maxlen=capacity)
         self._confirmed_until: float | None = None
         self._frozen: Summary | None = None
+        self._learned_cache: Summary | None = None  # summarizing on every scrape is O(window)
         self._saved_at = -math.inf
         self._load()
 
@@ -164,6 +165,7 @@ class Baseline:
             self._window.append(Probe(at=now, outcome=result.outcome, duration_seconds=answered))
             while self._window[0].at <= now - self._settings.window:
                 self._window.popleft()
+            self._learned_cache = None
             if now - self._saved_at >= SAVE_EVERY_SECONDS:
                 self._save()
 
@@ -193,6 +195,8 @@ class Baseline:
         if pending_at is not None:
             known = self._confirmed_until
             self._confirmed_until = pending_at if known is None else max(known, pending_at)
+            if self._confirmed_until != known:
+                self._learned_cache = None
         state = self._tracker.known_state()
         if state not in (None, "pending"):
             self._frozen = self._learned()
@@ -202,8 +206,11 @@ class Baseline:
 
     def _learned(self) -> Summary:
         """Probes a later schema check confirmed were taken before the migration started."""
-        until = self._confirmed_until
-        return summarize([p for p in self._window if until is not None and p.at <= until])
+        if self._learned_cache is None:
+            until = self._confirmed_until
+            confirmed = [p for p in self._window if until is not None and p.at <= until]
+            self._learned_cache = summarize(confirmed)
+        return self._learned_cache
 
     def _state(self) -> SavedState:
         return SavedState(
