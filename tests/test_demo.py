@@ -150,6 +150,18 @@ def test_slow_callback_delays_the_answer(app: StandInApp) -> None:
     assert time.monotonic() - started >= SLOW_DELAY_SECONDS
 
 
+def test_a_client_that_hangs_up_before_the_answer_is_not_reported_as_an_error(
+    app: StandInApp, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A probe's deadline closes the connection; the app prints no traceback for it."""
+    act(app, "slow_callback")
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(app.callback_url, json=PLAN_PROBE, timeout=0.1, trust_env=False)
+    time.sleep(SLOW_DELAY_SECONDS + 0.3)  # the handler answers into the closed connection
+    assert act(app, "heal").status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_trigger_bug_makes_fresh_tokens_wrongly_invalid_and_heal_fixes_them(
     app: StandInApp, fresh_db: FreshDatabase
 ) -> None:

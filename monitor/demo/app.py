@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import psycopg
@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from monitor.demo import data, faults
 from monitor.demo.logins import known_user, log_in
+from monitor.demo.serving import LocalServer
 
 CALLBACK_PATH = "/api/auth/callback/threads"
 CONTROL_PATH = "/demo"
@@ -40,7 +41,7 @@ class ActionError(Exception):
 class StandInApp:
     """The app's callback, its connection pool, and the faults currently injected."""
 
-    def __init__(self, database_url: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, database_url: str, port: int = 0) -> None:
         self._database_url = database_url
         self._pool = ConnectionPool(
             database_url,
@@ -57,15 +58,12 @@ class StandInApp:
         self._faults: set[str] = set()
         self._lock_queue: faults.LockQueue | None = None
         self._guard = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LocalServer(handler_for(self), port)
 
     @property
     def base_url(self) -> str:
-        """http://host:port of the app."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """http://127.0.0.1:port of the app."""
+        return self._server.base_url
 
     @property
     def callback_url(self) -> str:
@@ -75,12 +73,11 @@ class StandInApp:
     def start(self) -> None:
         """Open the pool and serve."""
         self._pool.open(wait=True, timeout=30)
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         """Stop serving, release any lock queue, close the pool."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         with self._guard:
             self._release_lock_queue()
             self._faults.clear()

@@ -7,8 +7,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from monitor.demo.serving import LocalServer
 
 MAX_BODY = 1024 * 1024
 
@@ -30,24 +32,7 @@ class Pager:
         self._say = say
         self._lock = threading.Lock()
         self._received: list[Notification] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:port."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        """Listen."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening."""
-        self._server.shutdown()
-        self._server.server_close()
+        self.server = LocalServer(handler_for(self))
 
     def received(self) -> list[Notification]:
         """Every notification so far, oldest first."""

@@ -229,11 +229,11 @@ class DemoStack:
             return
         self.step("starting Alertmanager (alerts/alertmanager.example.yml, receivers here) ...")
         pager = Pager(self.step)
-        pager.start()
-        self._exit.callback(pager.stop)
+        pager.server.start()
+        self._exit.callback(pager.server.stop)
         self.pager = pager
         config = self._write(
-            "alertmanager.yml", rewired(yaml.safe_load(example.read_text()), pager.base_url)
+            "alertmanager.yml", rewired(yaml.safe_load(example.read_text()), pager.server.base_url)
         )
         address = f"127.0.0.1:{free_port()}"
         process = self._spawn(
