@@ -34,8 +34,11 @@ CRITERIA = {
     "latency_within_10pct",
     "error_rate_within_baseline",
 }
-# Series without the target labels: a recorded constant, and alerts that may carry none.
-UNFILTERED = frozenset({"rollout:auth_callback_success:objective_ratio", "ALERTS"})
+# Series without the target labels: a recorded constant. (ALERTS is filtered too: `=~".*"` also
+# matches the label-less absent() alert, so "All" still counts it.)
+UNFILTERED = frozenset({"rollout:auth_callback_success:objective_ratio"})
+# `by (...)` and `without (...)` clauses of aggregations.
+_GROUPING = re.compile(r"\b(by|without)\s*\(([^)]*)\)")
 TARGET_FILTER = ('job=~"$job"', 'instance=~"$instance"')
 PROMETHEUS_START_SECONDS = 30.0
 
@@ -216,6 +219,40 @@ def test_queries_select_the_chosen_job_and_instance(dashboard: dict[str, Any]) -
             selectors = re.findall(rf"(?<![\w:]){re.escape(name)}(?![\w:])(\{{[^}}]*\}})?", expr)
             for matchers in selectors:
                 assert all(m in matchers for m in TARGET_FILTER), f"{name} in {expr!r}"
+
+
+def test_aggregations_keep_instances_apart(dashboard: dict[str, Any]) -> None:
+    """A `by` grouping keeps `instance` (and `without` never drops it): a value in a legend
+    must say which database it comes from. Plain min/count/sum over everything are summaries."""
+    for panel in query_panels(dashboard):
+        for target in panel["targets"]:
+            for kind, labels in _GROUPING.findall(target["expr"]):
+                names = {label.strip() for label in labels.split(",")}
+                if kind == "by":
+                    assert "instance" in names, f"{panel['title']}: {target['expr']!r}"
+                    assert "{{instance}}" in target["legendFormat"], panel["title"]
+                else:
+                    assert "instance" not in names, f"{panel['title']}: {target['expr']!r}"
+
+
+def test_time_since_a_timestamp_is_not_counted_from_1970(dashboard: dict[str, Any]) -> None:
+    """A check that never succeeded exports 0: `time() - 0` would read as 56 years. The
+    subtraction is kept for positive timestamps, and 0 is shown as "never succeeded"."""
+    name = "rollout_check_last_success_timestamp_seconds"
+    found = False
+    for panel in query_panels(dashboard):
+        for target in panel["targets"]:
+            expr = target["expr"]
+            if name not in expr:
+                continue
+            found = True
+            selector = rf"{name}\{{[^}}]*\}}"
+            assert re.search(rf"and\s+{selector}\s*>\s*0\b", expr), expr
+            assert re.search(rf"\(\s*{selector}\s*==\s*0\s*\)\s*-\s*1", expr), expr
+            mappings = panel["fieldConfig"]["defaults"]["mappings"]
+            texts = [m["options"]["-1"]["text"] for m in mappings if "-1" in m["options"]]
+            assert texts == ["never succeeded"], panel["title"]
+    assert found
 
 
 def test_queries_use_only_exported_or_recorded_series(
