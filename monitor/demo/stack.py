@@ -64,7 +64,6 @@ class DemoStack:
     def __init__(self, settings: DemoSettings, say: Callable[[str], None] = print) -> None:
         self.settings = settings
         self.endpoints = Endpoints()
-        self.migrated = threading.Event()
         self._say = say
         self._started = time.monotonic()
         self._exit = contextlib.ExitStack()
@@ -114,10 +113,7 @@ class DemoStack:
         """Inject a failure mode, heal, migrate or roll back (see StandInApp.act)."""
         if self._app is None:
             raise RuntimeError("the demo is not running")
-        done = self._app.act(action)
-        if action == "migrate":
-            self.migrated.set()
-        return done
+        return self._app.act(action)
 
     def _start_postgres(self) -> str:
         self.step(f"starting PostgreSQL and loading {self.settings.users:,} users ...")
