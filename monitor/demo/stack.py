@@ -186,6 +186,8 @@ class DemoStack:
             return
         if alertmanager is not None:
             self._start_alertmanager(alertmanager)
+        if not any(self.settings.alerts_dir.glob("*.rules.yml")):
+            self.step(f"no *.rules.yml in {self.settings.alerts_dir}: Prometheus has no alerts")
         self.step("starting Prometheus with the rules in alerts/ ...")
         address = f"127.0.0.1:{free_port()}"
         config = self._write("prometheus.yml", self._prometheus_config())
