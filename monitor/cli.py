@@ -43,6 +43,16 @@ def parser() -> Parser:
         help="/metrics address (env ROLLOUT_LISTEN_ADDRESS)",
     )
     shared.add_argument("--config", metavar="PATH", help="YAML config file (env ROLLOUT_CONFIG)")
+    shared.add_argument(
+        "--database-password-file",
+        metavar="PATH",
+        help="file holding the database password (env DATABASE_PASSWORD_FILE)",
+    )
+    shared.add_argument(
+        "--web-config-file",
+        metavar="PATH",
+        help="TLS and basic auth for /metrics (env ROLLOUT_WEB_CONFIG_FILE)",
+    )
     main = Parser(
         prog="rollout-monitor", description="Monitor migration 001 and the OAuth callback."
     )

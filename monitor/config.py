@@ -85,6 +85,7 @@ class DatabaseConfig(Section):
     """How the monitor connects, and the bounds on everything it runs."""
 
     url: SecretStr | None = None
+    password_file: Path | None = None
     application_name: str = "rollout-monitor"
     pool_min_size: int = Field(1, ge=0, le=10)
     pool_max_size: int = Field(3, ge=1, le=10)
@@ -359,6 +360,13 @@ class BaselineSettings(Section):
     state_file: Path | None = None
 
 
+class LargeTablesSettings(Section):
+    """Above this many rows (pg_class estimate), checks sample the app's tables, not scan them."""
+
+    estimate_above_rows: int = Field(1_000_000, ge=0)
+    sample_rows: int = Field(10_000, ge=100)
+
+
 class LogConfig(Section):
     """Log level and format; 'auto' is JSON unless stderr is a terminal."""
 
@@ -384,10 +392,12 @@ class Config(Section):
 
     database: DatabaseConfig = DatabaseConfig()
     listen_address: Annotated[str, BeforeValidator(_listen_address)] = DEFAULT_LISTEN_ADDRESS
+    web_config_file: Path | None = None
     app: AppConfig = AppConfig()
     migration: MigrationConfig = MigrationConfig()
     checks: ChecksConfig = ChecksConfig()
     baseline: BaselineSettings = BaselineSettings()
+    large_tables: LargeTablesSettings = LargeTablesSettings()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="before")

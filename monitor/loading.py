@@ -19,6 +19,8 @@ OVERRIDABLE = {
     "database.url": ("--database-url", "DATABASE_URL"),
     "checks.callback.url": ("--callback-url", "ROLLOUT_CALLBACK_URL"),
     "listen_address": ("--listen-address", "ROLLOUT_LISTEN_ADDRESS"),
+    "database.password_file": ("--database-password-file", "DATABASE_PASSWORD_FILE"),
+    "web_config_file": ("--web-config-file", "ROLLOUT_WEB_CONFIG_FILE"),
 }
 
 
