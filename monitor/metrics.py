@@ -36,8 +36,17 @@ class Snapshots:
         """Every family of every check (prometheus_client's collector interface)."""
         with self._lock:
             current = list(self._by_check.values())
+        # Several checks may export samples of one family (rollout_check_estimated{check}):
+        # the exposition format allows each family once, so their samples are merged.
+        merged: dict[str, Metric] = {}
         for families in current:
-            yield from families
+            for family in families:
+                first = merged.setdefault(family.name, family)
+                if first is not family:
+                    both = Metric(first.name, first.documentation, first.type, first.unit)
+                    both.samples = [*first.samples, *family.samples]
+                    merged[family.name] = both
+        yield from merged.values()
 
     def describe(self) -> list[Metric]:
         """Nothing: the families change at run time (avoids a collect at registration)."""

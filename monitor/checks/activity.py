@@ -1,4 +1,13 @@
-"""Auth activity seen in the database: sign-ups, tokens written, and logins since the migration."""
+"""Auth activity seen in the database: sign-ups, tokens written, and logins since the migration.
+
+The table counters come from pg_stat_user_tables (free). Logins since the migration need the
+tokens issued or refreshed since then, and neither column is indexed: counted exactly while
+threads_tokens is small, and above large_tables.estimate_above_rows from a block sample of the
+tokens, each joined to its user by primary key (monitor.checks.estimates). The estimate counts
+distinct users among the sampled tokens and scales by tokens / tokens sampled: right when each
+user has one token row (the app refreshes it in place), high by the share of users holding
+several recent tokens otherwise. The missing-field ratio the alerts use is not scaled at all.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 from psycopg.sql import Composed
 
 from monitor import sql
+from monitor.checks.estimates import ReadPlan, marker_families, plan_for
 from monitor.checks.nulls import missing_by_column, missing_counts
 from monitor.config import Config
 from monitor.db import Database, Session
@@ -27,6 +37,7 @@ class ActivityCheck:
         self._users = config.app.users
         self._tokens = config.app.tokens
         self._tracker = tracker
+        self._large = config.large_tables
         self.interval = config.checks.activity.interval
 
     def run(self) -> Sequence[Metric]:
@@ -36,6 +47,8 @@ class ActivityCheck:
             families = self._table_counters(session)
             if applied_at is not None:
                 families += self._logins_since(session, applied_at)
+        if not any(f.name == "rollout_check_estimated" for f in families):
+            families += marker_families(self.name, ReadPlan(0.0, None), 0.0)
         return families
 
     def _table_counters(self, session: Session) -> list[Metric]:
@@ -68,27 +81,32 @@ class ActivityCheck:
             return []
         have = session.existing_columns(self._schema, self._users.table, self._users.new_columns)
         columns = [c for c in self._users.new_columns if c in have]
+        plan = plan_for(session, self._schema, self._tokens.table, self._large)
         session.guard(self._schema, [self._users.table, self._tokens.table])
-        row = session.row(self._logins_query(columns), {"since": utc_naive(applied_at)})
+        row = session.row(self._logins_query(plan, columns), {"since": utc_naive(applied_at)})
+        sampled = row["sampled"] if plan.estimated else 0.0
+        missing = missing_by_column(row, columns)
         return [
             gauge(
                 "rollout_users_logged_in_since_migration",
                 "Users with a token issued or refreshed since the migration was applied.",
-                row["users"],
+                plan.scale(row["users"], sampled),
             ),
             labelled_gauge(
                 "rollout_users_logged_in_since_migration_missing_field",
                 "Of those, users whose new column is still NULL (the app should have filled it).",
                 ["column"],
-                missing_by_column(row, columns),
+                {column: plan.scale(count, sampled) for column, count in missing.items()},
             ),
+            *marker_families(self.name, plan, sampled),
         ]
 
-    def _logins_query(self, columns: Sequence[str]) -> Composed:
+    def _logins_query(self, plan: ReadPlan, columns: Sequence[str]) -> Composed:
+        tokens = sql.table(self._schema, self._tokens.table)
         return sql.query(
-            "logins_since_migration",
+            "logins_since_migration_sample" if plan.estimated else "logins_since_migration",
             users=sql.table(self._schema, self._users.table),
-            tokens=sql.table(self._schema, self._tokens.table),
+            tokens=plan.relation(tokens),
             user_id=sql.column(self._users.id),
             token_user_id=sql.column(self._tokens.user_id),
             issued_at=sql.column(self._tokens.issued_at),
