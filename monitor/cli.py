@@ -18,6 +18,7 @@ from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
 from monitor.redact import Redactor, redact_url, url_secrets
 from monitor.service import Monitor
+from monitor.webconfig import load_web_config
 
 USAGE_ERROR = 2
 
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
     try:
         config = load_config(flags, os.environ)
+        load_web_config(config.web_config_file)
     except ConfigError as error:
         print("\n".join(error.problems), file=sys.stderr)
         return USAGE_ERROR

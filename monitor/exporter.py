@@ -1,9 +1,10 @@
-"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, and a landing page."""
+"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, a landing page; TLS, basic auth."""
 
 from __future__ import annotations
 
 import gzip
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from monitor.webconfig import BasicAuth, WebConfig
+
+# A client that connects and never finishes the TLS handshake gives up its thread after this.
+HANDSHAKE_TIMEOUT = 10.0
+CHALLENGE = 'Basic realm="rollout-monitor", charset="UTF-8"'
 
 LANDING = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>rollout-monitor</title></head>
@@ -23,6 +30,20 @@ LANDING = b"""<!doctype html>
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """The TLS handshake here, in the connection's own thread, never in the accept loop."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            connection = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # plain HTTP, no or an unverified client certificate, or a client gone
+        with connection:
+            super().finish_request(connection, client_address)
 
 
 class _IPv6Server(_Server):
@@ -33,10 +54,18 @@ class Exporter:
     """Serves the registry; a scrape reads memory only and never waits on the database."""
 
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], bool]
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        web: WebConfig | None = None,
     ) -> None:
+        web = web or WebConfig()
         server_class = _IPv6Server if ":" in host else _Server
-        self._server = server_class((host, port), _handler(registry, ready))
+        self._server = server_class((host, port), _handler(registry, ready, web))
+        if web.tls_server_config is not None:
+            self._server.tls = web.tls_server_config.context()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="exporter", daemon=True
         )
@@ -58,14 +87,19 @@ class Exporter:
 
 
 def _handler(
-    registry: CollectorRegistry, ready: Callable[[], bool]
+    registry: CollectorRegistry, ready: Callable[[], bool], web: WebConfig
 ) -> type[BaseHTTPRequestHandler]:
+    auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
+    headers = web.http_server_config.headers.items()
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "rollout-monitor"
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/metrics":
+            if auth is not None and not auth.allows(self.headers.get("Authorization")):
+                self._reply(401, b"unauthorized\n", "text/plain; charset=utf-8")
+            elif path == "/metrics":
                 self._metrics()
             elif path == "/healthz":
                 self._reply(200, b"ok\n", "text/plain; charset=utf-8")
@@ -90,6 +124,10 @@ def _handler(
             self, status: int, body: bytes, content_type: str, gzipped: bool = False
         ) -> None:
             self.send_response(status)
+            if status == 401:
+                self.send_header("WWW-Authenticate", CHALLENGE)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             if gzipped:
