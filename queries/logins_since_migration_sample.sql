@@ -1,4 +1,4 @@
--- logins_since_migration on a large token table: {tokens} is a TABLESAMPLE SYSTEM block sample.
+-- logins_since_migration on a large token table, read through TABLESAMPLE SYSTEM.
 -- Users who logged in since the migration among the sampled tokens (each reached through the
 -- users primary key, so users is never scanned), how many of them still miss each new column,
 -- and how many tokens the sample held (the check scales the counts by the token table's size).

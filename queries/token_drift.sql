@@ -1,7 +1,7 @@
 -- Tokens whose isValid disagrees with expiresAt. Prisma stores UTC in a timestamp without
 -- time zone, so "now" is taken in UTC explicitly: comparing with now() directly would shift
 -- every expiry by the session's TimeZone. The boundary is the trigger's: valid while
--- expiresAt > now. On a large table {tokens} is a TABLESAMPLE SYSTEM block sample, and
+-- expiresAt > now. On a large table the token table is read through TABLESAMPLE SYSTEM, and
 -- "tokens" counts the rows sampled (the check scales the counts to the whole table).
 SELECT
     count(*) FILTER (WHERE {is_valid} AND {expires_at} <= (now() AT TIME ZONE 'UTC'))
