@@ -193,19 +193,83 @@ def test_connections_are_counted_by_state_and_bounded_application_name(
     assert value(monitor, "rollout_db_max_connections") == 50
 
 
-def test_least_privilege_role_runs_every_check(fresh_db: FreshDatabase) -> None:
-    """pg_monitor plus column-level SELECT; no access to accessToken or email."""
-    conn = migrated(fresh_db)
-    conn.execute("CREATE ROLE rollout_reader LOGIN PASSWORD 'reader-pw-123'")
+READER_GRANTS = {
+    ("role", "pg_read_all_stats", "MEMBER"),
+    *(
+        ("column", f"users.{column}", "SELECT")
+        for column in (
+            "id",
+            "threadsUserId",
+            "threadsUsername",
+            "threadsFullName",
+            "threadsProfilePic",
+        )
+    ),
+    *(
+        ("column", f"threads_tokens.{column}", "SELECT")
+        for column in ("userId", "expiresAt", "isValid", "issuedAt", "lastRefreshedAt")
+    ),
+    *(
+        ("column", f"_prisma_migrations.{column}", "SELECT")
+        for column in ("migration_name", "started_at", "finished_at", "rolled_back_at", "logs")
+    ),
+}
+# Every privilege a role holds that matters here: memberships, role attributes, database,
+# schema, table and column privileges (has_*_privilege counts those PUBLIC holds too).
+PRIVILEGES_QUERY = """
+SELECT 'role' AS kind, r.rolname AS name, 'MEMBER' AS privilege
+FROM pg_roles AS r
+WHERE pg_has_role(%(role)s, r.oid, 'MEMBER') AND r.rolname <> %(role)s
+UNION ALL
+SELECT 'attribute', a.name, 'YES'
+FROM pg_roles AS r,
+     LATERAL (VALUES ('superuser', r.rolsuper), ('createrole', r.rolcreaterole),
+                     ('createdb', r.rolcreatedb), ('replication', r.rolreplication),
+                     ('bypassrls', r.rolbypassrls)) AS a (name, granted)
+WHERE r.rolname = %(role)s AND a.granted
+UNION ALL
+SELECT 'database', d.datname, p.privilege
+FROM pg_database AS d, unnest(ARRAY['CREATE', 'CONNECT', 'TEMPORARY']) AS p (privilege)
+WHERE has_database_privilege(%(role)s, d.oid, p.privilege)
+UNION ALL
+SELECT 'schema', n.nspname, p.privilege
+FROM pg_namespace AS n, unnest(ARRAY['USAGE', 'CREATE']) AS p (privilege)
+WHERE has_schema_privilege(%(role)s, n.oid, p.privilege)
+UNION ALL
+SELECT 'table', c.relname, p.privilege
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace,
+     unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'])
+         AS p (privilege)
+WHERE n.nspname = 'public' AND has_table_privilege(%(role)s, c.oid, p.privilege)
+UNION ALL
+SELECT 'column', c.relname || '.' || a.attname, p.privilege
+FROM pg_attribute AS a
+JOIN pg_class AS c ON c.oid = a.attrelid
+JOIN pg_namespace AS n ON n.oid = c.relnamespace,
+     unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) AS p (privilege)
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0
+  AND NOT a.attisdropped AND has_column_privilege(%(role)s, c.oid, a.attnum, p.privilege)
+"""
+
+
+def privileges(conn: psycopg.Connection[tuple[object, ...]], role: str) -> set[tuple[str, ...]]:
+    """(kind, name, privilege) of everything role may do in this database."""
+    rows = conn.execute(PRIVILEGES_QUERY, {"role": role}).fetchall()
+    return {(str(kind), str(name), str(privilege)) for kind, name, privilege in rows}
+
+
+def grant_monitoring_role(url: str, role: str) -> None:
+    """Run docs/monitoring-role.sql with psql, as a user would."""
     subprocess.run(
         [
             "psql",
-            fresh_db.url,
+            url,
             "-q",
             "-v",
             "ON_ERROR_STOP=1",
             "-v",
-            "role=rollout_reader",
+            f"role={role}",
             "-v",
             "schema=public",
             "-f",
@@ -214,17 +278,50 @@ def test_least_privilege_role_runs_every_check(fresh_db: FreshDatabase) -> None:
         check=True,
         capture_output=True,
     )
-    url = fresh_db.server.url(fresh_db.name, user="rollout_reader", password="reader-pw-123")
-    monitor, ok = run_once(make_config(url))
+
+
+def test_least_privilege_role_runs_every_check(fresh_db: FreshDatabase) -> None:
+    """pg_read_all_stats plus column-level SELECT; no access to accessToken or email."""
+    conn = migrated(fresh_db)
+    fixtures.apply(conn, "prisma_record_001")
+    reader = f"{fresh_db.name}_reader"  # roles are the server's, shared by every test database
+    conn.execute(f"CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw-123'")
+    grant_monitoring_role(fresh_db.url, reader)
+    url = fresh_db.server.url(fresh_db.name, user=reader, password="reader-pw-123")
+    app_url = fresh_db.server.url(fresh_db.name) + "?application_name=threads-app"
+    with psycopg.connect(app_url) as app:  # another role's session: pg_read_all_stats shows it
+        app.execute("SELECT 1")  # leaves the session idle in transaction
+        settings = {"connections": {"app_application_name": "threads-app"}}
+        monitor, ok = run_once(make_config(url, checks=settings))
     assert ok
     for check in DB_CHECKS:
         assert outcome_count(monitor, check, "success") == 1, check
     assert value(monitor, "rollout_token_validity_drift", kind="stale_valid") == 4
-    with psycopg.connect(url) as reader:
+    assert value(monitor, "rollout_migration_state", state="applied") == 1
+    connections = "rollout_db_connections"
+    labels = {"state": "idle in transaction", "application_name": "threads-app"}
+    assert value(monitor, connections, **labels) == 1
+    with psycopg.connect(url) as session:
         for secret in ('SELECT "accessToken" FROM threads_tokens', "SELECT email FROM users"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                reader.execute(secret)
-            reader.rollback()
+                session.execute(secret)
+            session.rollback()
+
+
+def test_least_privilege_role_holds_nothing_beyond_the_script(fresh_db: FreshDatabase) -> None:
+    """Not pg_monitor, no table-level grant, no write: what a bare role has, plus the script's."""
+    conn = migrated(fresh_db)
+    fixtures.apply(conn, "prisma_record_001")
+    reader, bare = f"{fresh_db.name}_reader", f"{fresh_db.name}_bare"
+    conn.execute(f"CREATE ROLE {reader} LOGIN")
+    conn.execute(f"CREATE ROLE {bare} LOGIN")
+    conn.execute(f"GRANT pg_monitor TO {reader}")  # what the earlier script granted
+    conn.execute(f"GRANT SELECT ON _prisma_migrations TO {reader}")
+    conn.commit()
+    grant_monitoring_role(fresh_db.url, reader)
+    grant_monitoring_role(fresh_db.url, reader)  # idempotent
+    assert privileges(conn, reader) - privileges(conn, bare) == READER_GRANTS
+    assert ("role", "pg_monitor", "MEMBER") not in privileges(conn, reader)
 
 
 def test_sessions_are_read_only_time_boxed_and_tagged(fresh_db: FreshDatabase) -> None:
