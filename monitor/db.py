@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,6 +21,30 @@ from monitor.urls import split_prisma_parameters
 Row = dict[str, Any]
 # SQLSTATE classes that mean "the server is gone or refusing", not "this query failed".
 _CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
+# psycopg_pool retries a failed connection after 1, 2, 4, 8... s until reconnect_timeout, and a
+# new attempt starts only when that one gives up and a check asks again. With 60 s the monitor
+# stayed blind for up to ~30 s after the server came back. With 1 s, and a fresh attempt at once
+# while checks are waiting (_retry_while_waited_for), a server that is down sees about one
+# connection attempt a second while checks wait (none otherwise), and a waiting check gets its
+# connection within a second of the server coming back.
+RECONNECT_TIMEOUT = 1.0
+# How long close() waits for the pool's workers (one may be stuck connecting) before it fails
+# the checks still waiting for a connection: shutdown and reload stay prompt.
+CLOSE_TIMEOUT = 1.0
+
+
+class PasswordFileError(Exception):
+    """The database password file could not be read; the message names the file."""
+
+
+def read_password(path: Path) -> str:
+    """The password in the file, without one trailing newline (as `echo pw > file` leaves it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise PasswordFileError(f"database.password_file: cannot read {path}: {reason}") from None
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 
 class TableLocked(Exception):
@@ -73,6 +100,29 @@ class Session:
         return frozenset(row["column_name"] for row in rows)
 
 
+def _retry_while_waited_for(pool: ConnectionPool[Any]) -> None:
+    """A reconnection attempt gave up: start another at once if a check is waiting."""
+    if pool.get_stats().get("requests_waiting", 0) and not pool.closed:
+        pool.check()
+
+
+class _LatestReport:
+    """Which session last reported: a check that waited out acquire_timeout while the server
+    was down must not overwrite the success of a check that started after it came back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = -float("inf")
+
+    def newer_than(self, started: float) -> bool:
+        """Record a session that started at this time; whether none that started later has."""
+        with self._lock:
+            if started < self._started:
+                return False
+            self._started = started
+            return True
+
+
 class Database:
     """A small, capped pool of read-only connections tagged with application_name."""
 
@@ -81,20 +131,25 @@ class Database:
     ) -> None:
         self._settings = settings
         self._report_up = report_up
+        self._reported = _LatestReport()
+        kwargs: dict[str, Any] = {
+            "application_name": settings.application_name,
+            "connect_timeout": max(1, round(settings.connect_timeout)),
+            "prepare_threshold": None,
+        }
+        if settings.password_file is not None:
+            kwargs["password"] = read_password(settings.password_file)
         self._pool = ConnectionPool(
             split_prisma_parameters(url)[0],
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             open=False,
-            kwargs={
-                "application_name": settings.application_name,
-                "connect_timeout": max(1, round(settings.connect_timeout)),
-                "prepare_threshold": None,
-            },
+            kwargs=kwargs,
             configure=self._configure,
             check=ConnectionPool.check_connection,
             timeout=settings.acquire_timeout,
-            reconnect_timeout=60.0,
+            reconnect_timeout=RECONNECT_TIMEOUT,
+            reconnect_failed=_retry_while_waited_for,
             name=settings.application_name,
         )
 
@@ -108,8 +163,8 @@ class Database:
             self._pool.open(wait=False)
 
     def close(self) -> None:
-        """Close every connection."""
-        self._pool.close(timeout=5.0)
+        """Close every connection; checks still waiting for one fail at once (PoolClosed)."""
+        self._pool.close(timeout=CLOSE_TIMEOUT)
 
     def stats(self) -> dict[str, int]:
         """psycopg_pool's statistics of the monitor's own pool."""
@@ -118,6 +173,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A read-only transaction with the configured time limits, rolled back at the end."""
+        started = time.monotonic()
         try:
             with self._pool.connection() as conn:
                 try:
@@ -127,9 +183,14 @@ class Database:
                     if not conn.closed:
                         conn.rollback()
         except BaseException as error:
-            self._report_up(not is_connection_failure(error))
+            self._report(not is_connection_failure(error), started)
             raise
-        self._report_up(True)
+        self._report(True, started)
+
+    def _report(self, up: bool, started: float) -> None:
+        """Report up or down, unless a session that started later has already reported."""
+        if self._reported.newer_than(started):
+            self._report_up(up)
 
     def _limits(self) -> dict[str, str]:
         settings = self._settings

@@ -22,23 +22,45 @@ from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 
 log = structlog.get_logger("monitor")
+STOP_GRACE_SECONDS = 2.0
 
 
 class Monitor:
     """Every part the checks need, built from one Config."""
 
-    def __init__(self, config: Config, redact: Callable[[str], str]) -> None:
+    def __init__(
+        self, config: Config, redact: Callable[[str], str], previous: Monitor | None = None
+    ) -> None:
         self.config = config
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
+        self.tracker, self.baseline = self._adopt(previous) or self._fresh_baseline()
+        self.registry.register(self.baseline)
+        checks = build_checks(config, self.db, self.metrics, self.tracker, self.baseline.record)
+        self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
+        self._inflight = Inflight()
+        self._exporter: Exporter | None = None
+        self._scheduler: BackgroundScheduler | None = None
+
+    def _fresh_baseline(self) -> tuple[MigrationTracker, Baseline]:
+        config = self.config
         tracker = MigrationTracker()
-        self.baseline = Baseline(
+        baseline = Baseline(
             config.baseline, config.checks.callback.interval, tracker, config.migration.name
         )
-        self.registry.register(self.baseline)
-        checks = build_checks(config, self.db, self.metrics, tracker, self.baseline.record)
-        self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
+        return tracker, baseline
+
+    def _adopt(self, previous: Monitor | None) -> tuple[MigrationTracker, Baseline] | None:
+        """What the previous monitor learned (the baseline, the migration seen applied), when it
+        watched the same migration with the same baseline settings: a reload keeps it."""
+        if previous is None:
+            return None
+        same = (previous.config.migration, previous.config.baseline) == (
+            self.config.migration,
+            self.config.baseline,
+        )
+        return (previous.tracker, previous.baseline) if same else None
 
     def _report_postgres(self, up: bool) -> None:
         self.metrics.postgres_up.set(float(up))
@@ -63,28 +85,70 @@ class Monitor:
         self.baseline.close()
         self.db.close()
 
-    def serve(self, stop: threading.Event) -> None:
-        """Serve /metrics and run every check on its interval until stop is set."""
-        exporter = Exporter(
+    def start(self) -> None:
+        """Bind /metrics, then run every check on its interval in the background."""
+        self._exporter = Exporter(
             self.config.listen_host, self.config.listen_port, self.registry, self.ready
         )
-        scheduler = schedule(self.runners)
+        self._scheduler = schedule(self.runners, self._inflight)
+        self.db.open()
+        self._exporter.start()
+        self._scheduler.start()
+        log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
+
+    def stop(self) -> None:
+        """Stop scheduling, let running checks finish briefly, close the pool and /metrics."""
+        log.info("stopping")
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        # A healthy check finishes in milliseconds; one waiting for a connection to a server
+        # that is gone fails at once when the pool closes. A callback probe in flight ends by
+        # its own deadline: it holds nothing of ours.
+        self._inflight.wait(STOP_GRACE_SECONDS)
+        self.close()
+        self._inflight.wait(STOP_GRACE_SECONDS)
+        if self._exporter is not None:
+            self._exporter.stop()
+        log.info("stopped")
+
+    def serve(self, stop: threading.Event) -> None:
+        """Serve /metrics and run every check on its interval until stop is set."""
+        self.start()
         try:
-            self.db.open()
-            exporter.start()
-            scheduler.start()
-            log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
             stop.wait()
         finally:
-            log.info("stopping")
-            if scheduler.running:
-                scheduler.shutdown(wait=True)
-            exporter.stop()
-            self.close()
-            log.info("stopped")
+            self.stop()
 
 
-def schedule(runners: Sequence[CheckRunner]) -> BackgroundScheduler:
+class Inflight:
+    """Counts check runs in progress, so that stopping can wait for them, but not forever."""
+
+    def __init__(self) -> None:
+        self._done = threading.Condition()
+        self._running = 0
+
+    def wrap(self, runner: CheckRunner) -> Callable[[], object]:
+        """The runner, counted while it runs."""
+
+        def run() -> object:
+            with self._done:
+                self._running += 1
+            try:
+                return runner()
+            finally:
+                with self._done:
+                    self._running -= 1
+                    self._done.notify_all()
+
+        return run
+
+    def wait(self, timeout: float) -> bool:
+        """Whether every run in progress ended within the timeout."""
+        with self._done:
+            return self._done.wait_for(lambda: self._running == 0, timeout)
+
+
+def schedule(runners: Sequence[CheckRunner], inflight: Inflight) -> BackgroundScheduler:
     """A scheduler with one interval job per check; a late run is merged, never doubled."""
     scheduler = BackgroundScheduler(
         executors={"default": JobExecutor(max_workers=max(1, len(runners)))},
@@ -94,7 +158,7 @@ def schedule(runners: Sequence[CheckRunner]) -> BackgroundScheduler:
     for runner in runners:
         interval = runner.check.interval
         scheduler.add_job(
-            runner,
+            inflight.wrap(runner),
             "interval",
             seconds=interval,
             id=runner.check.name,
