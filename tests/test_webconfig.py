@@ -451,3 +451,22 @@ def test_check_config_accepts_a_good_web_config_file(pki: Pki, tmp_path: Path) -
     result = rollout("check-config", "--database-url", DB_URL, "--web-config-file", str(good))
     assert result.returncode == 0, result.stderr
     assert HASH not in result.stdout + result.stderr
+
+
+def test_the_readme_example_loads(pki: Pki, tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### TLS and basic auth\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    for source, name in (
+        (pki.server_cert, "server.crt"),
+        (pki.server_key, "server.key"),
+        (pki.ca, "clients-ca.crt"),
+    ):
+        shutil.copy(source, tmp_path / name)
+    path = tmp_path / "web.yml"
+    path.write_text(example)
+    web = load_web_config(path)
+    assert web is not None
+    assert web.tls_server_config is not None
+    assert web.tls_server_config.client_ca_file == tmp_path / "clients-ca.crt"
+    assert list(web.basic_auth_users) == ["prometheus"]
