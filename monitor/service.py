@@ -20,6 +20,7 @@ from monitor.db import Database
 from monitor.exporter import Exporter
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
+from monitor.webconfig import load_web_config
 
 log = structlog.get_logger("monitor")
 STOP_GRACE_SECONDS = 2.0
@@ -88,7 +89,11 @@ class Monitor:
     def start(self) -> None:
         """Bind /metrics, then run every check on its interval in the background."""
         self._exporter = Exporter(
-            self.config.listen_host, self.config.listen_port, self.registry, self.ready
+            self.config.listen_host,
+            self.config.listen_port,
+            self.registry,
+            self.ready,
+            load_web_config(self.config.web_config_file),
         )
         self._scheduler = schedule(self.runners, self._inflight)
         self.db.open()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +16,10 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
+from conftest import FreshDatabase
 from prometheus_client import CollectorRegistry, Gauge
 
+from monitor.demo.postgres import free_port
 from monitor.exporter import Exporter
 from monitor.loading import ConfigError
 from monitor.webconfig import WebConfig, load_web_config
@@ -470,3 +474,43 @@ def test_the_readme_example_loads(pki: Pki, tmp_path: Path) -> None:
     assert web.tls_server_config is not None
     assert web.tls_server_config.client_ca_file == tmp_path / "clients-ca.crt"
     assert list(web.basic_auth_users) == ["prometheus"]
+
+
+def test_the_daemon_serves_tls_and_basic_auth_from_its_web_config_file(
+    pki: Pki, tmp_path: Path, fresh_db: FreshDatabase
+) -> None:
+    """rollout-monitor run --web-config-file: https with the password, nothing without."""
+    web = tmp_path / "web.yml"
+    web.write_text(tls_yaml(pki) + AUTH_YAML)
+    port = free_port()
+    url = f"https://{HOST}:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
+    args = ["--database-url", fresh_db.url, "--listen-address", f"{HOST}:{port}"]
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", *args, "--web-config-file", str(web)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = get(f"{url}/metrics", verify=trusting(pki.ca), auth=(USER, PASSWORD))
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the daemon never listened"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert "rollout_postgres_up" in response.text
+        assert get(f"{url}/metrics", verify=trusting(pki.ca)).status_code == 401
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            get(url.replace("https://", "http://") + "/metrics")
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=15)
+    finally:
+        daemon.kill()
+    assert daemon.returncode == 0
+    for secret in (PASSWORD, HASH):
+        assert secret not in stderr
