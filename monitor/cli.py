@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from prometheus_client import disable_created_metrics
 
 from monitor.config import Config
+from monitor.db import PasswordFileError, read_password
 from monitor.demo.cli import add_demo_parser, run_demo
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
 from monitor.redact import Redactor, redact_url, url_secrets
+from monitor.reload import Daemon, Loader, ReloadFailed
 from monitor.service import Monitor
 from monitor.webconfig import load_web_config
 
@@ -75,12 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise here
     flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
     try:
-        config = load_config(flags, os.environ)
-        load_web_config(config.web_config_file)
-    except ConfigError as error:
-        print("\n".join(error.problems), file=sys.stderr)
+        config, redact = load(flags, os.environ)
+    except (ConfigError, PasswordFileError) as error:
+        problems = error.problems if isinstance(error, ConfigError) else [str(error)]
+        print("\n".join(problems), file=sys.stderr)
         return USAGE_ERROR
-    redact = Redactor(url_secrets(config.database_url))
     configure_logging(config.log.level, config.log.format, redact)
     if args.command == "check-config":
         print(summary(config))
@@ -93,16 +92,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             monitor.close()
         sys.stdout.write(exposition.decode())
         return 0 if ok else 1
-    return serve(config, redact)
+    return serve(config, redact, lambda: reload(flags))
 
 
-def serve(config: Config, redact: Redactor) -> int:
-    """The daemon: until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> tuple[Config, Redactor]:
+    """The configuration and a redactor for its secrets (the URL's password, the file's)."""
+    config = load_config(flags, environ)
+    load_web_config(config.web_config_file)
+    secrets = url_secrets(config.database_url)
+    if config.database.password_file is not None:
+        secrets.append(read_password(config.database.password_file))
+    return config, Redactor(secrets)
+
+
+def reload(flags: Mapping[str, str | None]) -> tuple[Config, Redactor]:
+    """load() as at start, from today's file, environment and the same flags (SIGHUP)."""
     try:
-        Monitor(config, redact).serve(stop)
+        return load(flags, os.environ)
+    except ConfigError as error:
+        raise ReloadFailed(error.problems) from None
+    except PasswordFileError as error:
+        raise ReloadFailed([str(error)]) from None
+
+
+def serve(config: Config, redact: Redactor, load_again: Loader) -> int:
+    """The daemon: until SIGTERM or SIGINT, loading the configuration again on SIGHUP."""
+    try:
+        Daemon(config, redact, load_again).run()
     except OSError as error:
         print(
             f"listen_address: cannot listen on {config.listen_address}: {error.strerror}",

@@ -6,19 +6,27 @@ What the monitor does to the database is read from pg_stat_activity, not from it
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fixtures
 import httpx
 import psycopg
 import pytest
+import yaml
 from callback_servers import (
     RunningServer,
+    answering_server,
     closing_server,
     delayed_server,
     garbage_server,
@@ -322,3 +330,194 @@ def test_daemon_probe_of_a_misbehaving_callback_ends_by_its_deadline(
     assert samples['rollout_check_success{check="callback"}'] == 0
     assert samples['rollout_check_duration_seconds{check="callback"}'] < 1.0 + 1.0
     assert samples["rollout_postgres_up"] == 1
+
+
+# --- the real daemon: SIGTERM, SIGHUP ---------------------------------------------------------
+
+
+@dataclass
+class Process:
+    """`rollout-monitor run` as a real process, its stderr in a file."""
+
+    popen: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON log line so far."""
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_for_event(self, name: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [event for event in self.events() if event["event"] == name]
+            if found:
+                return found[-1]
+            time.sleep(0.1)
+        pytest.fail(f"no {name} event within {timeout}s: {self.log_path.read_text()}")
+
+    def scrape(self) -> dict[str, float]:
+        return Running.scrape(self)  # type: ignore[arg-type]
+
+    def value(self, key: str) -> float | None:
+        return self.scrape().get(key)
+
+    def wait_for(self, key: str, wanted: float, timeout: float) -> float:
+        return Running.wait_for(self, key, wanted, timeout)  # type: ignore[arg-type]
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM; the exit code and how long it took to exit."""
+        self.popen.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = self.popen.wait(timeout=30)
+        return code, time.monotonic() - started
+
+
+@contextmanager
+def daemon(tmp_path: Path, *args: str, **env: str) -> Iterator[Process]:
+    """`rollout-monitor run` with a clean environment plus env; killed if the test left it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
+    address = f"127.0.0.1:{free_port()}"
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", *args],
+            env={**base, "ROLLOUT_LISTEN_ADDRESS": address, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    process = Process(popen, f"http://{address}", log_path)
+    try:
+        process.wait_for_event("started")
+        yield process
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+
+
+def fast_config_file(path: Path, callback_url: str, callback_interval: str = "2s") -> Path:
+    """A config file: every check each second, the probe of this URL."""
+    checks: dict[str, Any] = {name: {"interval": "1s"} for name in ALL_CHECKS}
+    checks["callback"] = {"url": callback_url, "interval": callback_interval, "timeout": "500ms"}
+    path.write_text(yaml.safe_dump({"checks": checks, "log": {"format": "json"}}))
+    return path
+
+
+def test_sigterm_stops_promptly_while_the_database_is_cut_off(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """Checks wait for a connection to a server that is gone: closing the pool ends them."""
+    with (
+        TcpProxy(fresh_db.server.host, fresh_db.server.port) as proxy,
+        answering_server(401) as app,
+    ):
+        config = fast_config_file(tmp_path / "config.yaml", app.url)
+        url = proxy.url_for(fresh_db.url)
+        with daemon(tmp_path, "--config", str(config), DATABASE_URL=url) as process:
+            process.wait_for("rollout_postgres_up", 1, timeout=15)
+            proxy.cut()
+            process.wait_for("rollout_postgres_up", 0, timeout=10)
+            time.sleep(1.5)  # every check is waiting out acquire_timeout now
+            code, took = process.stop()
+    assert code == 0
+    assert took < 10
+    assert [e["event"] for e in process.events()][-1] == "stopped"
+    assert settle_sessions(fresh_db, 0) == 0
+
+
+def test_sigterm_stops_promptly_while_the_callback_hangs(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """A probe in flight ends by its own deadline (5 s by default); nothing waits longer."""
+    with hanging_server() as app:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"checks:\n  callback:\n    url: {app.url}\n")
+        with daemon(tmp_path, "--config", str(config), DATABASE_URL=fresh_db.url) as process:
+            deadline = time.monotonic() + 10
+            while not app.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert app.requests, "the probe never reached the callback"
+            code, took = process.stop()
+    assert code == 0
+    assert took < 10
+    assert settle_sessions(fresh_db, 0) == 0
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_last_good_one_when_invalid(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    with answering_server(401) as first, answering_server(401) as second:
+        config = fast_config_file(tmp_path / "config.yaml", first.url, "5s")
+        with daemon(tmp_path, "--config", str(config), DATABASE_URL=fresh_db.url) as process:
+            process.wait_for("rollout_postgres_up", 1, timeout=15)
+            assert process.value('rollout_check_interval_seconds{check="callback"}') == 5
+            assert process.value("rollout_config_last_reload_successful") == 1
+            started_at = process.value("rollout_config_last_reload_success_timestamp_seconds")
+
+            fast_config_file(config, second.url, "1s")
+            process.popen.send_signal(signal.SIGHUP)
+            process.wait_for_event("config_reloaded")
+            process.wait_for('rollout_check_interval_seconds{check="callback"}', 1, timeout=5)
+            process.wait_for("rollout_postgres_up", 1, timeout=5)
+            served_by_first = len(first.requests)
+            time.sleep(2.5)
+            assert len(second.requests) >= 2
+            assert len(first.requests) == served_by_first
+            reloaded_at = process.value("rollout_config_last_reload_success_timestamp_seconds")
+            assert reloaded_at is not None
+            assert started_at is not None
+            assert reloaded_at > started_at
+
+            config.write_text("checks:\n  callback:\n    interval: soon\nunknown: 1\n")
+            process.popen.send_signal(signal.SIGHUP)
+            failed = process.wait_for_event("config_reload_failed")
+            process.wait_for("rollout_config_last_reload_successful", 0, timeout=5)
+            seen = len(second.requests)
+            time.sleep(2.5)
+            assert len(second.requests) >= seen + 2  # the last good config still probes
+            samples = process.scrape()
+            code, _ = process.stop()
+    assert failed["problems"] == [
+        f"{config}: checks.callback.interval: invalid duration 'soon': expected a number with a "
+        "unit ms, s, m or h, e.g. 15s",
+        f"{config}: unknown: unknown key",
+    ]
+    assert samples['rollout_check_interval_seconds{check="callback"}'] == 1
+    assert samples["rollout_postgres_up"] == 1
+    assert samples["rollout_config_last_reload_success_timestamp_seconds"] == reloaded_at
+    assert code == 0
+    assert settle_sessions(fresh_db, 0) == 0
+
+
+def test_sighup_moves_the_listen_address_and_leaks_no_pool(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """The old monitor's sessions end with it: never more than one pool's worth at once."""
+    config = tmp_path / "config.yaml"
+    first, second = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    config.write_text(f"listen_address: '{first}'\n")
+    environment = {"DATABASE_URL": fresh_db.url, "ROLLOUT_LISTEN_ADDRESS": ""}  # the file's
+    with daemon(tmp_path, "--config", str(config), **environment) as process:
+        process.base_url = f"http://{first}"
+        process.wait_for("rollout_postgres_up", 1, timeout=15)
+        with Sampler(fresh_db) as sampler:
+            for address in (second, first, second):
+                config.write_text(f"listen_address: '{address}'\n")
+                reloads = len([e for e in process.events() if e["event"] == "config_reloaded"])
+                process.popen.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while (
+                    len([e for e in process.events() if e["event"] == "config_reloaded"]) == reloads
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.05)
+                process.base_url = f"http://{address}"
+                process.wait_for("rollout_postgres_up", 1, timeout=10)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://{first}/metrics", timeout=1)
+        code, _ = process.stop()
+    assert code == 0
+    assert sampler.most("count") <= 3
+    assert settle_sessions(fresh_db, 0) == 0
