@@ -363,7 +363,7 @@ class BaselineSettings(Section):
 class LargeTablesSettings(Section):
     """Above this many rows (pg_class estimate), checks sample the app's tables, not scan them."""
 
-    estimate_above_rows: int = Field(1_000_000, ge=0)
+    estimate_above_rows: int = Field(100_000, ge=0)
     sample_rows: int = Field(10_000, ge=100)
 
 

@@ -167,9 +167,9 @@ def test_estimated_checks_say_so_and_how_much_they_read(
 def test_below_the_threshold_counts_stay_exact(
     fresh_db: FreshDatabase, large: psycopg.Connection[Any]
 ) -> None:
-    """The default threshold (1M rows) is above these 200k: every count is exact."""
+    """A threshold above these 200k rows: every count is exact."""
     exact = exact_counts(large)
-    monitor = monitor_on(fresh_db)
+    monitor = monitor_on(fresh_db, estimate_above_rows=250_000)
     for metric, labels, key in COUNTS:
         assert value(monitor, metric, **labels) == exact[key], (metric, labels)
     for check in ESTIMATED_CHECKS:
