@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import psycopg
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -108,7 +109,17 @@ class DatabaseConfig(Section):
             raise ValueError("pool_min_size: must not exceed pool_max_size")
         if self.lock_timeout > self.statement_timeout:
             raise ValueError("lock_timeout: must not exceed statement_timeout")
+        if self.password_file is not None and self.url is not None and _has_password(self.url):
+            raise ValueError(
+                "password_file: the database URL has a password too: keep one of the two"
+            )
         return self
+
+
+def _has_password(url: SecretStr) -> bool:
+    """Whether the URL (already checked to be one libpq reads) carries a password."""
+    libpq_url = split_prisma_parameters(url.get_secret_value())[0]
+    return bool(psycopg.conninfo.conninfo_to_dict(libpq_url).get("password"))
 
 
 class UsersTable(Section):
