@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import fixtures
 import pytest
 from monitoring import make_config, value
+from test_faults import RECOVERY_BOUND, fast_config, serving
 
 from monitor.demo.postgres import PostgresServer
 from monitor.redact import Redactor
@@ -65,4 +66,25 @@ def test_postgres_up_follows_a_restart_without_leaking_connections(
         assert 1 <= connections_of_the_monitor(own_server) <= config.database.pool_max_size
     finally:
         monitor.close()
+    assert connections_of_the_monitor(own_server) == 0
+
+
+def test_daemon_follows_a_restart_within_an_interval_and_leaks_no_connection(
+    own_server: PostgresServer,
+) -> None:
+    """The running daemon through a real stop (8 s down) and start of PostgreSQL."""
+    config = fast_config(own_server.url("app"), database={"acquire_timeout": "2s"})
+    with serving(config) as running:
+        running.wait_for("rollout_postgres_up", 1, timeout=15)
+        own_server.stop_server_only("fast")
+        running.wait_for("rollout_postgres_up", 0, timeout=RECOVERY_BOUND + 2)
+        time.sleep(8)
+        assert running.value("rollout_postgres_up") == 0
+        own_server.start_again()
+        recovered_in = running.wait_for("rollout_postgres_up", 1, timeout=30)
+        time.sleep(2)
+        assert running.value('rollout_check_success{check="schema"}') == 1
+        assert 1 <= connections_of_the_monitor(own_server) <= config.database.pool_max_size
+    print(f"restart: rollout_postgres_up back to 1 {recovered_in:.2f}s after the server started")
+    assert recovered_in <= RECOVERY_BOUND
     assert connections_of_the_monitor(own_server) == 0
