@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,9 +28,6 @@ _CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 # connection attempt a second while checks wait (none otherwise), and a waiting check gets its
 # connection within a second of the server coming back.
 RECONNECT_TIMEOUT = 1.0
-# The pool logs a warning for every failed attempt (about one a second while the server is
-# down); each check that could not connect already logs check_failed once.
-logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 # How long close() waits for the pool's workers (one may be stuck connecting) before it fails
 # the checks still waiting for a connection: shutdown and reload stay prompt.
 CLOSE_TIMEOUT = 1.0
