@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -42,6 +43,49 @@ class Scrubber:
         return value
 
 
+class LineWriter:
+    """Whole lines to one stream under one lock: structlog's events and the standard library's
+    records (psycopg_pool, APScheduler) come from many threads and must never share a line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write_line(self, line: str) -> None:
+        """Write the line and its newline in one call, then flush."""
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+class LineLogger:
+    """structlog's logger: every method writes the rendered event as one line."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        self._writer = writer
+
+    def msg(self, message: str) -> None:
+        """Write the rendered event."""
+        self._writer.write_line(message)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class LineHandler(logging.Handler):
+    """A logging handler writing each formatted record as one line through the LineWriter."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the record and write it."""
+        try:
+            self._writer.write_line(self.format(record))
+        except Exception:  # logging's contract: a broken record must not break the caller
+            self.handleError(record)
+
+
 def configure_logging(
     level: str, fmt: str, redact: Callable[[str], str], stream: TextIO = sys.stderr
 ) -> None:
@@ -58,13 +102,14 @@ def configure_logging(
         structlog.processors.format_exc_info,
         Scrubber(redact),
     ]
+    writer = LineWriter(stream)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=lambda *_: LineLogger(writer),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
+    handler = LineHandler(writer)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
