@@ -67,7 +67,7 @@ _READS_TABLE = re.compile(
 )
 
 MODES: dict[str, int | None] = {
-    "default": None,  # large_tables.estimate_above_rows as configured (1,000,000)
+    "default": None,  # large_tables.estimate_above_rows as configured (100,000)
     "exact": 2**40,  # estimates forced off
     "estimated": 0,  # estimates forced on
 }
