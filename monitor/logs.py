@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -52,8 +53,9 @@ class LineWriter:
         self._lock = threading.Lock()
 
     def write_line(self, line: str) -> None:
-        """Write the line and its newline in one call, then flush."""
-        with self._lock:
+        """Write the line and its newline in one call, then flush; a closed or broken stream
+        loses the line rather than failing the check that logged it."""
+        with self._lock, contextlib.suppress(OSError, ValueError):
             self._stream.write(line + "\n")
             self._stream.flush()
 

@@ -27,10 +27,29 @@ def test_concurrent_structlog_and_stdlib_lines_stay_whole(tmp_path: Path) -> Non
         write_concurrently(path)
     finally:
         sys.setswitchinterval(switch_interval)
+        restore_default_logging()
     lines = path.read_text(encoding="utf-8").splitlines()
     events = [json.loads(line) for line in lines]  # raises on two objects sharing a line
     assert len(events) == THREADS * LINES_EACH
     assert sum(e["event"] == "check_failed" for e in events) == THREADS // 2 * LINES_EACH
+
+
+def test_a_closed_stream_loses_the_line_instead_of_failing_the_caller(tmp_path: Path) -> None:
+    """A check that logs after stderr went away still completes."""
+    stream = open(tmp_path / "log.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        configure_logging("info", "json", Redactor(), stream)
+        stream.close()
+        structlog.get_logger("monitor.test").info("check_failed", check="drift")
+        logging.getLogger("psycopg.pool").warning("error connecting")
+    finally:
+        restore_default_logging()
+
+
+def restore_default_logging() -> None:
+    """Leave logging as other tests expect it: structlog's defaults, no root handler."""
+    structlog.reset_defaults()
+    logging.getLogger().handlers = []
 
 
 def write_concurrently(path: Path) -> None:
