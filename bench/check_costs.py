@@ -187,9 +187,14 @@ def _text(query: Any, conn: Any) -> str:
 
 
 class LockSampler:
-    """Polls pg_locks for ACCESS SHARE on the two tables, as fast as one connection can."""
+    """Polls pg_locks for a role's ACCESS SHARE on the two tables, as fast as one connection can.
 
-    def __init__(self, db: BenchDb) -> None:
+    Only sessions of `role` count: another client of the same database (autovacuum, a human
+    with psql) must not be taken for the check under measurement.
+    """
+
+    def __init__(self, db: BenchDb, role: str = MONITOR_ROLE) -> None:
+        self.role = role
         self._conn = db.connect()
         self._oids = {
             row[0]: row[1]
@@ -220,14 +225,15 @@ class LockSampler:
 
     def _poll(self) -> None:
         query = (
-            "SELECT pid, relation::oid FROM pg_locks WHERE locktype = 'relation'"
-            " AND relation = ANY(%s) AND mode = 'AccessShareLock' AND granted"
-            " AND pid <> pg_backend_pid()"
+            "SELECT l.pid, l.relation::oid FROM pg_locks AS l"
+            " JOIN pg_stat_activity AS a ON a.pid = l.pid"
+            " WHERE l.locktype = 'relation' AND l.relation = ANY(%s)"
+            " AND l.mode = 'AccessShareLock' AND l.granted AND a.usename = %s"
         )
         oids = list(self._oids)
         with self._conn.cursor() as cursor:
             while not self._stop.is_set():
-                cursor.execute(query, (oids,), prepare=True)
+                cursor.execute(query, (oids, self.role), prepare=True)
                 rows = cursor.fetchall()
                 self.times.append(time.perf_counter())
                 self.seen.append({(pid, self._oids[oid]) for pid, oid in rows})
@@ -400,6 +406,7 @@ def measure_one_liners(db: BenchDb, repeat: int, sampler: LockSampler) -> dict[s
     """The plan's psql commands, each run `repeat` times, timed and sampled."""
     psql = psql_binary(db)
     out: dict[str, Any] = {}
+    sampler.role = HUMAN_ROLE
     with db.connect() as stats:
         for name, statement in ONE_LINERS.items():
             command = [psql, "-X", "-q", "-d", db.url(HUMAN_ROLE), "-c", statement]
