@@ -250,45 +250,41 @@ def test_basic_auth_right_password_is_200(serve: Serve) -> None:
     assert get(f"{url}/readyz", auth=(USER, PASSWORD)).status_code == 200
 
 
+@pytest.fixture
+def bcrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every hash bcrypt.checkpw is asked about from now on (the real check still runs)."""
+    calls: list[bytes] = []
+    checkpw = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed)
+        return checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    return calls
+
+
 def test_a_verified_password_costs_one_bcrypt_and_a_wrong_one_every_time(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
+    serve: Serve, bcrypt_calls: list[bytes]
 ) -> None:
     """Like exporter-toolkit: a scrape every few seconds must not cost a bcrypt each time."""
     url = serve(AUTH_YAML)
-    calls: list[bytes] = []
-    checkpw = bcrypt.checkpw
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        calls.append(hashed)
-        return checkpw(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", counting)
     for _ in range(5):
         assert get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
-    assert calls == [HASH.encode()]
+    assert bcrypt_calls == [HASH.encode()]
     for _ in range(2):
         assert get(f"{url}/metrics", auth=(USER, "wrong")).status_code == 401
-    assert len(calls) == 3
+    assert len(bcrypt_calls) == 3
     assert get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
-    assert len(calls) == 3
+    assert len(bcrypt_calls) == 3
 
 
-def test_an_unknown_user_still_costs_a_bcrypt(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unknown_user_still_costs_a_bcrypt(serve: Serve, bcrypt_calls: list[bytes]) -> None:
     """So the time of a 401 does not tell which users exist."""
     url = serve(AUTH_YAML)
-    calls: list[bytes] = []
-    checkpw = bcrypt.checkpw
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        calls.append(hashed)
-        return checkpw(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", counting)
     assert get(f"{url}/metrics", auth=("nobody", PASSWORD)).status_code == 401
-    assert len(calls) == 1
-    assert calls[0] != HASH.encode()
+    assert len(bcrypt_calls) == 1
+    assert bcrypt_calls[0] != HASH.encode()
 
 
 def test_htpasswd_2y_hashes_are_accepted(serve: Serve) -> None:
