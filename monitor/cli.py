@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 from prometheus_client import disable_created_metrics
@@ -15,12 +15,18 @@ from monitor.db import PasswordFileError, read_password
 from monitor.demo.cli import add_demo_parser, run_demo
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
+from monitor.preflight.cli import add_preflight_parser, run_preflight
 from monitor.redact import Redactor, redact_url, url_secrets
 from monitor.reload import Daemon, Loader, ReloadFailed
 from monitor.service import Monitor
+from monitor.verdict.cli import add_verdict_parser, run_verdict
 from monitor.webconfig import load_web_config
 
 USAGE_ERROR = 2
+WITHOUT_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": run_demo,
+    "verdict": run_verdict,
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,6 +69,8 @@ def parser() -> Parser:
     )
     commands.add_parser("once", parents=[shared], help="run every check once and print the metrics")
     commands.add_parser("check-config", parents=[shared], help="validate the configuration")
+    add_preflight_parser(commands, shared)
+    add_verdict_parser(commands)
     add_demo_parser(commands)
     return main
 
@@ -70,8 +78,8 @@ def parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the rollout-monitor command."""
     args = parser().parse_args(argv)
-    if args.command == "demo":
-        return run_demo(args)
+    if args.command in WITHOUT_CONFIG:  # no database: they bring their own settings
+        return WITHOUT_CONFIG[args.command](args)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise here
     flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
     try:
@@ -84,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(summary(config))
         return 0
+    if args.command == "preflight":
+        return run_preflight(config, redact, args)
     if args.command == "once":
         monitor = Monitor(config, redact)
         try:

@@ -52,6 +52,11 @@ class Snapshots:
         """Nothing: the families change at run time (avoids a collect at registration)."""
         return []
 
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, value) of every sample named so that the checks last reported."""
+        found = [s for f in self.collect() for s in f.samples if s.name == name]
+        return [(dict(s.labels), s.value) for s in found]
+
 
 class Metrics:
     """The metrics that live as long as the process, registered on the given registry."""

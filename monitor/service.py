@@ -16,10 +16,13 @@ from monitor.baseline import Baseline
 from monitor.checks import build_checks
 from monitor.checks.base import CheckRunner
 from monitor.config import Config
+from monitor.criteria import Thresholds
 from monitor.db import Database
 from monitor.exporter import Exporter
+from monitor.live import LiveView
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
+from monitor.probe import ProbeResult
 from monitor.webconfig import load_web_config
 
 log = structlog.get_logger("monitor")
@@ -38,7 +41,14 @@ class Monitor:
         self.db = Database(config.database, config.database_url, self._report_postgres)
         self.tracker, self.baseline = self._adopt(previous) or self._fresh_baseline()
         self.registry.register(self.baseline)
-        checks = build_checks(config, self.db, self.metrics, self.tracker, self.baseline.record)
+        self.live = LiveView(
+            self.metrics.snapshots,
+            self.tracker,
+            self.baseline,
+            Thresholds(min_probes=config.baseline.min_probes),
+        )
+        self.registry.register(self.live)
+        checks = build_checks(config, self.db, self.metrics, self.tracker, self._on_probe)
         self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
         self._inflight = Inflight()
         self._exporter: Exporter | None = None
@@ -62,6 +72,11 @@ class Monitor:
             self.config.baseline,
         )
         return (previous.tracker, previous.baseline) if same else None
+
+    def _on_probe(self, result: ProbeResult) -> None:
+        """Every callback probe, to the baseline and to the view since the migration."""
+        self.baseline.record(result)
+        self.live.record(result)
 
     def _report_postgres(self, up: bool) -> None:
         self.metrics.postgres_up.set(float(up))

@@ -1,0 +1,1 @@
+"""preflight (issue 5)."""

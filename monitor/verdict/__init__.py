@@ -1,0 +1,1 @@
+"""verdict (issue 5)."""
