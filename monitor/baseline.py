@@ -181,6 +181,20 @@ class Baseline:
         """Nothing: the families change at run time (avoids a collect at registration)."""
         return []
 
+    def summary(self) -> Summary | None:
+        """The frozen baseline (what the window since the migration is judged against); None
+        while it is still being learned."""
+        with self._lock:
+            self._settle()
+            return self._frozen
+
+    @property
+    def source(self) -> str:
+        """Where summary() comes from: monitor, configuration, prometheus_history or none."""
+        with self._lock:
+            self._settle()
+            return "none" if self._frozen is None else "monitor"
+
     def close(self) -> None:
         """Persist what was learned (the monitor is stopping)."""
         with self._lock:
