@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -17,15 +18,19 @@ import structlog
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from monitor.config import BaselineSettings
-from monitor.metrics import PROBE_BUCKETS, gauge, labelled_gauge
+from monitor.config import BaselineSettings, FixedBaseline
+from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 
 QUANTILES = ("0.5", "0.95", "0.99")
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2 added the database context; version 1 files are still read
 SAVE_EVERY_SECONDS = 60.0
 MAX_PROBES = 100_000
+# Prometheus may be down when the baseline freezes; asking again each probe would hammer it.
+FETCH_RETRY_SECONDS = 60.0
+SOURCES = ("monitor", "configuration", "prometheus_history", "none")
+Source = Literal["monitor", "configuration", "prometheus_history", "none"]
 
 log = structlog.get_logger("monitor.baseline")
 
@@ -36,31 +41,60 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Plan(Record):
+    """How the user lookup reaches users: scan node and index (empty when none)."""
+
+    node: str
+    index: str
+
+
+class Context(Record):
+    """The database around a probe, as the checks last reported it."""
+
+    user_lookup_seconds: float | None = None
+    user_lookup_plan: Plan | None = None
+    db_connections_ratio: float | None = None
+
+
 class Probe(Record):
-    """One callback probe: when (Unix time), its outcome, and its duration if it got an answer."""
+    """One callback probe: when (Unix time), its outcome, its duration if it got an answer, and
+    the database's user-lookup time, plan and connection usage the checks last saw."""
 
     at: float
     outcome: str
     duration_seconds: float | None
+    user_lookup_seconds: float | None = None
+    user_lookup_plan: Plan | None = None
+    db_connections_ratio: float | None = None
 
 
 class Summary(Record):
-    """What a set of probes says: how many, the share of successes, latency quantiles."""
+    """What a set of probes says: how many, the share of successes, latency quantiles, and the
+    database's median user-lookup time, last plan and highest connection usage."""
 
     probes: int
     success_ratio: float | None
     duration_seconds: dict[str, float]
+    user_lookup_seconds: float | None = None
+    user_lookup_plan: Plan | None = None
+    db_connections_ratio: float | None = None
+
+    @property
+    def p95_seconds(self) -> float | None:
+        """The 0.95 latency quantile, if known."""
+        return self.duration_seconds.get("0.95")
 
 
 class SavedState(Record):
-    """The state file: a learning window's probes, or the frozen summary."""
+    """The state file: a learning window's probes, or the frozen summary and where it came from."""
 
-    version: Literal[1]
+    version: Literal[1, 2]
     migration: str
     frozen: bool
     confirmed_until: float | None
     probes: tuple[Probe, ...] = ()
     baseline: Summary | None = None
+    source: Literal["monitor", "prometheus_history"] = "monitor"
 
     @model_validator(mode="after")
     def _frozen_has_summary(self) -> SavedState:
@@ -71,10 +105,17 @@ class SavedState(Record):
 
 def bucket_quantile(q: float, bounds: Sequence[float], values: Sequence[float]) -> float | None:
     """The q-quantile of values in buckets with these upper bounds, as histogram_quantile does."""
-    if not values:
-        return None
     counts = [sum(1 for v in values if v <= bound) for bound in bounds]
-    rank = q * len(values)
+    return counts_quantile(q, bounds, counts, len(values))
+
+
+def counts_quantile(
+    q: float, bounds: Sequence[float], counts: Sequence[int], total: int
+) -> float | None:
+    """The q-quantile from cumulative bucket counts (total counts the +Inf bucket too)."""
+    if total == 0:
+        return None
+    rank = q * total
     found = next((i for i, count in enumerate(counts) if count >= rank), None)
     if found is None:  # in the +Inf bucket: Prometheus answers the highest finite bound
         return bounds[-1]
@@ -87,14 +128,49 @@ def summarize(probes: Sequence[Probe], bounds: Sequence[float] = PROBE_BUCKETS) 
     answered = [p.duration_seconds for p in probes if p.duration_seconds is not None]
     successes = sum(1 for p in probes if p.outcome == "success")
     quantiles = {q: bucket_quantile(float(q), bounds, answered) for q in QUANTILES}
+    lookups = [p.user_lookup_seconds for p in probes if p.user_lookup_seconds is not None]
+    plans = [p.user_lookup_plan for p in probes if p.user_lookup_plan is not None]
+    ratios = [p.db_connections_ratio for p in probes if p.db_connections_ratio is not None]
     return Summary(
         probes=len(probes),
         success_ratio=successes / len(probes) if probes else None,
         duration_seconds={q: v for q, v in quantiles.items() if v is not None},
+        user_lookup_seconds=statistics.median(lookups) if lookups else None,
+        user_lookup_plan=plans[-1] if plans else None,
+        db_connections_ratio=max(ratios) if ratios else None,
     )
 
 
-def families(summary: Summary, frozen: bool, min_probes: int) -> list[Metric]:
+def configured(fixed: FixedBaseline, min_probes: int) -> Summary:
+    """The operator's baseline; it stands for min_probes probes, so that it is used."""
+    quantiles = {"0.5": fixed.p50, "0.95": fixed.p95, "0.99": fixed.p99}
+    return Summary(
+        probes=min_probes,
+        success_ratio=fixed.success_ratio,
+        duration_seconds={q: v for q, v in quantiles.items() if v is not None},
+        user_lookup_seconds=fixed.user_lookup_execution,
+        db_connections_ratio=fixed.db_connections_ratio,
+    )
+
+
+def context(snapshots: Snapshots) -> Context:
+    """The user-lookup time and plan and the connection usage the checks last reported."""
+    lookup = [v for _, v in snapshots.samples("rollout_user_lookup_execution_seconds")]
+    plans = [
+        Plan(node=labels.get("node", ""), index=labels.get("index", ""))
+        for labels, v in snapshots.samples("rollout_user_lookup_plan_info")
+        if v == 1
+    ]
+    connections = [v for _, v in snapshots.samples("rollout_db_connections")]
+    limit = [v for _, v in snapshots.samples("rollout_db_max_connections") if v > 0]
+    return Context(
+        user_lookup_seconds=lookup[0] if lookup else None,
+        user_lookup_plan=plans[0] if plans else None,
+        db_connections_ratio=sum(connections) / limit[0] if connections and limit else None,
+    )
+
+
+def families(summary: Summary, frozen: bool, min_probes: int, source: str) -> list[Metric]:
     """The baseline gauges; the values only once enough probes are behind them."""
     result: list[Metric] = [
         gauge(
@@ -107,9 +183,22 @@ def families(summary: Summary, frozen: bool, min_probes: int) -> list[Metric]:
             "Callback probes behind the baseline.",
             summary.probes,
         ),
+        one_hot(
+            "rollout_baseline_source",
+            "1 for where the frozen baseline came from; none while it is being learned.",
+            "source",
+            SOURCES,
+            source,
+        ),
     ]
     if summary.probes < min_probes:
         return result
+    return result + callback_families(summary) + database_families(summary)
+
+
+def callback_families(summary: Summary) -> list[Metric]:
+    """The callback's success ratio and latency quantiles, where known."""
+    result: list[Metric] = []
     if summary.success_ratio is not None:
         result.append(
             gauge(
@@ -130,6 +219,40 @@ def families(summary: Summary, frozen: bool, min_probes: int) -> list[Metric]:
     return result
 
 
+def database_families(summary: Summary) -> list[Metric]:
+    """The user lookup's time and plan and the connection usage, where known."""
+    result: list[Metric] = []
+    if summary.user_lookup_seconds is not None:
+        result.append(
+            gauge(
+                "rollout_baseline_user_lookup_execution_seconds",
+                "Median execution time of the login lookup before the migration (EXPLAIN ANALYZE).",
+                summary.user_lookup_seconds,
+            )
+        )
+    if (plan := summary.user_lookup_plan) is not None:
+        result.append(
+            labelled_gauge(
+                "rollout_baseline_user_lookup_plan_info",
+                "How the login lookup reached users before the migration: scan node and index.",
+                ["node", "index"],
+                {(plan.node, plan.index): 1.0},
+            )
+        )
+    if summary.db_connections_ratio is not None:
+        result.append(
+            gauge(
+                "rollout_baseline_db_connections_ratio",
+                "Most client connections seen before the migration, over max_connections.",
+                summary.db_connections_ratio,
+            )
+        )
+    return result
+
+
+Fetch = Callable[[float], Summary | None]
+
+
 class Baseline:
     """A collector of the baseline gauges; records probes while the migration is pending."""
 
@@ -140,34 +263,88 @@ class Baseline:
         tracker: MigrationTracker,
         migration: str,
         clock: Callable[[], float] = time.time,
+        *,
+        snapshots: Snapshots | None = None,
+        fetch: Fetch | None = None,
     ) -> None:
         self._settings = settings
         self._tracker = tracker
         self._migration = migration
         self._clock = clock
+        self._snapshots = snapshots
+        self._fetch = fetch
         self._lock = threading.Lock()
         capacity = min(MAX_PROBES, math.ceil(settings.window / probe_interval) + 1)
         self._window: deque[Probe] = deque(maxlen=capacity)
         self._confirmed_until: float | None = None
         self._frozen: Summary | None = None
+        self._source: Source = "monitor"
         self._learned_cache: Summary | None = None  # summarizing on every scrape is O(window)
         self._saved_at = -math.inf
-        self._load()
+        self._fetched_at = -math.inf
+        if settings.fixed is not None:
+            self._frozen = configured(settings.fixed, settings.min_probes)
+            self._source = "configuration"
+        else:
+            self._load()
+
+    def use_snapshots(self, snapshots: Snapshots) -> None:
+        """Read the database's context from these (a reloaded monitor has new ones)."""
+        with self._lock:
+            self._snapshots = snapshots
 
     def record(self, result: ProbeResult) -> None:
         """Keep the probe in the window while the schema check says the migration is pending."""
+        around = context(self._snapshots) if self._snapshots is not None else Context()
         with self._lock:
             self._settle()
-            if self._frozen is not None or self._tracker.known_state() != "pending":
+            self._learn(result, around)
+            applied_at = self._fetch_due()
+        if applied_at is not None:
+            self._fetch_history(applied_at)
+
+    def _learn(self, result: ProbeResult, around: Context) -> None:
+        if self._frozen is not None or self._tracker.known_state() != "pending":
+            return
+        now = self._clock()
+        answered = result.duration if result.status is not None else None
+        probe = Probe(at=now, outcome=result.outcome, duration_seconds=answered, **dict(around))
+        self._window.append(probe)
+        while self._window[0].at <= now - self._settings.window:
+            self._window.popleft()
+        self._learned_cache = None
+        if now - self._saved_at >= SAVE_EVERY_SECONDS:
+            self._save()
+
+    def _fetch_due(self) -> float | None:
+        """The applied time to ask Prometheus about, when the frozen baseline is too thin."""
+        frozen, view = self._frozen, self._tracker.current()
+        thin = frozen is not None and frozen.probes < self._settings.min_probes
+        if self._fetch is None or not thin or self._source != "monitor":
+            return None
+        if view.state != "applied" or view.applied_at is None:
+            return None
+        if self._clock() - self._fetched_at < FETCH_RETRY_SECONDS:
+            return None
+        self._fetched_at = self._clock()
+        return view.applied_at.timestamp()
+
+    def _fetch_history(self, applied_at: float) -> None:
+        """Ask Prometheus for the window before the migration (outside the lock: it is slow)."""
+        if self._fetch is None:
+            return
+        try:
+            fetched = self._fetch(applied_at)
+        except Exception as error:  # whatever the hook raises, the probes go on
+            log.warning("baseline_fetch_failed", reason=str(error) or type(error).__name__)
+            return
+        with self._lock:
+            current = self._frozen
+            if fetched is None or current is None or fetched.probes <= current.probes:
                 return
-            now = self._clock()
-            answered = result.duration if result.status is not None else None
-            self._window.append(Probe(at=now, outcome=result.outcome, duration_seconds=answered))
-            while self._window[0].at <= now - self._settings.window:
-                self._window.popleft()
-            self._learned_cache = None
-            if now - self._saved_at >= SAVE_EVERY_SECONDS:
-                self._save()
+            self._frozen, self._source = fetched, "prometheus_history"
+            log.info("baseline_from_prometheus", probes=fetched.probes)
+            self._save()
 
     def collect(self) -> Iterator[Metric]:
         """The baseline gauges (prometheus_client's collector interface)."""
@@ -175,7 +352,8 @@ class Baseline:
             self._settle()
             frozen = self._frozen is not None
             summary = self._frozen if self._frozen is not None else self._learned()
-        yield from families(summary, frozen, self._settings.min_probes)
+            source = self._current_source()
+        yield from families(summary, frozen, self._settings.min_probes, source)
 
     def describe(self) -> list[Metric]:
         """Nothing: the families change at run time (avoids a collect at registration)."""
@@ -188,12 +366,21 @@ class Baseline:
             self._settle()
             return self._frozen
 
+    def frozen(self) -> tuple[Summary | None, str]:
+        """summary() and source, read together."""
+        with self._lock:
+            self._settle()
+            return self._frozen, self._current_source()
+
     @property
     def source(self) -> str:
         """Where summary() comes from: monitor, configuration, prometheus_history or none."""
         with self._lock:
             self._settle()
-            return "none" if self._frozen is None else "monitor"
+            return self._current_source()
+
+    def _current_source(self) -> Source:
+        return "none" if self._frozen is None else self._source
 
     def close(self) -> None:
         """Persist what was learned (the monitor is stopping)."""
@@ -234,11 +421,12 @@ class Baseline:
             confirmed_until=self._confirmed_until,
             probes=() if self._frozen is not None else tuple(self._window),
             baseline=self._frozen,
+            source="prometheus_history" if self._source == "prometheus_history" else "monitor",
         )
 
     def _save(self) -> None:
         path = self._settings.state_file
-        if path is None:
+        if path is None or self._source == "configuration":
             return
         self._saved_at = self._clock()
         try:
@@ -251,6 +439,7 @@ class Baseline:
         state = read_state(path, self._migration) if path is not None else None
         if state is not None:
             self._frozen = state.baseline
+            self._source = state.source
             self._confirmed_until = state.confirmed_until
             self._window.extend(state.probes)
 

@@ -363,12 +363,49 @@ def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
         taken.add(name)
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
+class FixedBaseline(Section):
+    """A baseline given by the operator (source configuration): used instead of learning one."""
+
+    success_ratio: Ratio | None = None
+    p50: Duration | None = None
+    p95: Duration | None = None
+    p99: Duration | None = None
+    user_lookup_execution: Duration | None = None
+    db_connections_ratio: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _something_set(self) -> FixedBaseline:
+        if all(value is None for value in self.model_dump().values()):
+            raise ValueError("set at least one value, e.g. success_ratio or p95")
+        return self
+
+
 class BaselineSettings(Section):
     """The callback's latency and success before the migration, learned while it is pending."""
 
     window: Duration = 3600.0
     min_probes: int = Field(20, ge=1)
     state_file: Path | None = None
+    fixed: FixedBaseline | None = None
+    prometheus_url: HttpUrl = None
+
+
+class CriteriaSettings(Section):
+    """What the daemon's own view of the success criteria counts as good enough."""
+
+    objective: float = Field(0.99, gt=0, le=1)
+    min_probes: int | None = Field(None, ge=1)  # None: baseline.min_probes
+    latency_tolerance: float = Field(1.10, ge=1)
 
 
 class LargeTablesSettings(Section):
@@ -408,6 +445,7 @@ class Config(Section):
     migration: MigrationConfig = MigrationConfig()
     checks: ChecksConfig = ChecksConfig()
     baseline: BaselineSettings = BaselineSettings()
+    criteria: CriteriaSettings = CriteriaSettings()
     large_tables: LargeTablesSettings = LargeTablesSettings()
     log: LogConfig = LogConfig()
 

@@ -1,20 +1,86 @@
 """The daemon's own view of the rollout: the plan's success criteria, decided from memory.
 
-SKELETON (issue 5): the interface is fixed; the helper owning it fills in the behaviour.
+The window is the one the verdict judges: since the migration was applied, at most the last 24
+hours. Probes are kept from the moment the schema check says the migration is applied; the rest
+(indexes, trigger, drift, logins) is what the checks last reported, read from Snapshots.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from monitor.baseline import Baseline
-from monitor.criteria import Decision, Observation, Thresholds, decide
-from monitor.metrics import Snapshots
+from monitor.baseline import Baseline, counts_quantile
+from monitor.config import Config
+from monitor.criteria import BaselineView, Decision, Observation, Thresholds, decide
+from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+
+WINDOW_SECONDS = 24 * 3600.0  # the plan's monitoring period
+MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memory
+
+
+def thresholds(config: Config) -> Thresholds:
+    """The criteria's thresholds from the configuration (min_probes: the baseline's by default)."""
+    settings = config.criteria
+    return Thresholds(
+        objective=settings.objective,
+        min_probes=settings.min_probes or config.baseline.min_probes,
+        latency_tolerance=settings.latency_tolerance,
+    )
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One probe since the migration: when, whether it succeeded, its bucket if it got an answer,
+    and the wrongly_invalid count the drift check last reported then."""
+
+    at: float
+    success: bool
+    bucket: int | None  # index into PROBE_BUCKETS; len(PROBE_BUCKETS) is +Inf
+    wrongly_invalid: float | None
+
+
+class Window:
+    """Probes in the window with running totals, so that a scrape does not walk a day of them."""
+
+    def __init__(self) -> None:
+        self.probes: deque[Seen] = deque()
+        self.successes = 0
+        self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
+
+    def add(self, seen: Seen) -> None:
+        """Count a probe in; the oldest falls out beyond MAX_PROBES."""
+        if len(self.probes) >= MAX_PROBES:
+            self._drop()
+        self.probes.append(seen)
+        self._count(seen, 1)
+
+    def trim(self, start: float) -> None:
+        """Drop the probes taken before start."""
+        while self.probes and self.probes[0].at < start:
+            self._drop()
+
+    def cumulative(self) -> tuple[list[int], int]:
+        """Cumulative counts of the answered probes per finite bucket, and all answered."""
+        running = list(itertools.accumulate(self.buckets))
+        return running[:-1], running[-1]
+
+    def _drop(self) -> None:
+        self._count(self.probes.popleft(), -1)
+
+    def _count(self, seen: Seen, sign: int) -> None:
+        self.successes += sign * seen.success
+        if seen.bucket is not None:
+            self.buckets[seen.bucket] += sign
 
 
 class LiveView:
@@ -33,24 +99,74 @@ class LiveView:
         self._baseline = baseline
         self._thresholds = thresholds
         self._clock = clock
+        self._lock = threading.Lock()
+        self._window = Window()
+        self._applied_at: float | None = None  # of the latest application seen
+        self._left_at: float | None = None  # last seen not applied after having been applied
+
+    def inherit(self, previous: LiveView) -> None:
+        """Carry on the previous monitor's window (a reload watching the same migration)."""
+        with previous._lock:
+            window, applied_at, left_at = previous._window, previous._applied_at, previous._left_at
+        with self._lock:
+            self._window, self._applied_at, self._left_at = window, applied_at, left_at
 
     def record(self, result: ProbeResult) -> None:
         """Keep the probe while the migration is applied (the window since it was applied)."""
+        wrongly_invalid = self._wrongly_invalid()
+        with self._lock:
+            start = self._follow()
+            if self._tracker.known_state() != "applied" or start is None:
+                return
+            answered = result.duration if result.status is not None else None
+            bucket = None if answered is None else bisect.bisect_left(PROBE_BUCKETS, answered)
+            seen = Seen(self._clock(), result.outcome == "success", bucket, wrongly_invalid)
+            self._window.add(seen)
+
+    def _follow(self) -> float | None:
+        """Follow the schema check's state; the window's start, None before it was applied."""
+        now, view = self._clock(), self._tracker.current()
+        if view.state == "applied" and view.applied_at is not None:
+            self._applied_at = view.applied_at.timestamp()
+        elif self._applied_at is not None and self._tracker.known_state() is not None:
+            self._left_at = now
+        if self._applied_at is None:
+            return None
+        start = max(self._applied_at, now - WINDOW_SECONDS)
+        self._window.trim(start)
+        return start
 
     def observation(self) -> Observation:
         """What the daemon knows now about the window since the migration."""
+        wrongly_invalid = self._wrongly_invalid()
+        with self._lock:
+            start = self._follow()
+            probes = len(self._window.probes)
+            successes = self._window.successes
+            cumulative, answered = self._window.cumulative()
+            seen = [s.wrongly_invalid for s in self._window.probes]
+            stayed = None if start is None else self._left_at is None or self._left_at < start
         return Observation(
             state=self._tracker.known_state(),
-            stayed_applied=None,
-            indexes_valid=None,
-            trigger_enabled=None,
-            wrongly_invalid=None,
-            logins=None,
-            logins_missing_field=None,
-            probes=0,
-            successes=0,
-            p95_seconds=None,
-            baseline=None,
+            stayed_applied=stayed,
+            indexes_valid=self._all_one("rollout_schema_index_valid"),
+            trigger_enabled=self._trigger_enabled(),
+            wrongly_invalid=highest([wrongly_invalid, *seen]),
+            logins=highest(
+                [v for _, v in self._samples("rollout_users_logged_in_since_migration")]
+            ),
+            logins_missing_field=highest(
+                [
+                    v
+                    for _, v in self._samples(
+                        "rollout_users_logged_in_since_migration_missing_field"
+                    )
+                ]
+            ),
+            probes=probes,
+            successes=successes,
+            p95_seconds=counts_quantile(0.95, PROBE_BUCKETS, cumulative, answered),
+            baseline=self._baseline_view(),
         )
 
     def decisions(self) -> list[Decision]:
@@ -59,8 +175,58 @@ class LiveView:
 
     def collect(self) -> Iterator[Metric]:
         """rollout_success_criterion and its companions (prometheus_client's collector API)."""
-        return iter(())
+        decisions = self.decisions()
+        yield labelled_gauge(
+            "rollout_success_criterion",
+            "1 when the plan's success criterion passes, 0 when it fails, absent while"
+            " inconclusive (the daemon's own view of the window since the migration).",
+            ["criterion"],
+            {
+                (d.criterion,): float(d.result == "pass")
+                for d in decisions
+                if d.result != "inconclusive"
+            },
+        )
+        yield labelled_gauge(
+            "rollout_success_criterion_inconclusive",
+            "1 while the success criterion cannot be decided (no data, too few probes, no"
+            " baseline), else 0.",
+            ["criterion"],
+            {(d.criterion,): float(d.result == "inconclusive") for d in decisions},
+        )
 
     def describe(self) -> list[Metric]:
         """Nothing: the families change at run time (avoids a collect at registration)."""
         return []
+
+    def _samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return self._snapshots.samples(name)
+
+    def _wrongly_invalid(self) -> float | None:
+        found = self._samples("rollout_token_validity_drift")
+        return highest([v for labels, v in found if labels.get("kind") == "wrongly_invalid"])
+
+    def _all_one(self, name: str) -> bool | None:
+        values = [v for _, v in self._samples(name)]
+        return all(v == 1 for v in values) if values else None
+
+    def _trigger_enabled(self) -> bool | None:
+        """Enabled when present; a trigger the schema check found missing has no enabled gauge."""
+        enabled = self._all_one("rollout_schema_trigger_enabled")
+        if enabled is not None:
+            return enabled
+        present = self._samples("rollout_schema_object_present")
+        triggers = [v for labels, v in present if labels.get("kind") == "trigger"]
+        return False if triggers and not all(triggers) else None
+
+    def _baseline_view(self) -> BaselineView | None:
+        summary, source = self._baseline.frozen()
+        if summary is None:
+            return None
+        return BaselineView(summary.probes, summary.success_ratio, summary.p95_seconds, source)
+
+
+def highest(values: list[float | None]) -> float | None:
+    """The largest known value; None when none is known."""
+    known = [v for v in values if v is not None]
+    return max(known) if known else None

@@ -16,10 +16,9 @@ from monitor.baseline import Baseline
 from monitor.checks import build_checks
 from monitor.checks.base import CheckRunner
 from monitor.config import Config
-from monitor.criteria import Thresholds
 from monitor.db import Database
 from monitor.exporter import Exporter
-from monitor.live import LiveView
+from monitor.live import LiveView, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
@@ -40,13 +39,13 @@ class Monitor:
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
         self.tracker, self.baseline = self._adopt(previous) or self._fresh_baseline()
+        self.baseline.use_snapshots(self.metrics.snapshots)
         self.registry.register(self.baseline)
         self.live = LiveView(
-            self.metrics.snapshots,
-            self.tracker,
-            self.baseline,
-            Thresholds(min_probes=config.baseline.min_probes),
+            self.metrics.snapshots, self.tracker, self.baseline, thresholds(config)
         )
+        if previous is not None and previous.tracker is self.tracker:
+            self.live.inherit(previous.live)  # the window since the migration goes on
         self.registry.register(self.live)
         checks = build_checks(config, self.db, self.metrics, self.tracker, self._on_probe)
         self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]

@@ -278,7 +278,7 @@ def test_frozen_baseline_survives_a_restart(fresh_db: FreshDatabase, tmp_path: P
             assert frozen["frozen"] == 1
             assert frozen["auth_callback_probes"] == 3
     saved = json.loads(state.read_text())
-    assert (saved["version"], saved["frozen"], saved["probes"]) == (1, True, [])
+    assert (saved["version"], saved["frozen"], saved["probes"]) == (2, True, [])
     assert saved["baseline"]["probes"] == 3
     assert saved["migration"] == fixtures.MIGRATION_001_NAME
 
@@ -320,9 +320,9 @@ def test_started_after_the_migration_without_a_state_file_has_no_baseline(
     [
         ("{not json", "Invalid JSON: key must be a string at line 1 column 2"),
         (
-            '{"version": 2, "migration": "001_threads_oauth_enhancements", "frozen": false,'
+            '{"version": 3, "migration": "001_threads_oauth_enhancements", "frozen": false,'
             ' "confirmed_until": null}',
-            "version: Input should be 1",
+            "version: Input should be 1 or 2",
         ),
         (
             '{"version": 1, "migration": "001_threads_oauth_enhancements", "frozen": true,'
@@ -358,7 +358,7 @@ def test_unusable_state_file_logs_a_warning_and_learning_starts_afresh(
             "action": "relearn",
         }
     ]
-    assert json.loads(state.read_text())["version"] == 1  # replaced by a good one on close
+    assert json.loads(state.read_text())["version"] == 2  # replaced by a good one on close
 
 
 # --- the window, with an injected clock ------------------------------------------------------
@@ -386,13 +386,14 @@ def window_baseline(clock: Clock, **settings: Any) -> tuple[Baseline, MigrationT
 
 
 def gauges(baseline: Baseline) -> dict[str, float]:
-    """The baseline's samples by name (quantiles as name{q})."""
+    """The baseline's samples by name (labelled ones as name{values}), but its source."""
     registry = CollectorRegistry()
     registry.register(baseline)
     return {
-        s.name + (f"{{{s.labels['quantile']}}}" if s.labels else ""): s.value
+        s.name + (f"{{{','.join(s.labels.values())}}}" if s.labels else ""): s.value
         for family in registry.collect()
         for s in family.samples
+        if s.name != "rollout_baseline_source"
     }
 
 
