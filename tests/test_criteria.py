@@ -1,0 +1,263 @@
+"""The six success criteria decided from an Observation: one row per situation, exact results."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from monitor.criteria import (
+    CRITERIA,
+    BaselineView,
+    Decision,
+    Observation,
+    Result,
+    Thresholds,
+    decide,
+    overall,
+)
+
+BASELINE = BaselineView(probes=20, success_ratio=1.0, p95_seconds=0.0395, source="monitor")
+HEALTHY = Observation(
+    state="applied",
+    stayed_applied=True,
+    indexes_valid=True,
+    trigger_enabled=True,
+    wrongly_invalid=0.0,
+    logins=2.0,
+    logins_missing_field=0.0,
+    probes=20,
+    successes=20,
+    p95_seconds=0.0395,
+    baseline=BASELINE,
+)
+PASSING: dict[str, tuple[Result, str]] = {
+    "migration_completed": ("pass", "applied; every index valid; the trigger enabled"),
+    "users_can_authenticate": ("pass", "callback success 100.00% of 20 probes"),
+    "new_fields_populated": ("pass", "all 2 users who logged in have both fields"),
+    "token_validity_tracking": ("pass", "the trigger is enabled; no token wrongly invalid"),
+    "latency_within_10pct": ("pass", "p95 39.5 ms, 1.00x the baseline 39.5 ms"),
+    "error_rate_within_baseline": ("pass", "errors 0.00% of 20 probes, limit 1.00%"),
+}
+Expected = tuple[Result, str]
+TOO_FEW: Expected = ("inconclusive", "19 callback probes in the window, fewer than 20")
+NO_BASELINE: Expected = ("inconclusive", "no baseline (0 probes before the migration, 20 needed)")
+TRIGGER: Expected = ("fail", "the trigger is missing or disabled")
+WRONGLY_INVALID: Expected = ("fail", "3 unexpired tokens flagged invalid")
+
+# (what differs from HEALTHY, what differs from PASSING)
+ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
+    ("healthy", {}, {}),
+    (
+        "no state",
+        {"state": None},
+        {"migration_completed": ("inconclusive", "no data on the migration's state")},
+    ),
+    (
+        "pending",
+        {"state": "pending"},
+        {"migration_completed": ("inconclusive", "the migration is not applied yet")},
+    ),
+    (
+        "rolled back",
+        {"state": "rolled_back", "stayed_applied": False},
+        {"migration_completed": ("fail", "the migration is rolled_back")},
+    ),
+    (
+        "left applied in the window",
+        {"stayed_applied": False},
+        {"migration_completed": ("fail", "the migration left the applied state in the window")},
+    ),
+    (
+        "invalid index",
+        {"indexes_valid": False},
+        {"migration_completed": ("fail", "an index of the migration is invalid")},
+    ),
+    (
+        "trigger disabled",
+        {"trigger_enabled": False},
+        {"migration_completed": TRIGGER, "token_validity_tracking": TRIGGER},
+    ),
+    (
+        "no index data",
+        {"indexes_valid": None},
+        {"migration_completed": ("inconclusive", "no data on the indexes or the trigger")},
+    ),
+    (
+        "19 probes",
+        {"probes": 19, "successes": 19},
+        {
+            "users_can_authenticate": TOO_FEW,
+            "latency_within_10pct": TOO_FEW,
+            "error_rate_within_baseline": TOO_FEW,
+        },
+    ),
+    (
+        "one error in 20",
+        {"successes": 19},
+        {
+            "users_can_authenticate": ("fail", "callback success 95.00% below the 99.00%"),
+            "error_rate_within_baseline": ("fail", "errors 5.00% of 20 probes, limit 1.00%"),
+        },
+    ),
+    (
+        "99 of 100 meets the objective exactly",
+        {"probes": 100, "successes": 99},
+        {
+            "users_can_authenticate": ("pass", "callback success 99.00% of 100 probes"),
+            "error_rate_within_baseline": ("pass", "errors 1.00% of 100 probes, limit 1.00%"),
+        },
+    ),
+    (
+        "as many errors as the baseline had",
+        {"successes": 18, "baseline": replace(BASELINE, success_ratio=0.9)},
+        {
+            "users_can_authenticate": ("fail", "callback success 90.00% below the 99.00%"),
+            "error_rate_within_baseline": ("pass", "errors 10.00% of 20 probes, limit 10.00%"),
+        },
+    ),
+    (
+        "tokens wrongly invalid",
+        {"wrongly_invalid": 3.0},
+        {"users_can_authenticate": WRONGLY_INVALID, "token_validity_tracking": WRONGLY_INVALID},
+    ),
+    (
+        "no drift data",
+        {"wrongly_invalid": None},
+        {
+            "users_can_authenticate": (
+                "inconclusive",
+                "no data on tokens wrongly flagged invalid",
+            ),
+            "token_validity_tracking": ("inconclusive", "no data on the trigger or the tokens"),
+        },
+    ),
+    (
+        "no login data",
+        {"logins": None},
+        {"new_fields_populated": ("inconclusive", "no data on logins since the migration")},
+    ),
+    (
+        "nobody logged in",
+        {"logins": 0.0},
+        {"new_fields_populated": ("inconclusive", "nobody logged in since the migration")},
+    ),
+    (
+        "a login missing a field",
+        {"logins_missing_field": 1.0},
+        {"new_fields_populated": ("fail", "1 of 2 users who logged in miss a new field")},
+    ),
+    (
+        "p95 just within 1.1x",
+        {"p95_seconds": 0.11, "baseline": replace(BASELINE, p95_seconds=0.1)},
+        {"latency_within_10pct": ("pass", "p95 110.0 ms, 1.10x the baseline 100.0 ms")},
+    ),
+    (
+        "p95 above 1.1x",
+        {"p95_seconds": 0.111, "baseline": replace(BASELINE, p95_seconds=0.1)},
+        {
+            "latency_within_10pct": (
+                "fail",
+                "p95 111.0 ms, 1.11x the baseline 100.0 ms, above 1.10x",
+            )
+        },
+    ),
+    (
+        "no answer in the window",
+        {"p95_seconds": None},
+        {"latency_within_10pct": ("inconclusive", "no probe got an answer in the window")},
+    ),
+    (
+        "no baseline",
+        {"baseline": None},
+        {"latency_within_10pct": NO_BASELINE, "error_rate_within_baseline": NO_BASELINE},
+    ),
+    (
+        "a thin baseline",
+        {"baseline": replace(BASELINE, probes=5)},
+        {
+            "latency_within_10pct": (
+                "inconclusive",
+                "no baseline (5 probes before the migration, 20 needed)",
+            ),
+            "error_rate_within_baseline": (
+                "inconclusive",
+                "no baseline (5 probes before the migration, 20 needed)",
+            ),
+        },
+    ),
+    (
+        "a baseline without latency",
+        {"baseline": replace(BASELINE, p95_seconds=None)},
+        {
+            "latency_within_10pct": (
+                "inconclusive",
+                "no baseline (20 probes before the migration, 20 needed)",
+            )
+        },
+    ),
+]
+
+
+def results(decisions: list[Decision]) -> dict[str, tuple[Result, str]]:
+    return {d.criterion: (d.result, d.reason) for d in decisions}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_decide(changes: dict[str, Any], expected: dict[str, tuple[Result, str]]) -> None:
+    decisions = decide(replace(HEALTHY, **changes))
+    assert results(decisions) == {**PASSING, **expected}
+    assert [d.criterion for d in decisions] == [name for name, _ in CRITERIA]
+
+
+def test_a_pass_before_the_window_is_over_is_inconclusive_and_a_fail_is_final() -> None:
+    decisions = decide(replace(HEALTHY, window_complete=False, successes=19))
+    assert results(decisions) == {
+        **{
+            name: ("inconclusive", f"passing so far; the window is not over ({reason})")
+            for name, (_, reason) in PASSING.items()
+        },
+        "users_can_authenticate": ("fail", "callback success 95.00% below the 99.00%"),
+        "error_rate_within_baseline": ("fail", "errors 5.00% of 20 probes, limit 1.00%"),
+    }
+
+
+def test_thresholds_are_the_callers() -> None:
+    loose = Thresholds(objective=0.95, min_probes=10, latency_tolerance=1.5)
+    observed = replace(HEALTHY, successes=19, p95_seconds=0.059, probes=20)
+    assert results(decide(observed, loose)) == {
+        **PASSING,
+        "users_can_authenticate": ("pass", "callback success 95.00% of 20 probes"),
+        "latency_within_10pct": ("pass", "p95 59.0 ms, 1.49x the baseline 39.5 ms"),
+        "error_rate_within_baseline": ("pass", "errors 5.00% of 20 probes, limit 5.00%"),
+    }
+
+
+def test_observed_numbers_come_with_the_decision() -> None:
+    by_name = {d.criterion: d for d in decide(replace(HEALTHY, successes=19))}
+    assert by_name["users_can_authenticate"].observed == {
+        "success_ratio": 0.95,
+        "probes": 20,
+        "wrongly_invalid": 0.0,
+    }
+    assert by_name["error_rate_within_baseline"].observed == {
+        "error_ratio": 0.05,
+        "limit_ratio": 0.01,
+        "probes": 20,
+    }
+    assert by_name["latency_within_10pct"].title == "No performance degradation >10%"
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        (["pass", "pass"], "pass"),
+        (["pass", "inconclusive"], "inconclusive"),
+        (["inconclusive", "fail", "pass"], "fail"),
+        ([], "inconclusive"),
+    ],
+)
+def test_overall(found: list[Result], expected: Result) -> None:
+    decisions = [Decision("migration_completed", result, "") for result in found]
+    assert overall(decisions) == expected
