@@ -1,16 +1,145 @@
-"""The `rollout-monitor verdict` command line. SKELETON (issue 5): its owner fills it in."""
+"""The `rollout-monitor verdict` command line: Prometheus -> the six criteria -> exit code."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.criteria import Thresholds, decide
+from monitor.promapi import Prometheus, PrometheusError
+from monitor.verdict.observe import find_window, observe
+from monitor.verdict.query import Selector, SelectorError, parse_duration
+from monitor.verdict.report import Verdict, as_json, as_table
+
+USAGE_ERROR = 2
+COULD_NOT_EVALUATE = 4
+URL_VARIABLE = "ROLLOUT_PROMETHEUS_URL"
+DEFAULTS = Thresholds()
 
 
 def add_verdict_parser(commands: Any) -> None:
     """Add `verdict` and its options to the subcommands."""
-    commands.add_parser("verdict", help="decide the plan's success criteria from Prometheus")
+    verdict = commands.add_parser(
+        "verdict",
+        help="decide the plan's success criteria from Prometheus",
+        description="Decide the plan's six success criteria over the window since the migration "
+        "from Prometheus. Exit 0 pass, 1 fail, 3 inconclusive, 4 could not evaluate, 2 usage.",
+    )
+    option = verdict.add_argument
+    option("--prometheus-url", metavar="URL", help=f"Prometheus to ask (env {URL_VARIABLE})")
+    option("--window", default="24h", type=_window, help="how long after the migration (24h)")
+    option("--format", choices=("table", "json"), default="table", help="output (table)")
+    option(
+        "--selector",
+        default=Selector(),
+        type=_selector,
+        metavar="MATCHERS",
+        help='label matchers picking the monitor\'s series, e.g. job="rollout-monitor"',
+    )
+    option("--objective", default=DEFAULTS.objective, type=_ratio, help="callback objective")
+    option("--min-probes", default=DEFAULTS.min_probes, type=_count, help="probes needed")
+    option(
+        "--latency-tolerance",
+        default=DEFAULTS.latency_tolerance,
+        type=_tolerance,
+        help="p95 allowed, as a multiple of the baseline's",
+    )
+    option("--at", type=_time, metavar="TIME", help="evaluate as if now were TIME")
+    option("--timeout", default=10.0, type=_seconds, help="per query, e.g. 10s")
 
 
 def run_verdict(args: argparse.Namespace) -> int:
     """Evaluate, print, and return the exit code (0 pass, 1 fail, 3 inconclusive)."""
-    raise NotImplementedError
+    url = args.prometheus_url or os.environ.get(URL_VARIABLE)
+    problem = _url_problem(url)
+    if problem is not None or url is None:
+        return _usage(problem or "")
+    thresholds = Thresholds(args.objective, args.min_probes, args.latency_tolerance)
+    name, seconds = args.window
+    at = time.time() if args.at is None else args.at
+    try:
+        with Prometheus(url, args.timeout) as prom:
+            window = find_window(prom, args.selector, name, seconds, at)
+            observation = observe(prom, args.selector, window, thresholds)
+    except PrometheusError as error:
+        print(f"rollout-monitor verdict: could not evaluate: {error}", file=sys.stderr)
+        return COULD_NOT_EVALUATE
+    verdict = Verdict(window, observation.baseline, thresholds, decide(observation, thresholds))
+    print(as_json(verdict) if args.format == "json" else as_table(verdict))
+    return verdict.exit_code
+
+
+def _usage(message: str) -> int:
+    print(f"rollout-monitor verdict: {message} (see --help)", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _url_problem(url: str | None) -> str | None:
+    if not url:
+        return f"--prometheus-url (or {URL_VARIABLE}) is required"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # The URL may hold a password: name the flag, not the value.
+        return "--prometheus-url: not an http(s) URL with a host"
+    return None
+
+
+def _checked(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """An argparse type: the conversion, or one line saying what was expected."""
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except SelectorError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+    return parse
+
+
+def _positive_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(text)
+    return seconds
+
+
+def _in_range(value: float, low: float, high: float) -> float:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(value)
+    return value
+
+
+def _unix_or_rfc3339(text: str) -> float:
+    try:
+        return _in_range(float(text), 0, 1e11)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment.timestamp()
+
+
+def _seconds_or_duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = parse_duration(text)
+    return _in_range(seconds, 0.001, 3600)
+
+
+_window = _checked(lambda text: (text, _positive_duration(text)), "a duration like 1h or 24h")
+_selector = _checked(Selector.parse, 'label matchers like job="rollout-monitor"')
+_ratio = _checked(lambda text: _in_range(float(text), 0.0, 1.0), "a ratio from 0 to 1")
+_count = _checked(lambda text: int(_in_range(int(text), 1, 1e9)), "a whole number from 1")
+_tolerance = _checked(lambda text: _in_range(float(text), 1.0, 100.0), "a factor from 1 (1.1)")
+_time = _checked(_unix_or_rfc3339, "RFC3339 with an offset (2026-11-24T03:00:00Z) or Unix seconds")
+_seconds = _checked(_seconds_or_duration, "a timeout like 10s (at most 1h)")

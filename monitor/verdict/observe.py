@@ -1,0 +1,144 @@
+"""What Prometheus says about the window since the migration, as the criteria's Observation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.criteria import BaselineView, Observation, Thresholds
+from monitor.promapi import Prometheus
+from monitor.verdict.history import choose_baseline, window_counts
+from monitor.verdict.query import Selector, milliseconds
+
+# How far before --at to look for the applied time: it is exported only while the migration is
+# applied, so after a roll-back the last value seen stands in (as in the recording rules).
+APPLIED_LOOKBACK = "7d"
+# Replicas disagreeing on the state (one's schema check ran later): the worst one counts.
+WORST_FIRST = ("rolled_back", "partial", "pending", "applied")
+STATE = "rollout_migration_state"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The window evaluated: from the applied time, `seconds` long, cut at the evaluation time."""
+
+    name: str
+    seconds: float
+    at: float  # the evaluation time (--at, or now)
+    applied_at: float | None  # the window's start; None: the migration was not applied
+
+    @property
+    def end(self) -> float | None:
+        """The window's end: its full length after the start, or the evaluation time if sooner."""
+        if self.applied_at is None:
+            return None
+        return max(self.applied_at, min(self.at, self.applied_at + self.seconds))
+
+    @property
+    def complete(self) -> bool:
+        """The whole window is behind the evaluation time: a pass is final."""
+        return self.applied_at is not None and self.at >= self.applied_at + self.seconds
+
+    @property
+    def span(self) -> float:
+        """Seconds from the start to the end (0 without a start)."""
+        end = self.end
+        return 0.0 if end is None or self.applied_at is None else end - self.applied_at
+
+
+def find_window(prom: Prometheus, select: Selector, name: str, seconds: float, at: float) -> Window:
+    """The window since the migration was applied (the earliest time any replica reports)."""
+    applied = f"last_over_time({select('rollout_migration_applied_timestamp_seconds')}"
+    applied_at = prom.scalar(f"min({applied}[{APPLIED_LOOKBACK}]))", at)
+    return Window(name, seconds, at, applied_at)
+
+
+def observe(
+    prom: Prometheus, select: Selector, window: Window, thresholds: Thresholds
+) -> Observation:
+    """The Observation of the window, every replica of the selector together."""
+    if window.applied_at is None or window.end is None:
+        return _not_applied(prom, select, window.at)
+    end, span = window.end, window.span
+    answer = _Answers(prom, end)
+    range_ = f"[{milliseconds(span)}]" if span >= 0.001 else None
+    probes, successes, quantiles = (
+        window_counts(prom, select, end, span, ("0.95",)) if range_ else (0, 0, {})
+    )
+    wrongly = select("rollout_token_validity_drift", kind="wrongly_invalid")
+    return Observation(
+        state=state_at(prom, select, end),
+        stayed_applied=_stayed_applied(answer, select, range_),
+        indexes_valid=_all_one(answer.value(f"min({select('rollout_schema_index_valid')})")),
+        trigger_enabled=_all_one(answer.value(f"min({select('rollout_schema_trigger_enabled')})")),
+        wrongly_invalid=answer.value(f"max(max_over_time({wrongly}{range_}))") if range_ else None,
+        logins=answer.value(f"max({select('rollout_users_logged_in_since_migration')})"),
+        logins_missing_field=answer.value(
+            f"max({select('rollout_users_logged_in_since_migration_missing_field')})"
+        ),
+        probes=probes,
+        successes=successes,
+        p95_seconds=quantiles.get("0.95"),
+        baseline=_baseline(prom, select, window.applied_at, end, thresholds),
+        window_complete=window.complete,
+    )
+
+
+def state_at(prom: Prometheus, select: Selector, at: float) -> str | None:
+    """The migration's state then: the worst any replica reports, None when none does."""
+    states = {
+        s.labels.get("state") for s in prom.vector(f"max by (state) ({select(STATE)}) == 1", at)
+    }
+    return next((state for state in WORST_FIRST if state in states), None)
+
+
+@dataclass(frozen=True)
+class _Answers:
+    """Scalar queries at one time."""
+
+    prom: Prometheus
+    at: float
+
+    def value(self, query: str) -> float | None:
+        return self.prom.scalar(query, self.at)
+
+
+def _all_one(value: float | None) -> bool | None:
+    return None if value is None else value == 1
+
+
+def _stayed_applied(answer: _Answers, select: Selector, range_: str | None) -> bool | None:
+    """Applied at the end, and at most one change in the window (a late replica's first look).
+
+    min_over_time would call the scrapes of a replica that had not yet seen the migration (its
+    schema check runs after the applied time) a departure from applied.
+    """
+    applied = select(STATE, state="applied")
+    last = answer.value(f"min({applied})")
+    changes = answer.value(f"max(changes({applied}{range_}))") if range_ else 0.0
+    if last is None or changes is None:
+        return None
+    return last == 1 and changes <= 1
+
+
+def _baseline(
+    prom: Prometheus, select: Selector, applied_at: float, end: float, thresholds: Thresholds
+) -> BaselineView | None:
+    return choose_baseline(prom, select, applied_at, end, thresholds.min_probes)
+
+
+def _not_applied(prom: Prometheus, select: Selector, at: float) -> Observation:
+    """No applied time: only the state is known (pending, or rolled back long ago)."""
+    return Observation(
+        state=state_at(prom, select, at),
+        stayed_applied=None,
+        indexes_valid=None,
+        trigger_enabled=None,
+        wrongly_invalid=None,
+        logins=None,
+        logins_missing_field=None,
+        probes=0,
+        successes=0,
+        p95_seconds=None,
+        baseline=None,
+        window_complete=False,
+    )
