@@ -1,8 +1,8 @@
 """Generated monitor series in a real Prometheus: rollouts written as OpenMetrics, loaded as blocks.
 
 Each scenario is one `job` with two monitor replicas (`instance` a and b) scraped every 15 s for
-three hours: the migration is applied at 01:00, one hour after the series start. Each replica
-probes the callback once per scrape. `promtool tsdb create-blocks-from openmetrics` turns the file
+three hours: the migration is applied at 01:00:07 (Prisma's finished_at; off the scrape grid, as
+in life), one hour after the series start. Each replica probes the callback once per scrape. `promtool tsdb create-blocks-from openmetrics` turns the file
 into TSDB blocks, and `prometheus` serves them on 127.0.0.1 (no scrape targets: nothing changes).
 
 The tests know the truth from the same Scenario objects (how many probes in a window, which
@@ -24,7 +24,8 @@ from monitor.metrics import PROBE_BUCKETS, PROBE_OUTCOMES
 
 BASE = 1_793_491_200  # 2026-11-01T00:00:00Z: fixed, so every run sees the same data
 STEP = 15
-APPLIED = BASE + 3600  # 01:00
+APPLIED = BASE + 3600  # 01:00, the last scrape before the migration
+APPLIED_AT = APPLIED + 7  # 01:00:07, when Prisma says the migration finished
 END = BASE + 3 * 3600
 TIMES = range(BASE, END + 1, STEP)
 INSTANCES = ("a", "b")
@@ -48,8 +49,8 @@ def healthy_probe(instance: str, t: int) -> Probe | None:
 
 
 def seen_applied_from(instance: str) -> int:
-    """When the replica's schema check first saw the migration: b looks 30 s after a."""
-    return APPLIED + (30 if instance == "b" else 0)
+    """The first scrape after the replica's schema check saw the migration: 01:00:15, b 01:00:30."""
+    return APPLIED + (30 if instance == "b" else 15)
 
 
 def healthy_state(instance: str, t: int) -> str:
@@ -58,8 +59,10 @@ def healthy_state(instance: str, t: int) -> str:
 
 
 def healthy_applied_at(instance: str, t: int) -> float | None:
-    """Exported once applied: a reads 01:00 from Prisma, b its own first look (observed)."""
-    return None if t < seen_applied_from(instance) else float(seen_applied_from(instance))
+    """Exported once applied: a reads 01:00:07 from Prisma, b its own first look (observed)."""
+    if t < seen_applied_from(instance):
+        return None
+    return float(APPLIED_AT if instance == "a" else seen_applied_from(instance))
 
 
 def nothing(instance: str, t: int) -> float:

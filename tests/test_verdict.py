@@ -1,0 +1,620 @@
+"""`rollout-monitor verdict` against a real Prometheus holding generated rollouts (one job each).
+
+Every scenario is two monitor replicas scraped every 15 s, migration applied at 01:00:07 on
+2026-11-01 (tests/prometheus_blocks.py). Unless a test says otherwise the verdict is asked at
+02:30 about the 1h window, so the window is 01:00:07..02:00:07 and complete: it counts what the
+scrapes after 01:00:00 (the last one at or before the start) up to 02:00:00 saw. Expected numbers
+come from the scenarios' own probes and from histogram_quantile's interpolation worked out by hand.
+
+Latency in every scenario: per replica 9 in 10 probes take 45 ms (bucket 0.04..0.05], every tenth
+70 ms (0.06..0.075]; 240 probes per replica an hour, 480 for the two. The p95 rank is
+0.95 x 480 = 456: past the 432 at or below 0.05, so 0.06 + 0.015 x (456 - 432) / 48 = 0.0675 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_blocks import (
+    APPLIED,
+    APPLIED_AT,
+    INSTANCES,
+    LoadedPrometheus,
+    Probe,
+    Scenario,
+    binaries,
+    healthy_applied_at,
+    healthy_probe,
+    healthy_state,
+    loaded_prometheus,
+    step,
+)
+
+from monitor.baseline import Summary
+from monitor.cli import main
+from monitor.demo.postgres import free_port
+from monitor.promapi import Prometheus
+from monitor.verdict.history import baseline_before
+
+AT = "2026-11-01T02:30:00Z"
+HOUR = 3600
+P95 = 0.0675
+
+
+def slower(instance: str, t: int) -> Probe | None:
+    """30% slower after the migration: 58.5 ms and 91 ms."""
+    probe = healthy_probe(instance, t)
+    if t <= APPLIED or probe is None or probe.duration is None:
+        return probe
+    return Probe(probe.outcome, round(probe.duration * 1.3, 6))
+
+
+def failing(instance: str, t: int) -> Probe | None:
+    """After the migration 1 in 20 probes fail: the 1st of every 40 times out, the 21st gets a 500.
+
+    The first fails at 01:00:15, the first scrape inside the window: increase() would not see it
+    (its range starts at 01:00:07 and that scrape already counts it).
+    """
+    probe = healthy_probe(instance, t)
+    if t <= APPLIED or probe is None:
+        return probe
+    if step(t) % 40 == 1:
+        return Probe("timeout", None)
+    if step(t) % 40 == 21:
+        return Probe("server_error", probe.duration)
+    return probe
+
+
+def wrongly_invalid(instance: str, t: int) -> float:
+    """The trigger flags unexpired tokens invalid from 01:20 to 01:30 (b sees 2 of a's 3)."""
+    if APPLIED + 1200 <= t < APPLIED + 1800:
+        return 3.0 if instance == "a" else 2.0
+    return 0.0
+
+
+def missing_after_half_hour(instance: str, t: int) -> float:
+    """From 01:30 two users who logged in still miss threadsFullName."""
+    return 2.0 if t >= APPLIED + 1800 else 0.0
+
+
+def rolled_back_state(instance: str, t: int) -> str:
+    """Applied, then rolled back at 01:40."""
+    return "rolled_back" if t >= APPLIED + 2400 else healthy_state(instance, t)
+
+
+def rolled_back_applied_at(instance: str, t: int) -> float | None:
+    """The applied time is exported only while applied."""
+    return None if t >= APPLIED + 2400 else healthy_applied_at(instance, t)
+
+
+def pending(instance: str, t: int) -> str:
+    """Never applied."""
+    return "pending"
+
+
+def never(instance: str, t: int) -> float | None:
+    """No applied time."""
+    return None
+
+
+HEALTHY = Scenario("healthy")
+SCENARIOS = [
+    HEALTHY,
+    Scenario("restarted", restarts=frozenset({("b", APPLIED + 900)})),
+    Scenario("latency", probe=slower),
+    Scenario("errors", probe=failing),
+    Scenario("trigger_bug", wrongly_invalid=wrongly_invalid),
+    Scenario("backfill", missing_field=missing_after_half_hour),
+    Scenario("history", baseline_gauges=False),
+    Scenario("rolled_back", state=rolled_back_state, applied_at=rolled_back_applied_at),
+    Scenario("pending", state=pending, applied_at=never, baseline_gauges=False),
+]
+CRITERIA = [
+    "migration_completed",
+    "users_can_authenticate",
+    "new_fields_populated",
+    "token_validity_tracking",
+    "latency_within_10pct",
+    "error_rate_within_baseline",
+]
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedPrometheus]:
+    """One Prometheus holding every scenario, each under its own job."""
+    found = binaries()
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed (scripts/install-system-deps)")
+    paths = {name: path for name, path in found.items() if path is not None}
+    yield from loaded_prometheus(SCENARIOS, tmp_path_factory.mktemp("verdict"), paths)
+
+
+def verdict(
+    capsys: pytest.CaptureFixture[str], url: str, *args: str, job: str | None = None
+) -> tuple[int, str, str]:
+    """Run `rollout-monitor verdict` in-process: exit code, stdout, stderr."""
+    selector = [] if job is None else ["--selector", f'job="{job}"']
+    code = main(["verdict", "--prometheus-url", url, *selector, *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def as_json(
+    capsys: pytest.CaptureFixture[str], prom: LoadedPrometheus, job: str, *args: str
+) -> tuple[int, dict[str, Any]]:
+    """The JSON verdict for one scenario, at 02:30 over 1h unless args say otherwise."""
+    code, out, err = verdict(
+        capsys, prom.url, "--format", "json", "--window", "1h", "--at", AT, *args, job=job
+    )
+    assert err == ""
+    return code, json.loads(out)
+
+
+def results(document: dict[str, Any]) -> dict[str, str]:
+    """criterion -> result."""
+    return {c["criterion"]: c["result"] for c in document["criteria"]}
+
+
+def criterion(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """One criterion's entry."""
+    return next(c for c in document["criteria"] if c["criterion"] == name)
+
+
+def test_the_scenarios_probe_as_the_docstring_says() -> None:
+    """The ground truth: 240 probes per replica in the window, one in ten at 70 ms."""
+    probes = HEALTHY.all_probes(APPLIED, APPLIED + HOUR)
+    assert len(probes) == 480
+    assert sum(p.duration == 0.07 for p in probes) == 48
+    assert {p.outcome for p in probes} == {"success"}
+    assert INSTANCES == ("a", "b")
+
+
+def test_a_healthy_rollout_passes_with_the_exact_numbers(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both replicas' probes counted exactly; the baseline of a (more probes than b's)."""
+    code, document = as_json(capsys, prometheus, "healthy")
+    assert code == 0
+    assert {k: v for k, v in document.items() if k != "criteria"} == {
+        "schema_version": 1,
+        "verdict": "pass",
+        "exit_code": 0,
+        "window": {
+            "name": "1h",
+            "seconds": 3600,
+            "start": "2026-11-01T01:00:07Z",
+            "end": "2026-11-01T02:00:07Z",
+            "complete": True,
+        },
+        "evaluated_at": AT,
+        "applied_at": "2026-11-01T01:00:07Z",
+        "baseline": {"source": "monitor", "probes": 240, "success_ratio": 1.0, "p95_seconds": P95},
+        "thresholds": {"objective": 0.99, "min_probes": 20, "latency_tolerance": 1.1},
+    }
+    assert [c["criterion"] for c in document["criteria"]] == CRITERIA
+    assert set(results(document).values()) == {"pass"}
+    assert criterion(document, "migration_completed") == {
+        "criterion": "migration_completed",
+        "title": "Migration completes without errors",
+        "result": "pass",
+        "reason": "applied; every index valid; the trigger enabled",
+        "observed": {},
+    }
+    assert criterion(document, "users_can_authenticate")["observed"] == {
+        "success_ratio": 1.0,
+        "probes": 480,
+        "wrongly_invalid": 0.0,
+    }
+    assert criterion(document, "new_fields_populated")["observed"] == {
+        "logins": 60.0,
+        "missing": 0.0,
+    }
+    latency = criterion(document, "latency_within_10pct")
+    assert latency["observed"]["p95_seconds"] == pytest.approx(P95)
+    assert latency["observed"]["baseline_p95_seconds"] == P95
+    assert latency["reason"] == "p95 67.5 ms, 1.00x the baseline 67.5 ms"
+    assert criterion(document, "error_rate_within_baseline")["observed"] == {
+        "error_ratio": 0.0,
+        "limit_ratio": 0.01,
+        "probes": 480,
+    }
+
+
+def test_a_replica_restarting_in_the_window_is_counted_through_its_reset(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """b restarts at 01:15: its counters start again from 0 and still add up to 240 probes.
+
+    Its series fall back to increase(), which extrapolates from the first scrape in the range
+    (01:00:15) to the start (01:00:07): 215.9 rather than 216 answers in b's 0.05 bucket, so the
+    p95 is within 0.1% here, not exact (documented in the README).
+    """
+    code, document = as_json(capsys, prometheus, "restarted")
+    assert code == 0
+    assert criterion(document, "users_can_authenticate")["observed"] == {
+        "success_ratio": 1.0,
+        "probes": 480,
+        "wrongly_invalid": 0.0,
+    }
+    latency = criterion(document, "latency_within_10pct")
+    assert latency["observed"]["p95_seconds"] == pytest.approx(P95, rel=1e-3)
+    assert latency["observed"]["p95_seconds"] != P95
+
+
+def test_a_30pct_latency_regression_fails_on_latency_only(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """58.5 and 91 ms: rank 456 lands in 0.075..0.1: 0.075 + 0.025 x 24 / 48 = 0.0875 s."""
+    code, document = as_json(capsys, prometheus, "latency")
+    assert code == 1
+    assert document["verdict"] == "fail"
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "latency_within_10pct": "fail",
+    }
+    latency = criterion(document, "latency_within_10pct")
+    assert latency["observed"]["p95_seconds"] == pytest.approx(0.0875)
+    assert latency["reason"] == "p95 87.5 ms, 1.30x the baseline 67.5 ms, above 1.10x"
+
+
+def test_the_latency_tolerance_flag_moves_the_line(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.0875 / 0.0675 = 1.296: within a tolerance of 1.3."""
+    code, document = as_json(capsys, prometheus, "latency", "--latency-tolerance", "1.3")
+    assert code == 0
+    assert document["thresholds"]["latency_tolerance"] == 1.3
+    assert results(document)["latency_within_10pct"] == "pass"
+
+
+def test_an_error_regression_fails_authentication_and_the_error_rate(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """24 of 480 probes fail (12 timeouts, 12 server errors): 95% success.
+
+    Latency is of answered probes only: 468, the timeouts were 45 ms ones, so 420 are at or below
+    0.05 and 48 in 0.06..0.075; rank 0.95 x 468 = 444.6: 0.06 + 0.015 x 24.6 / 48 = 0.0676875 s,
+    1.003x the baseline: a pass.
+    """
+    truth = Scenario("errors", probe=failing).all_probes(APPLIED, APPLIED + HOUR)
+    assert (len(truth), sum(p.outcome == "success" for p in truth)) == (480, 456)
+    code, document = as_json(capsys, prometheus, "errors")
+    assert code == 1
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "users_can_authenticate": "fail",
+        "error_rate_within_baseline": "fail",
+    }
+    authenticate = criterion(document, "users_can_authenticate")
+    assert authenticate["reason"] == "callback success 95.00% below the 99.00%"
+    assert authenticate["observed"] == {
+        "success_ratio": 0.95,
+        "probes": 480,
+        "wrongly_invalid": 0.0,
+    }
+    errors = criterion(document, "error_rate_within_baseline")
+    assert errors["observed"] == {"error_ratio": 0.05, "limit_ratio": 0.01, "probes": 480}
+    assert errors["reason"] == "errors 5.00% of 480 probes, limit 1.00%"
+    assert criterion(document, "latency_within_10pct")["observed"]["p95_seconds"] == pytest.approx(
+        0.0676875
+    )
+
+
+def test_a_lower_objective_accepts_the_error_regression(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """95% success meets a 95% objective; the budget (5%) becomes the error limit."""
+    code, document = as_json(capsys, prometheus, "errors", "--objective", "0.95")
+    assert code == 0
+    assert criterion(document, "error_rate_within_baseline")["observed"]["limit_ratio"] == 0.05
+
+
+def test_tokens_wrongly_invalid_for_ten_minutes_fail_token_tracking(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3 tokens flagged invalid 01:20..01:30 and 0 again by the end: still a fail for the window."""
+    code, document = as_json(capsys, prometheus, "trigger_bug")
+    assert code == 1
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "users_can_authenticate": "fail",
+        "token_validity_tracking": "fail",
+    }
+    tracking = criterion(document, "token_validity_tracking")
+    assert tracking["observed"] == {"wrongly_invalid": 3.0}
+    assert tracking["reason"] == "3 unexpired tokens flagged invalid"
+
+
+def test_users_missing_a_new_field_fail_new_fields_populated(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = as_json(capsys, prometheus, "backfill")
+    assert code == 1
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "new_fields_populated": "fail",
+    }
+    assert criterion(document, "new_fields_populated")["observed"] == {
+        "logins": 60.0,
+        "missing": 2.0,
+    }
+
+
+def test_a_rolled_back_migration_fails_migration_completed(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rolled back at 01:40: the applied time is found in the past, the state at 02:00:07 fails."""
+    code, document = as_json(capsys, prometheus, "rolled_back")
+    assert code == 1
+    assert document["applied_at"] == "2026-11-01T01:00:07Z"
+    migration = criterion(document, "migration_completed")
+    assert (migration["result"], migration["reason"]) == ("fail", "the migration is rolled_back")
+    assert results(document)["new_fields_populated"] == "inconclusive"  # nothing at 02:00
+
+
+def test_no_data_is_inconclusive_everywhere(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job Prometheus has nothing of: never a silent pass."""
+    code, document = as_json(capsys, prometheus, "nothing_here")
+    assert code == 3
+    assert document["verdict"] == "inconclusive"
+    assert set(results(document).values()) == {"inconclusive"}
+    assert document["window"] == {
+        "name": "1h",
+        "seconds": 3600,
+        "start": None,
+        "end": None,
+        "complete": False,
+    }
+    assert document["applied_at"] is None
+    assert document["baseline"] == {
+        "source": "none",
+        "probes": 0,
+        "success_ratio": None,
+        "p95_seconds": None,
+    }
+    assert (
+        criterion(document, "migration_completed")["reason"] == "no data on the migration's state"
+    )
+
+
+def test_a_pending_migration_is_inconclusive(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = as_json(capsys, prometheus, "pending")
+    assert code == 3
+    assert (
+        criterion(document, "migration_completed")["reason"] == "the migration is not applied yet"
+    )
+
+
+def test_a_window_not_over_is_inconclusive_though_passing(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """24h asked at 03:00: two hours in, 960 probes so far, every pass only 'so far'."""
+    at = "2026-11-01T03:00:00Z"
+    code, document = as_json(capsys, prometheus, "healthy", "--window", "24h", "--at", at)
+    assert code == 3
+    assert document["window"] == {
+        "name": "24h",
+        "seconds": 86400,
+        "start": "2026-11-01T01:00:07Z",
+        "end": at,
+        "complete": False,
+    }
+    assert set(results(document).values()) == {"inconclusive"}
+    authenticate = criterion(document, "users_can_authenticate")
+    assert authenticate["observed"]["probes"] == len(HEALTHY.all_probes(APPLIED, APPLIED + 7200))
+    assert authenticate["reason"] == (
+        "passing so far; the window is not over (callback success 100.00% of 960 probes)"
+    )
+
+
+def test_without_exported_gauges_the_baseline_comes_from_prometheus_history(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hour before 01:00: 480 probes, all successes, p95 0.0675 s as in the window."""
+    code, document = as_json(capsys, prometheus, "history")
+    assert code == 0
+    assert document["baseline"] == {
+        "source": "prometheus_history",
+        "probes": 480,
+        "success_ratio": 1.0,
+        "p95_seconds": pytest.approx(P95),
+    }
+
+
+def test_baseline_before_summarizes_the_hour_before_the_migration(
+    prometheus: LoadedPrometheus,
+) -> None:
+    """p50: rank 240 of 432 in 0.04..0.05 = 0.04 + 0.01 x 240 / 432; p99: rank 475.2 = 0.0735."""
+    with Prometheus(prometheus.url) as prom:
+        summary = baseline_before(prom, 'job="history"', float(APPLIED_AT), 3600)
+        nothing = baseline_before(prom, 'job="nothing_here"', float(APPLIED_AT), 3600)
+    assert nothing is None
+    assert summary is not None
+    assert (summary.probes, summary.success_ratio) == (480, 1.0)
+    assert summary.duration_seconds == pytest.approx(
+        {"0.5": 0.04 + 0.01 * 240 / 432, "0.95": P95, "0.99": 0.0735}
+    )
+    assert isinstance(summary, Summary)
+
+
+def test_too_few_probes_is_inconclusive(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--min-probes 500: the window's 480 probes and the baseline's 240 are not enough."""
+    code, document = as_json(capsys, prometheus, "healthy", "--min-probes", "500")
+    assert code == 3
+    assert results(document) == {
+        "migration_completed": "pass",
+        "users_can_authenticate": "inconclusive",
+        "new_fields_populated": "pass",
+        "token_validity_tracking": "pass",
+        "latency_within_10pct": "inconclusive",
+        "error_rate_within_baseline": "inconclusive",
+    }
+    assert criterion(document, "users_can_authenticate")["reason"] == (
+        "480 callback probes in the window, fewer than 500"
+    )
+    assert document["baseline"]["source"] == "prometheus_history"  # 480 beat the gauges' 240
+    assert criterion(document, "latency_within_10pct")["reason"] == (
+        "no baseline (480 probes before the migration, 500 needed)"
+    )
+
+
+def test_the_table_names_the_verdict_the_window_and_each_criterion(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = verdict(capsys, prometheus.url, "--window", "1h", "--at", AT, job="latency")
+    assert (code, err) == (1, "")
+    assert out.splitlines() == [
+        "verdict: FAIL (exit 1)",
+        "window 1h 2026-11-01T01:00:07Z .. 2026-11-01T02:00:07Z (complete); "
+        "evaluated at 2026-11-01T02:30:00Z; baseline: monitor, 240 probes",
+        "",
+        "CRITERION                   RESULT  REASON",
+        "migration_completed         pass    applied; every index valid; the trigger enabled",
+        "users_can_authenticate      pass    callback success 100.00% of 480 probes",
+        "new_fields_populated        pass    all 60 users who logged in have both fields",
+        "token_validity_tracking     pass    the trigger is enabled; no token wrongly invalid",
+        "latency_within_10pct        fail    p95 87.5 ms, 1.30x the baseline 67.5 ms, above 1.10x",
+        "error_rate_within_baseline  pass    errors 0.00% of 480 probes, limit 1.00%",
+    ]
+
+
+def test_the_url_comes_from_the_environment_and_the_flag_wins(
+    prometheus: LoadedPrometheus,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROLLOUT_PROMETHEUS_URL", prometheus.url)
+    args = ["verdict", "--selector", '{job="healthy"}', "--window", "1h", "--at", AT]
+    assert main(args) == 0
+    monkeypatch.setenv("ROLLOUT_PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    assert main([*args, "--prometheus-url", prometheus.url]) == 0
+    assert main(args) == 4
+    assert capsys.readouterr().err.startswith("rollout-monitor verdict: could not evaluate: ")
+
+
+def test_an_unreachable_prometheus_is_one_line_exit_4_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://watcher:s3cret-pw@127.0.0.1:{free_port()}"
+    code, out, err = verdict(capsys, url, "--at", AT)
+    assert (code, out) == (4, "")
+    assert err.count("\n") == 1
+    assert err.startswith(
+        "rollout-monitor verdict: could not evaluate: Prometheus at http://watcher:***@127.0.0.1:"
+    )
+    assert "s3cret-pw" not in err
+
+
+def test_a_query_prometheus_rejects_is_one_line_exit_4(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A selector that is well formed but whose regex Prometheus cannot compile."""
+    code, out, err = verdict(capsys, prometheus.url, "--selector", 'job=~"("', "--at", AT)
+    assert (code, out) == (4, "")
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"rollout-monitor verdict: could not evaluate: Prometheus at {prometheus.url}: "
+    )
+    assert "error parsing regexp" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "--prometheus-url (or ROLLOUT_PROMETHEUS_URL) is required"),
+        (
+            ["--prometheus-url", "localhost:9090"],
+            "--prometheus-url: not an http(s) URL with a host",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--window", "1 day"],
+            "argument --window: '1 day' is not a duration like 1h or 24h",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--window", "0h"],
+            "argument --window: '0h' is not a duration like 1h or 24h",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--format", "yaml"],
+            "argument --format: invalid choice: 'yaml' (choose from 'table', 'json')",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--selector", "job=monitor"],
+            "argument --selector: 'job=monitor' is not a list of label matchers like "
+            'job="rollout-monitor"',
+        ),
+        (
+            ["--prometheus-url", "http://p", "--selector", 'job="a"} or vector(1'],
+            "argument --selector: 'job=\"a\"} or vector(1' is not a list of label matchers like "
+            'job="rollout-monitor"',
+        ),
+        (
+            ["--prometheus-url", "http://p", "--objective", "99"],
+            "argument --objective: '99' is not a ratio from 0 to 1",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--min-probes", "0"],
+            "argument --min-probes: '0' is not a whole number from 1",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--latency-tolerance", "0.9"],
+            "argument --latency-tolerance: '0.9' is not a factor from 1 (1.1)",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--at", "2026-11-01 02:30"],
+            "argument --at: '2026-11-01 02:30' is not RFC3339 with an offset "
+            "(2026-11-24T03:00:00Z) or Unix seconds",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--timeout", "forever"],
+            "argument --timeout: 'forever' is not a timeout like 10s (at most 1h)",
+        ),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    args: list[str],
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ROLLOUT_PROMETHEUS_URL", raising=False)
+    try:
+        code: object = main(["verdict", *args])
+    except SystemExit as exit_:
+        code = exit_.code  # argparse's own errors exit
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err.splitlines() == [f"rollout-monitor verdict: {expected} (see --help)"]
+
+
+def test_the_installed_command_gates_a_pipeline(prometheus: LoadedPrometheus) -> None:
+    """The real entry point as a pipeline runs it: exit status 0, then 1, JSON on stdout."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
+    command = [sys.executable, "-m", "monitor", "verdict", "--window", "1h", "--at", AT]
+    env = {**base, "ROLLOUT_PROMETHEUS_URL": prometheus.url}
+    for job, status in (("healthy", 0), ("errors", 1)):
+        done = subprocess.run(
+            [*command, "--selector", f'job="{job}"', "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == status, done.stderr
+        assert json.loads(done.stdout)["exit_code"] == status
+    assert Path(sys.executable).exists()
