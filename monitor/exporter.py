@@ -1,4 +1,4 @@
-"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, a landing page; TLS, basic auth."""
+"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, the status page; TLS, basic auth."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from monitor.webconfig import BasicAuth, WebConfig
+
+log = structlog.get_logger("monitor.exporter")
 
 # A client that connects and never finishes the TLS handshake gives up its thread after this.
 HANDSHAKE_TIMEOUT = 10.0
@@ -51,7 +54,9 @@ class _IPv6Server(_Server):
 
 
 class Exporter:
-    """Serves the registry; a scrape reads memory only and never waits on the database."""
+    """Serves the registry; a scrape reads memory only and never waits on the database.
+
+    `page` renders / (the status page); without it / is a landing page of links."""
 
     def __init__(
         self,
@@ -60,10 +65,12 @@ class Exporter:
         registry: CollectorRegistry,
         ready: Callable[[], bool],
         web: WebConfig | None = None,
+        *,
+        page: Callable[[], bytes] | None = None,
     ) -> None:
         web = web or WebConfig()
         server_class = _IPv6Server if ":" in host else _Server
-        self._server = server_class((host, port), _handler(registry, ready, web))
+        self._server = server_class((host, port), _handler(registry, ready, web, page))
         if web.tls_server_config is not None:
             self._server.tls = web.tls_server_config.context()
         self._thread = threading.Thread(
@@ -87,10 +94,14 @@ class Exporter:
 
 
 def _handler(
-    registry: CollectorRegistry, ready: Callable[[], bool], web: WebConfig
+    registry: CollectorRegistry,
+    ready: Callable[[], bool],
+    web: WebConfig,
+    page: Callable[[], bytes] | None,
 ) -> type[BaseHTTPRequestHandler]:
     auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
     headers = web.http_server_config.headers.items()
+    landing = page or (lambda: LANDING)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "rollout-monitor"
@@ -110,9 +121,18 @@ def _handler(
                 )
                 self._reply(200 if ok else 503, body, "text/plain; charset=utf-8")
             elif path == "/":
-                self._reply(200, LANDING, "text/html; charset=utf-8")
+                self._page()
             else:
                 self._reply(404, b"not found\n", "text/plain; charset=utf-8")
+
+        def _page(self) -> None:
+            try:
+                body = landing()
+            except Exception:  # a rendering bug must not cost /metrics its thread or its log
+                log.exception("status_page_failed")
+                self._reply(500, b"the status page failed; see the log\n", "text/plain")
+                return
+            self._reply(200, body, "text/html; charset=utf-8")
 
         def _metrics(self) -> None:
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))

@@ -22,6 +22,8 @@ from monitor.live import LiveView, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.status.history import History, Sample
+from monitor.status.page import StatusPage
 from monitor.webconfig import load_web_config
 
 log = structlog.get_logger("monitor")
@@ -47,6 +49,15 @@ class Monitor:
         if previous is not None and previous.tracker is self.tracker:
             self.live.inherit(previous.live)  # the window since the migration goes on
         self.registry.register(self.live)
+        self.history = History(self.metrics.snapshots, kept=self._kept_history(previous))
+        self.status_page = StatusPage(
+            migration=config.migration.name,
+            live=self.live,
+            tracker=self.tracker,
+            baseline=self.baseline,
+            history=self.history,
+            thresholds=thresholds(config),
+        )
         checks = build_checks(config, self.db, self.metrics, self.tracker, self._on_probe)
         self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
         self._inflight = Inflight()
@@ -72,10 +83,17 @@ class Monitor:
         )
         return (previous.tracker, previous.baseline) if same else None
 
+    def _kept_history(self, previous: Monitor | None) -> list[Sample]:
+        """The status page's last hour, kept across a reload that watches the same migration."""
+        if previous is None or previous.config.migration != self.config.migration:
+            return []
+        return previous.history.samples()
+
     def _on_probe(self, result: ProbeResult) -> None:
-        """Every callback probe, to the baseline and to the view since the migration."""
+        """Every callback probe, to the baseline, the view since the migration, the status page."""
         self.baseline.record(result)
         self.live.record(result)
+        self.history.record(result)
 
     def _report_postgres(self, up: bool) -> None:
         self.metrics.postgres_up.set(float(up))
@@ -108,6 +126,7 @@ class Monitor:
             self.registry,
             self.ready,
             load_web_config(self.config.web_config_file),
+            page=self.status_page.render,
         )
         self._scheduler = schedule(self.runners, self._inflight)
         self.db.open()

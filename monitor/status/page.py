@@ -1,0 +1,336 @@
+"""The status page at /: the success criteria, the migration's phase, charts of the last hour.
+
+Rendered on the server from memory only (never the database), with inline CSS and SVG and no
+script, so that it works from a phone behind the same basic auth as /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+from monitor.baseline import Baseline, Summary
+from monitor.criteria import Decision, Thresholds, overall
+from monitor.live import LiveView
+from monitor.migration import MigrationTracker, MigrationView
+from monitor.status.charts import (
+    Chart,
+    Reference,
+    Series,
+    count,
+    milliseconds,
+    percent,
+    render_chart,
+)
+from monitor.status.history import DRIFT_KINDS, History, Sample, per_minute
+
+REFRESH_SECONDS = 15
+CRITICAL_SECONDS = 3600.0  # the plan's first hour after the migration, as the recording rule
+MONITORING_SECONDS = 86400.0  # the plan's 24-hour monitoring period
+
+PHASES = {
+    "unknown": "unknown: the schema check has not reported yet",
+    "not_applied": "not applied: the migration is not in place",
+    "critical": "critical: the first hour after the migration",
+    "monitoring": "monitoring: within 24 hours of the migration",
+    "done": "done: 24 hours have passed since the migration",
+}
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything the page shows, taken from memory at one moment."""
+
+    migration: str
+    known_state: str | None  # None until the schema check first reported
+    view: MigrationView
+    decisions: Sequence[Decision]
+    baseline: Summary | None
+    baseline_source: str
+    samples: Sequence[Sample]
+    thresholds: Thresholds
+    now: float
+    refresh_seconds: int = REFRESH_SECONDS
+
+
+class StatusPage:
+    """Renders the page from the daemon's live view, migration tracker, baseline and history."""
+
+    def __init__(
+        self,
+        *,
+        migration: str,
+        live: LiveView,
+        tracker: MigrationTracker,
+        baseline: Baseline,
+        history: History,
+        thresholds: Thresholds,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._migration = migration
+        self._live = live
+        self._tracker = tracker
+        self._baseline = baseline
+        self._history = history
+        self._thresholds = thresholds
+        self._clock = clock
+
+    def status(self) -> Status:
+        """What the page would show now."""
+        return Status(
+            migration=self._migration,
+            known_state=self._tracker.known_state(),
+            view=self._tracker.current(),
+            decisions=self._live.decisions(),
+            baseline=self._baseline.summary(),
+            baseline_source=self._baseline.source,
+            samples=self._history.samples(),
+            thresholds=self._thresholds,
+            now=self._clock(),
+        )
+
+    def render(self) -> bytes:
+        """The page, UTF-8."""
+        return render(self.status()).encode()
+
+
+def phase(known_state: str | None, view: MigrationView, now: float) -> str:
+    """Where the rollout is: unknown, not_applied, critical, monitoring or done."""
+    if known_state is None:
+        return "unknown"
+    if known_state != "applied" or view.applied_at is None:
+        return "not_applied"
+    age = now - view.applied_at.timestamp()
+    if age < CRITICAL_SECONDS:
+        return "critical"
+    return "monitoring" if age < MONITORING_SECONDS else "done"
+
+
+def duration(seconds: float) -> str:
+    """A rough human duration: 45 s, 12 min, 2 h 5 min, 3 d 4 h."""
+    whole = max(0, int(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+def utc(moment: float | datetime) -> str:
+    """2026-11-24 03:04:05 UTC."""
+    at = moment if isinstance(moment, datetime) else datetime.fromtimestamp(moment, UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(status: Status) -> str:
+    """The whole page."""
+    verdict = overall(status.decisions)
+    return "".join(
+        [
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f'<meta http-equiv="refresh" content="{status.refresh_seconds}">',
+            f"<title>{escape(verdict)} - rollout-monitor</title>",
+            f"<style>{CSS}</style></head><body><main>",
+            "<header><h1>rollout-monitor</h1>",
+            f"<p>Migration <code>{escape(status.migration)}</code></p></header>",
+            migration_section(status),
+            criteria_section(status.decisions, verdict),
+            charts_section(status),
+            footer(status),
+            "</main></body></html>\n",
+        ]
+    )
+
+
+def migration_section(status: Status) -> str:
+    """State, phase and time since applied."""
+    current = phase(status.known_state, status.view, status.now)
+    state = status.known_state or "unknown"
+    applied = status.view.applied_at
+    when = (
+        "not applied"
+        if current in ("unknown", "not_applied") or applied is None
+        else (
+            f"{duration(status.now - applied.timestamp())} ago, at {utc(applied)}"
+            f" (from {status.view.applied_source or 'unknown'})"
+        )
+    )
+    rows = [("State", state, f"state-{state}"), ("Phase", PHASES[current], f"phase-{current}")]
+    rows.append(("Applied", when, "applied"))
+    items = "".join(
+        f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
+        for name, text, ident in rows
+    )
+    return f'<section id="migration"><h2>Migration</h2><dl>{items}</dl></section>'
+
+
+def criteria_section(decisions: Sequence[Decision], verdict: str) -> str:
+    """The plan's success criteria, each with its result in words and the reason."""
+    items = "".join(
+        f'<li id="criterion-{escape(d.criterion)}" class="criterion {escape(d.result)}">'
+        f'<span class="result {escape(d.result)}">{escape(d.result)}</span> '
+        f'<strong class="title">{escape(d.title)}</strong>'
+        f'<p class="reason">{escape(d.reason)}</p></li>'
+        for d in decisions
+    )
+    return (
+        '<section id="criteria"><h2>Success criteria: '
+        f'<span id="verdict" class="result {escape(verdict)}">{escape(verdict)}</span></h2>'
+        f'<ol class="criteria">{items}</ol></section>'
+    )
+
+
+def charts_section(status: Status) -> str:
+    """The four charts of the last hour."""
+    figures = "".join(render_chart(chart) for chart in charts(status))
+    return f'<section id="charts"><h2>The last hour</h2>{figures}</section>'
+
+
+def charts(status: Status) -> list[Chart]:
+    """Callback success, latency against the baseline, token drift, backfill."""
+    start, end = status.now - 3600, status.now
+    return [
+        success_chart(status, start, end),
+        latency_chart(status, start, end),
+        Chart(
+            "drift", "Token validity drift (tokens)", start, end, drift(status.samples), (), count
+        ),
+        Chart(
+            "backfill", "Users missing a new field", start, end, backfill(status.samples), (), count
+        ),
+    ]
+
+
+def middle(start: float, end: float) -> float:
+    """Where a minute is drawn: its middle, or now for the minute still running."""
+    return min(start + 30, end)
+
+
+def success_chart(status: Status, start: float, end: float) -> Chart:
+    """Per-minute share of successful probes against the objective."""
+    minutes = per_minute(status.samples)
+    points = tuple((middle(m.start, end), m.success_ratio) for m in minutes)
+    return Chart(
+        "success",
+        "Callback success per minute",
+        start,
+        end,
+        (Series("success", points),),
+        (Reference("objective", status.thresholds.objective),),
+        percent,
+        high=1.0,
+    )
+
+
+def latency_chart(status: Status, start: float, end: float) -> Chart:
+    """Per-minute p95 latency against the baseline's p95 and the tolerated limit."""
+    minutes = per_minute(status.samples)
+    points = tuple((middle(m.start, end), m.p95_seconds) for m in minutes if m.p95_seconds)
+    return Chart(
+        "latency",
+        "Callback latency, p95 per minute",
+        start,
+        end,
+        (Series("p95", points),),
+        baseline_lines(status),
+        milliseconds,
+    )
+
+
+def baseline_lines(status: Status) -> tuple[Reference, ...]:
+    """The baseline's p95 and the limit above it, once enough probes are behind it."""
+    base = status.baseline
+    p95 = None if base is None else base.duration_seconds.get("0.95")
+    if base is None or p95 is None or base.probes < status.thresholds.min_probes:
+        return ()
+    limit = status.thresholds.latency_tolerance
+    return (
+        Reference(f"baseline p95 ({base.probes} probes, {status.baseline_source})", p95),
+        Reference(f"limit {limit:.2f}x baseline", p95 * limit),
+    )
+
+
+def drift(samples: Sequence[Sample]) -> tuple[Series, ...]:
+    """Stale-valid and wrongly-invalid tokens as the drift check last reported at each probe."""
+    return tuple(
+        Series(kind, tuple((s.at, s.drift[kind]) for s in samples if kind in s.drift))
+        for kind in DRIFT_KINDS
+    )
+
+
+def backfill(samples: Sequence[Sample]) -> tuple[Series, ...]:
+    """Users still missing each new column, one line per column, in the order first seen."""
+    columns = list(dict.fromkeys(c for s in samples for c in s.missing))
+    return tuple(
+        Series(column, tuple((s.at, s.missing[column]) for s in samples if column in s.missing))
+        for column in columns
+    )
+
+
+def footer(status: Status) -> str:
+    """When this was rendered, how often it refreshes, and the daemon's other endpoints."""
+    links = " ".join(f'<a href="{p}">{p}</a>' for p in ("/metrics", "/healthz", "/readyz"))
+    return (
+        f"<footer><p>Rendered {escape(utc(status.now))}; refreshes every "
+        f"{status.refresh_seconds} s. Baseline: {escape(baseline_text(status))}.</p>"
+        f"<p>{links}</p></footer>"
+    )
+
+
+def baseline_text(status: Status) -> str:
+    """The baseline in words."""
+    base = status.baseline
+    if base is None:
+        return "still learning (the migration has not left pending)"
+    ratio = "no data" if base.success_ratio is None else percent(base.success_ratio)
+    p95 = base.duration_seconds.get("0.95")
+    latency = "no data" if p95 is None else milliseconds(p95)
+    return f"{base.probes} probes from {status.baseline_source}, success {ratio}, p95 {latency}"
+
+
+CSS = (
+    "*{box-sizing:border-box}"
+    "body{margin:0;font:15px/1.4 system-ui,sans-serif;color:#1b1b1b;background:#f6f6f4}"
+    "main{max-width:52rem;margin:0 auto;padding:0.75rem}"
+    "h1{font-size:1.4rem;margin:0.25rem 0}h2{font-size:1.1rem;margin:1.25rem 0 0.5rem}"
+    "code{overflow-wrap:anywhere}"
+    "dl{display:grid;grid-template-columns:auto 1fr;gap:0.25rem 0.75rem;margin:0}"
+    "dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}"
+    "ol.criteria{list-style:none;padding:0;margin:0}"
+    ".criterion{background:#fff;border-left:0.4rem solid #888;padding:0.5rem 0.75rem;"
+    "margin:0 0 0.5rem}"
+    ".criterion.pass{border-color:#1a7f37}.criterion.fail{border-color:#c62828}"
+    ".criterion.inconclusive{border-color:#9a6700}"
+    ".reason{margin:0.25rem 0 0;overflow-wrap:anywhere}"
+    ".result{display:inline-block;font-weight:700;padding:0 0.4rem;border-radius:0.25rem;"
+    "color:#fff;background:#666}"
+    ".result.pass{background:#1a7f37}.result.fail{background:#c62828}"
+    ".result.inconclusive{background:#9a6700}"
+    "figure{background:#fff;margin:0 0 0.75rem;padding:0.5rem}"
+    "figcaption{font-weight:600}"
+    "svg{display:block;width:100%;height:auto}"
+    "svg .area{fill:#fafafa;stroke:#bbb}svg text{font-size:9px;fill:#444}"
+    "svg .line{fill:none;stroke-width:1.5}"
+    ".s0{stroke:#0b5cad;fill:#0b5cad}.s1{stroke:#c62828;fill:#c62828;stroke-dasharray:5 2}"
+    ".s2{stroke:#1a7f37;fill:#1a7f37;stroke-dasharray:2 2}"
+    ".s3{stroke:#6f42c1;fill:#6f42c1;stroke-dasharray:8 3}"
+    "svg .line.s0,svg .line.s1,svg .line.s2,svg .line.s3{fill:none}"
+    "svg .reference{stroke-width:1}svg .r0{stroke:#555;stroke-dasharray:3 3}"
+    "svg .r1{stroke:#c62828;stroke-dasharray:1 2}"
+    ".legend{list-style:none;padding:0;margin:0.25rem 0 0;font-size:0.9rem}"
+    ".key{display:inline-block;width:1.2rem;height:0;border-top:2px solid;"
+    "margin-right:0.4rem;vertical-align:middle}"
+    ".key.s0{border-color:#0b5cad}.key.s1{border-color:#c62828;border-top-style:dashed}"
+    ".key.s2{border-color:#1a7f37;border-top-style:dotted}"
+    ".key.s3{border-color:#6f42c1;border-top-style:dashed}"
+    ".key.r0{border-color:#555;border-top-style:dashed}"
+    ".key.r1{border-color:#c62828;border-top-style:dotted}"
+    "footer{margin-top:1.5rem;font-size:0.9rem;color:#444}"
+)

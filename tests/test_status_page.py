@@ -1,0 +1,633 @@
+"""The status page at /: its pure parts exactly, and the daemon's page in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+
+import bcrypt
+import fixtures
+import httpx
+import pytest
+from browser import PHONE, Browser, browser
+from callback_servers import answering_server
+from conftest import FreshDatabase, frozen_baseline_state
+from monitoring import make_config
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from selenium.webdriver.common.by import By
+
+from monitor.baseline import Summary
+from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
+from monitor.demo.postgres import free_port
+from monitor.exporter import Exporter
+from monitor.metrics import Snapshots
+from monitor.migration import MigrationView
+from monitor.probe import ProbeResult
+from monitor.redact import Redactor
+from monitor.service import Monitor
+from monitor.status.charts import (
+    Chart,
+    Reference,
+    Series,
+    count,
+    nice_ceiling,
+    render_chart,
+    segments,
+)
+from monitor.status.history import History, Minute, Sample, per_minute
+from monitor.status.page import Status, duration, phase, render
+from monitor.webconfig import WebConfig
+
+__all__ = ["browser"]  # the fixture, imported so that pytest finds it here
+
+HOST = "127.0.0.1"
+USER, PASSWORD = "viewer", "correct horse battery staple"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+APPLIED = datetime(2026, 9, 21, 13, 0, 0, tzinfo=UTC)  # 1 h 13 min 20 s before NOW
+PROBES = 20  # the criteria's default min_probes: enough to decide the callback criteria
+CRITERIA = list(TITLES)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- pure parts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("known", "state", "applied_at", "expected"),
+    [
+        (None, "pending", None, "unknown"),
+        ("pending", "pending", None, "not_applied"),
+        ("partial", "partial", None, "not_applied"),
+        ("rolled_back", "rolled_back", None, "not_applied"),
+        ("applied", "applied", None, "not_applied"),  # applied, but when is not known
+        ("applied", "applied", NOW - 1, "critical"),
+        ("applied", "applied", NOW - 3599, "critical"),
+        ("applied", "applied", NOW - 3600, "monitoring"),
+        ("applied", "applied", NOW - 86399, "monitoring"),
+        ("applied", "applied", NOW - 86400, "done"),
+    ],
+)
+def test_phase_follows_the_recording_rule(
+    known: str | None, state: str, applied_at: float | None, expected: str
+) -> None:
+    at = None if applied_at is None else datetime.fromtimestamp(applied_at, UTC)
+    assert phase(known, MigrationView(state=state, applied_at=at), NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "0 s"),
+        (0, "0 s"),
+        (59.9, "59 s"),
+        (60, "1 min"),
+        (3599, "59 min"),
+        (3600, "1 h 0 min"),
+        (7500, "2 h 5 min"),
+        (90000, "1 d 1 h"),
+    ],
+)
+def test_duration_in_words(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "ceiling"),
+    [(0, 1.0), (-3, 1.0), (1, 1.0), (0.06, 0.1), (0.066, 0.1), (0.021, 0.025), (7, 10.0), (12, 20)],
+)
+def test_nice_ceiling(value: float, ceiling: float) -> None:
+    assert nice_ceiling(value) == pytest.approx(ceiling)
+
+
+def test_points_further_apart_than_the_gap_are_not_joined() -> None:
+    points = [(0.0, 1.0), (100.0, 2.0), (400.0, 3.0), (1000.0, 4.0), (1180.0, 5.0)]
+    assert segments(points, gap=180) == [
+        [(0.0, 1.0), (100.0, 2.0)],
+        [(400.0, 3.0)],
+        [(1000.0, 4.0), (1180.0, 5.0)],
+    ]
+
+
+def test_chart_draws_lines_dots_and_references_at_exact_positions() -> None:
+    """Plot area x 46..312 for the hour, y 112..8 for 0..1 (see charts.py's margins)."""
+    chart = Chart(
+        "success",
+        "Callback success per minute",
+        0.0,
+        3600.0,
+        (
+            Series("success", ((0.0, 0.0), (1800.0, 0.5), (1900.0, 1.0), (3600.0, 1.0))),
+            Series("other", ()),
+        ),
+        (Reference("objective", 0.99),),
+        fmt=lambda v: f"{v:.2f}",
+        high=1.0,
+    )
+    svg = render_chart(chart)
+    # 0 -> 1800 is more than GAP_SECONDS: a dot alone, then a line of three points
+    assert '<circle class="point s0" data-series="success" cx="46.0" cy="112.0" r="2"/>' in svg
+    assert (
+        '<polyline class="line s0" data-series="success" data-points="2" '
+        'points="179.0,60.0 186.4,8.0"/>' in svg
+    )
+    assert 'cx="312.0" cy="8.0"' in svg  # 3600 is 1700 s after 1900: alone again
+    assert 'data-reference="objective" x1="46" y1="9.0" x2="312" y2="9.0"' in svg
+    assert '<li><span class="key s0" aria-hidden="true"></span>success: now 1.00</li>' in svg
+    assert "other: no data" in svg
+    assert "objective: 0.99</li>" in svg
+    for axis in (">-60 min<", ">-30 min<", ">now<"):
+        assert axis in svg
+    assert "no data yet" not in svg
+
+
+def test_empty_chart_says_so() -> None:
+    chart = Chart("drift", "Token validity drift", 0.0, 3600.0, (Series("stale_valid", ()),))
+    svg = render_chart(chart)
+    assert ">no data yet</text>" in svg
+    assert "<polyline" not in svg
+    assert "<circle" not in svg
+    assert "stale_valid: no data" in svg
+
+
+def test_chart_fits_its_range_to_the_data() -> None:
+    chart = Chart(
+        "backfill", "Users", 0.0, 3600.0, (Series("c", ((0.0, 7.0), (60.0, 9.0))),), fmt=count
+    )
+    svg = render_chart(chart)
+    assert '<text class="axis" x="42" y="16" text-anchor="end">10</text>' in svg
+    assert 'points="46.0,39.2 50.4,18.4"' in svg  # 7 and 9 of 10: y 112 - 72.8, 112 - 93.6
+    # the latest point gets a dot too: a line of the last few seconds is too short to see
+    assert '<circle class="point last s0" data-series="c" cx="50.4" cy="18.4" r="2"/>' in svg
+
+
+def result(status: int | None, outcome: str = "success", duration_s: float = 0.031) -> ProbeResult:
+    """A probe result as CallbackProbe returns it."""
+    return ProbeResult(outcome=outcome, duration=duration_s, status=status)
+
+
+def snapshots_with(stale: float, wrongly: float, missing: dict[str, float]) -> Snapshots:
+    """Snapshots holding what the drift and backfill checks report."""
+    snapshots = Snapshots()
+    drift = GaugeMetricFamily("rollout_token_validity_drift", "", labels=["kind"])
+    drift.add_metric(["stale_valid"], stale)
+    drift.add_metric(["wrongly_invalid"], wrongly)
+    backfill = GaugeMetricFamily("rollout_users_missing_field", "", labels=["column"])
+    for column, users in missing.items():
+        backfill.add_metric([column], users)
+    snapshots.replace("drift", [drift])
+    snapshots.replace("backfill", [backfill])
+    return snapshots
+
+
+def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() -> None:
+    clock = Clock(NOW)
+    snapshots = snapshots_with(4, 0, {"threadsFullName": 7, "threadsProfilePic": 9})
+    history = History(snapshots, clock)
+    history.record(result(401))
+    clock.now += 10
+    history.record(result(None, "timeout", 5.0))
+    assert history.samples() == [
+        Sample(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
+               {"threadsFullName": 7, "threadsProfilePic": 9}),
+        Sample(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
+               {"threadsFullName": 7, "threadsProfilePic": 9}),
+    ]  # fmt: skip
+
+
+def test_history_without_drift_or_backfill_keeps_empty_maps() -> None:
+    history = History(Snapshots(), Clock(NOW))
+    history.record(result(401))
+    assert history.samples() == [Sample(NOW, "success", 0.031, {}, {})]
+
+
+def test_history_forgets_what_is_an_hour_old() -> None:
+    clock = Clock(NOW)
+    history = History(Snapshots(), clock)
+    history.record(result(401))
+    clock.now += 1800
+    history.record(result(500, "server_error"))
+    clock.now += 1799
+    assert len(history.samples()) == 2
+    clock.now += 1
+    assert [s.outcome for s in history.samples()] == ["server_error"]
+    clock.now += 1800
+    assert history.samples() == []
+
+
+def test_history_is_bounded_in_count() -> None:
+    clock = Clock(NOW)
+    history = History(Snapshots(), clock, capacity=5)
+    for i in range(12):
+        clock.now = NOW + i
+        history.record(result(401))
+    assert [s.at - NOW for s in history.samples()] == [7, 8, 9, 10, 11]
+
+
+def test_history_keeps_what_it_is_given() -> None:
+    kept = [Sample(NOW - 10, "success", 0.02)]
+    assert History(Snapshots(), Clock(NOW), kept=kept).samples() == kept
+
+
+def test_per_minute_success_and_bucket_p95() -> None:
+    """p95 as histogram_quantile: two answers in (0.03, 0.04], rank 1.9 of 2 -> 0.0395; one in
+    (0.15, 0.2], rank 0.95 of 1 -> 0.15 + 0.05 * 0.95."""
+    start = 1_790_000_040.0  # a whole Unix minute
+    samples = [
+        Sample(start, "success", 0.031),
+        Sample(start + 10, "timeout", None),
+        Sample(start + 59.9, "success", 0.035),
+        Sample(start + 60, "server_error", 0.2),
+    ]
+    assert per_minute(samples) == [
+        Minute(start, 3, 2, pytest.approx(0.0395)),  # type: ignore[arg-type]
+        Minute(start + 60, 1, 0, pytest.approx(0.1975)),  # type: ignore[arg-type]
+    ]
+    assert per_minute(samples)[0].success_ratio == pytest.approx(2 / 3)
+
+
+BASELINE = Summary(
+    probes=240, success_ratio=1.0, duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09}
+)
+
+
+def status(
+    decisions_of: Observation | None = None,
+    baseline: Summary | None = BASELINE,
+    samples: list[Sample] | None = None,
+    migration: str = "001_threads_oauth_enhancements",
+) -> Status:
+    """A status an hour and a quarter after the migration, decided from the observation."""
+    observation = decisions_of or Observation(
+        state="applied",
+        stayed_applied=True,
+        indexes_valid=True,
+        trigger_enabled=True,
+        wrongly_invalid=0,
+        logins=2,
+        logins_missing_field=1,
+        probes=240,
+        successes=240,
+        p95_seconds=0.0725,
+        baseline=BaselineView(240, 1.0, 0.06, "monitor"),
+    )
+    return Status(
+        migration=migration,
+        known_state="applied",
+        view=MigrationView("applied", True, APPLIED, APPLIED, "prisma"),
+        decisions=decide(observation),
+        baseline=baseline,
+        baseline_source="monitor",
+        samples=samples or [],
+        thresholds=Thresholds(),
+        now=NOW,
+    )
+
+
+def test_page_states_every_criterion_result_in_words() -> None:
+    html = render(status())
+    expected = {
+        "migration_completed": "pass",
+        "users_can_authenticate": "pass",
+        "new_fields_populated": "fail",
+        "token_validity_tracking": "pass",
+        "latency_within_10pct": "fail",
+        "error_rate_within_baseline": "pass",
+    }
+    found = re.findall(
+        r'<li id="criterion-(\w+)" class="criterion (\w+)"><span class="result \2">(\w+)</span> '
+        r'<strong class="title">([^<]+)</strong>',
+        html,
+    )
+    assert found == [(c, r, r, escape(TITLES[c])) for c, r in expected.items()]
+    assert '<p class="reason">1 of 2 users who logged in miss a new field</p>' in html
+    assert "p95 72.5 ms, 1.21x the baseline 60.0 ms, above 1.10x" in html
+    assert '<span id="verdict" class="result fail">fail</span>' in html
+    assert "<title>fail - rollout-monitor</title>" in html
+
+
+def test_page_states_migration_state_phase_and_time_since_applied() -> None:
+    html = render(status())
+    assert '<dt>State</dt><dd id="state-applied">applied</dd>' in html
+    assert (
+        '<dt>Phase</dt><dd id="phase-monitoring">monitoring: within 24 hours of the migration</dd>'
+        in html
+    )
+    assert (
+        '<dt>Applied</dt><dd id="applied">1 h 13 min ago, at 2026-09-21 13:00:00 UTC'
+        " (from prisma)</dd>" in html
+    )
+
+
+def test_page_head_refreshes_and_fits_a_phone() -> None:
+    html = render(status())
+    assert html.startswith('<!doctype html>\n<html lang="en">')
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert '<meta http-equiv="refresh" content="15">' in html
+    for path in ("/metrics", "/healthz", "/readyz"):
+        assert f'<a href="{path}">{path}</a>' in html
+
+
+def test_page_has_no_script_and_no_external_asset() -> None:
+    html = render(status(samples=[Sample(NOW - 30, "success", 0.02)]))
+    for forbidden in ("<script", "<link", "<img", "<iframe", "@import", "url(", "http://",
+                      "https://", "//"):  # fmt: skip
+        assert forbidden not in html, forbidden
+
+
+def test_page_escapes_what_it_shows() -> None:
+    evil = "<script>alert(1)</script>"
+    samples = [Sample(NOW - 30, "success", 0.02, {}, {evil: 3.0})]
+    html = render(status(samples=samples, migration=f'x" onload="{evil}'))
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;: now 3" in html
+    assert "<code>x&quot; onload=&quot;&lt;script&gt;" in html
+
+
+def test_latency_chart_shows_the_baseline_and_the_limit() -> None:
+    html = render(status())
+    assert "baseline p95 (240 probes, monitor): 60.0 ms</li>" in html
+    assert "limit 1.10x baseline: 66.0 ms</li>" in html
+
+
+def test_latency_chart_has_no_baseline_with_too_few_probes_behind_it() -> None:
+    few = Summary(probes=19, success_ratio=1.0, duration_seconds={"0.95": 0.06})
+    html = render(status(baseline=few))
+    assert "baseline p95" not in html
+    assert "Baseline: 19 probes from monitor, success 100.0%, p95 60.0 ms." in html
+
+
+def test_footer_says_when_the_baseline_is_still_learning() -> None:
+    html = render(status(baseline=None))
+    assert "Baseline: still learning (the migration has not left pending)." in html
+    assert "Rendered 2026-09-21 14:13:20 UTC; refreshes every 15 s." in html
+
+
+def test_charts_draw_the_history() -> None:
+    """Two minutes of probes, the drift and the backfill at each."""
+    base = NOW - NOW % 60 - 120  # two whole minutes before the current one
+    drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
+    samples = [
+        Sample(base + 10, "success", 0.02, drift, {"threadsFullName": 9.0}),
+        Sample(base + 40, "timeout", None, drift, {"threadsFullName": 8.0}),
+        Sample(base + 70, "success", 0.02, drift, {"threadsFullName": 7.0}),
+    ]
+    html = render(status(samples=samples))
+    assert 'data-series="success" data-points="2"' in html
+    assert "success: now 100.0%" in html
+    assert "objective: 99.0%" in html
+    assert 'data-series="stale_valid" data-points="3"' in html
+    assert "wrongly_invalid: now 0" in html
+    assert 'data-series="threadsFullName" data-points="3"' in html
+    assert "threadsFullName: now 7" in html
+    assert "no data yet" not in html
+
+
+# -- the daemon's page in headless Chromium -----------------------------------------------
+
+
+@dataclass
+class Served:
+    """A monitor whose checks ran, and the URL of its page."""
+
+    monitor: Monitor
+    url: str
+
+
+def migrate(fresh_db: FreshDatabase) -> None:
+    """Apply migration 001 as Prisma records it, then the app's writes after it."""
+    conn = fresh_db.conn()
+    for name in ("migration_001", "prisma_record_001", "seed_after"):
+        fixtures.apply(conn, name)
+
+
+@contextmanager
+def served(fresh_db: FreshDatabase, tmp_path: Path, web: WebConfig) -> Iterator[Served]:
+    """A monitor with a frozen baseline that ran every check, then PROBES callback probes in
+    all, served with the given web config; its status page at /."""
+    state_file = tmp_path / "baseline.json"
+    state_file.write_text(frozen_baseline_state())
+    with answering_server(401) as app:
+        config = make_config(
+            fresh_db.url,
+            checks={"callback": {"url": app.url, "timeout": "2s"}},
+            baseline={"state_file": str(state_file)},
+        )
+        monitor = Monitor(config, Redactor())
+        try:
+            monitor.once()  # the schema check first, then the rest: one probe among them
+            callback = next(r for r in monitor.runners if r.check.name == "callback")
+            for _ in range(PROBES - 1):
+                callback()
+            page = monitor.status_page.render
+            exporter = Exporter(HOST, 0, monitor.registry, monitor.ready, web, page=page)
+            exporter.start()
+            try:
+                yield Served(monitor, f"http://{HOST}:{exporter.port}/")
+            finally:
+                exporter.stop()
+        finally:
+            monitor.close()
+
+
+def texts(browser: Browser, css: str) -> list[str]:
+    """The rendered text of every element matching the selector."""
+    return [e.text for e in browser.driver.find_elements(By.CSS_SELECTOR, css)]
+
+
+def status_code(browser: Browser) -> int:
+    """The HTTP status of the page the browser shows."""
+    return int(
+        browser.driver.execute_script(
+            "return performance.getEntriesByType('navigation')[0].responseStatus"
+        )
+    )
+
+
+def only_local_requests(browser: Browser, url: str) -> list[str]:
+    """Every URL the page loaded that is not on the monitor itself."""
+    names = browser.driver.execute_script(
+        "return performance.getEntries().map(e => e.name).filter(n => n.includes('://'))"
+    )
+    return [n for n in names if not n.startswith(url)]
+
+
+def test_the_daemon_page_in_chromium_after_a_healthy_migration(
+    browser: Browser,
+    fresh_db: FreshDatabase,
+    tmp_path: Path,
+    pytestconfig: pytest.Config,
+) -> None:
+    """The page a phone shows: every criterion passes, the state, the phase, four charts."""
+    migrate(fresh_db)
+    with served(fresh_db, tmp_path, WebConfig()) as page:
+        browser.credentials(None)
+        browser.phone()
+        browser.driver.get(page.url)
+        view = page.monitor.tracker.current()
+        assert view.applied_at is not None
+
+        assert texts(browser, "#criteria .title") == list(TITLES.values())
+        assert texts(browser, "#criteria .result") == ["pass"] * 7  # the verdict and each one
+        reasons = texts(browser, "#criteria .reason")
+        assert reasons[1] == f"callback success 100.00% of {PROBES} probes"
+        assert reasons[2] == "all 2 users who logged in have both fields"
+        assert texts(browser, "#migration dd")[:2] == [
+            "applied",
+            "critical: the first hour after the migration",
+        ]
+        applied = texts(browser, "#applied")[0]
+        stamp = view.applied_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        assert re.fullmatch(rf"\d+ s ago, at {stamp} \(from prisma\)", applied), applied
+
+        charts = browser.driver.find_elements(By.CSS_SELECTOR, "#charts svg[role=img]")
+        assert [c.get_attribute("data-chart") for c in charts] == [
+            "success", "latency", "drift", "backfill"
+        ]  # fmt: skip
+        drawn = browser.driver.find_elements(By.CSS_SELECTOR, "#charts [data-series]")
+        assert {e.get_attribute("data-series") for e in drawn} == {
+            "success", "p95", "stale_valid", "wrongly_invalid", "threadsFullName",
+            "threadsProfilePic",
+        }  # fmt: skip
+        legends = texts(browser, ".legend li")
+        for line in (
+            "success: now 100.0%",
+            "objective: 99.0%",
+            "baseline p95 (240 probes, monitor): 60.0 ms",
+            "limit 1.10x baseline: 66.0 ms",
+            f"stale_valid: now {fixtures.AFTER_STALE_VALID}",
+            f"wrongly_invalid: now {fixtures.AFTER_WRONGLY_INVALID}",
+            f"threadsFullName: now {fixtures.AFTER_MISSING_FULL_NAME}",
+            f"threadsProfilePic: now {fixtures.AFTER_MISSING_PROFILE_PIC}",
+        ):
+            assert line in legends
+        # Every probe after the first saw the drift and backfill checks' results.
+        lines = browser.driver.find_elements(By.CSS_SELECTOR, "polyline[data-series=stale_valid]")
+        assert [int(e.get_attribute("data-points") or 0) for e in lines] in (
+            [PROBES], [PROBES - 1]
+        )  # fmt: skip
+
+        width = browser.driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert width == [PHONE[0], PHONE[0]]  # the viewport meta tag honoured, no sideways scroll
+        assert only_local_requests(browser, page.url) == []
+        assert not re.search(r"https?://", browser.driver.page_source)
+
+        shot = browser.full_page_screenshot("status-page-phone.png", PHONE[0], mobile=True)
+        wide = browser.full_page_screenshot("status-page-desktop.png", 1280, mobile=False)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"status page screenshots: {shot} {wide}")
+
+
+def test_the_daemon_page_in_chromium_before_the_migration(
+    browser: Browser, fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """Pending: not applied, nothing decided yet, no drift or backfill to draw."""
+    with served(fresh_db, tmp_path, WebConfig()) as page:
+        browser.credentials(None)
+        browser.phone()
+        browser.driver.get(page.url)
+        shown = dict(zip(CRITERIA, texts(browser, "#criteria .result")[1:], strict=True))
+        assert shown == {d.criterion: d.result for d in page.monitor.live.decisions()}
+        # token_validity_tracking is left out: see the closing note (the live view fails it
+        # while pending, as the trigger does not exist yet; the recording rule leaves it absent).
+        for criterion in CRITERIA[:3] + CRITERIA[4:]:
+            assert shown[criterion] == "inconclusive", criterion
+        reasons = texts(browser, "#criteria .reason")
+        assert reasons[0] == "the migration is not applied yet"
+        assert reasons[1] == "0 callback probes in the window, fewer than 20"
+        assert texts(browser, "#migration dd") == [
+            "pending",
+            "not applied: the migration is not in place",
+            "not applied",
+        ]
+        empty = browser.driver.find_elements(By.CSS_SELECTOR, "#charts text.empty")
+        assert [e.find_element(By.XPATH, "..").get_attribute("data-chart") for e in empty] == [
+            "drift",
+            "backfill",
+        ]
+        assert browser.driver.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
+
+
+def test_basic_auth_guards_the_page_in_chromium(
+    browser: Browser, fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    web = WebConfig.model_validate({"basic_auth_users": {USER: HASH}})
+    with served(fresh_db, tmp_path, web) as page:
+        try:
+            browser.phone()
+            browser.credentials(None)
+            browser.driver.get(page.url)
+            assert status_code(browser) == 401
+            assert "Success criteria" not in browser.driver.page_source
+            browser.credentials(USER, PASSWORD + "x")
+            browser.driver.get(page.url)
+            assert status_code(browser) == 401
+            assert "Success criteria" not in browser.driver.page_source
+            browser.credentials(USER, PASSWORD)
+            browser.driver.get(page.url)
+            assert status_code(browser) == 200
+            assert texts(browser, "h2")[1].startswith("Success criteria")
+        finally:
+            browser.credentials(None)
+
+
+def test_the_running_daemon_serves_the_status_page_behind_its_basic_auth(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """Monitor.start(): / is the status page, under the web config's basic auth, as /metrics."""
+    web_file = tmp_path / "web.yml"
+    web_file.write_text(f"basic_auth_users:\n  {USER}: {HASH}\n")
+    port = free_port()
+    config = make_config(
+        fresh_db.url, listen_address=f"{HOST}:{port}", web_config_file=str(web_file)
+    )
+    monitor = Monitor(config, Redactor())
+    monitor.start()
+    try:
+        with httpx.Client(base_url=f"http://{HOST}:{port}", trust_env=False, timeout=5) as client:
+            assert client.get("/").status_code == 401
+            response = client.get("/", auth=(USER, PASSWORD))
+            assert client.get("/metrics", auth=(USER, PASSWORD)).status_code == 200
+    finally:
+        monitor.stop()
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "<h2>Success criteria: " in response.text
+    assert f"<code>{config.migration.name}</code>" in response.text
+
+
+def test_a_page_that_fails_to_render_is_a_500_and_metrics_still_answer() -> None:
+    def broken() -> bytes:
+        raise RuntimeError("boom")
+
+    exporter = Exporter(HOST, 0, CollectorRegistry(), lambda: True, page=broken)
+    exporter.start()
+    try:
+        with httpx.Client(base_url=f"http://{HOST}:{exporter.port}", trust_env=False) as client:
+            page = client.get("/")
+            metrics = client.get("/metrics")
+    finally:
+        exporter.stop()
+    assert (page.status_code, page.text) == (500, "the status page failed; see the log\n")
+    assert metrics.status_code == 200
