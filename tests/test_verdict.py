@@ -84,14 +84,33 @@ def missing_after_half_hour(instance: str, t: int) -> float:
     return 2.0 if t >= APPLIED + 1800 else 0.0
 
 
+def rolled_back_from(instance: str) -> int:
+    """a sees the roll-back at 01:40:00, b at 01:40:30."""
+    return APPLIED + 2400 + (30 if instance == "b" else 0)
+
+
 def rolled_back_state(instance: str, t: int) -> str:
-    """Applied, then rolled back at 01:40."""
-    return "rolled_back" if t >= APPLIED + 2400 else healthy_state(instance, t)
+    """Applied, then rolled back."""
+    return "rolled_back" if t >= rolled_back_from(instance) else healthy_state(instance, t)
 
 
 def rolled_back_applied_at(instance: str, t: int) -> float | None:
     """The applied time is exported only while applied."""
-    return None if t >= APPLIED + 2400 else healthy_applied_at(instance, t)
+    return None if t >= rolled_back_from(instance) else healthy_applied_at(instance, t)
+
+
+def partial_for_a_minute(instance: str, t: int) -> str:
+    """a sees an object of the migration missing from 01:20 to 01:21 (dropped, then recreated)."""
+    if instance == "a" and APPLIED + 1200 <= t < APPLIED + 1260:
+        return "partial"
+    return healthy_state(instance, t)
+
+
+def applied_at_unless_partial(instance: str, t: int) -> float | None:
+    """Not exported while partial."""
+    return (
+        None if partial_for_a_minute(instance, t) == "partial" else healthy_applied_at(instance, t)
+    )
 
 
 def pending(instance: str, t: int) -> str:
@@ -114,6 +133,7 @@ SCENARIOS = [
     Scenario("backfill", missing_field=missing_after_half_hour),
     Scenario("history", baseline_gauges=False),
     Scenario("rolled_back", state=rolled_back_state, applied_at=rolled_back_applied_at),
+    Scenario("flapped", state=partial_for_a_minute, applied_at=applied_at_unless_partial),
     Scenario("pending", state=pending, applied_at=never, baseline_gauges=False),
 ]
 CRITERIA = [
@@ -358,6 +378,29 @@ def test_a_rolled_back_migration_fails_migration_completed(
     migration = criterion(document, "migration_completed")
     assert (migration["result"], migration["reason"]) == ("fail", "the migration is rolled_back")
     assert results(document)["new_fields_populated"] == "inconclusive"  # nothing at 02:00
+
+
+def test_leaving_applied_for_a_minute_fails_migration_completed(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Applied again by the end, but partial from 01:20 to 01:21: not "without errors"."""
+    code, document = as_json(capsys, prometheus, "flapped")
+    assert code == 1
+    assert results(document) == {**dict.fromkeys(CRITERIA, "pass"), "migration_completed": "fail"}
+    assert criterion(document, "migration_completed")["reason"] == (
+        "the migration left the applied state in the window"
+    )
+
+
+def test_replicas_disagreeing_on_the_state_count_the_worst(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At 01:40:10 a has seen the roll-back and b not yet: the window ends rolled back."""
+    code, document = as_json(capsys, prometheus, "rolled_back", "--window", "2403s")
+    assert code == 1
+    assert document["window"]["end"] == "2026-11-01T01:40:10Z"
+    migration = criterion(document, "migration_completed")
+    assert (migration["result"], migration["reason"]) == ("fail", "the migration is rolled_back")
 
 
 def test_no_data_is_inconclusive_everywhere(

@@ -34,8 +34,14 @@ def add_verdict_parser(commands: Any) -> None:
     )
     option = verdict.add_argument
     option("--prometheus-url", metavar="URL", help=f"Prometheus to ask (env {URL_VARIABLE})")
-    option("--window", default="24h", type=_window, help="how long after the migration (24h)")
-    option("--format", choices=("table", "json"), default="table", help="output (table)")
+    option(
+        "--window",
+        default="24h",
+        type=_window,
+        metavar="DURATION",
+        help="how long after the migration to judge, e.g. 1h (default 24h)",
+    )
+    option("--format", choices=("table", "json"), default="table", help="default table")
     option(
         "--selector",
         default=Selector(),
@@ -43,16 +49,36 @@ def add_verdict_parser(commands: Any) -> None:
         metavar="MATCHERS",
         help='label matchers picking the monitor\'s series, e.g. job="rollout-monitor"',
     )
-    option("--objective", default=DEFAULTS.objective, type=_ratio, help="callback objective")
-    option("--min-probes", default=DEFAULTS.min_probes, type=_count, help="probes needed")
+    option(
+        "--objective",
+        default=DEFAULTS.objective,
+        type=_ratio,
+        metavar="RATIO",
+        help=f"callback success objective (default {DEFAULTS.objective:g})",
+    )
+    option(
+        "--min-probes",
+        default=DEFAULTS.min_probes,
+        type=_count,
+        metavar="N",
+        help=f"probes needed in the window and the baseline (default {DEFAULTS.min_probes})",
+    )
     option(
         "--latency-tolerance",
         default=DEFAULTS.latency_tolerance,
         type=_tolerance,
-        help="p95 allowed, as a multiple of the baseline's",
+        metavar="FACTOR",
+        help=f"p95 allowed, times the baseline's (default {DEFAULTS.latency_tolerance:g})",
     )
-    option("--at", type=_time, metavar="TIME", help="evaluate as if now were TIME")
-    option("--timeout", default=10.0, type=_seconds, help="per query, e.g. 10s")
+    option(
+        "--at",
+        type=_time,
+        metavar="TIME",
+        help="evaluate as if now were TIME: RFC3339 or Unix seconds (default now)",
+    )
+    option(
+        "--timeout", default=10.0, type=_seconds, metavar="DURATION", help="per query (default 10s)"
+    )
 
 
 def run_verdict(args: argparse.Namespace) -> int:
