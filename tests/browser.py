@@ -81,6 +81,7 @@ class Browser:
 
     def full_page_screenshot(self, name: str, width: int, mobile: bool) -> Path:
         """A PNG of the whole page at this width, saved under test-artifacts/."""
+        self.viewport(width, PHONE[1], mobile)  # the layout at this width, then all of it
         height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
         self.viewport(width, height, mobile)
         ARTIFACTS.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -398,6 +399,46 @@ def test_charts_draw_the_history() -> None:
     assert "no data yet" not in html
 
 
+def an_hour_of_probes() -> list[Sample]:
+    """A probe every 15 s for an hour: latency creeping up in the last quarter, a few failures,
+    the backfill going down, four stale tokens throughout."""
+    samples = []
+    for i in range(240):
+        at = NOW - 3600 + 15 * (i + 1)
+        slow = 0.03 + (0.04 * (i - 180) / 60 if i >= 180 else 0.0)
+        outcome = "server_error" if i in (50, 51, 200) else "success"
+        missing = {"threadsFullName": 700.0 - 2 * i, "threadsProfilePic": 900.0 - 3 * i}
+        drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
+        samples.append(Sample(at, outcome, slow, drift, missing))
+    return samples
+
+
+def test_an_hour_of_history_in_chromium(
+    browser: Browser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The renderer's page with a full hour, as a phone shows it (no daemon needed)."""
+    html = render(status(samples=an_hour_of_probes()))
+    browser.credentials(None)
+    browser.phone()
+    browser.driver.get("data:text/html;base64," + base64.b64encode(html.encode()).decode())
+    lines = browser.driver.find_elements(By.CSS_SELECTOR, "#charts polyline")
+    points = {e.get_attribute("data-series"): e.get_attribute("data-points") for e in lines}
+    # NOW is 20 s into a minute: the hour's probes touch 61 minutes, a part of one at each end
+    assert points == {
+        "success": "61", "p95": "61", "stale_valid": "240", "wrongly_invalid": "240",
+        "threadsFullName": "240", "threadsProfilePic": "240",
+    }  # fmt: skip
+    legends = texts(browser, ".legend li")
+    assert "threadsFullName: now 222" in legends  # 700 - 2 * 239
+    assert "threadsProfilePic: now 183" in legends  # 900 - 3 * 239
+    assert browser.driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    shot = browser.full_page_screenshot("status-page-hour.png", PHONE[0], mobile=True)
+    with capsys.disabled():
+        print(f"\nstatus page with an hour of history: {shot}")
+
+
 # -- the daemon's page in headless Chromium -----------------------------------------------
 
 
@@ -471,7 +512,7 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
     browser: Browser,
     fresh_db: FreshDatabase,
     tmp_path: Path,
-    pytestconfig: pytest.Config,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The page a phone shows: every criterion passes, the state, the phase, four charts."""
     migrate(fresh_db)
@@ -526,15 +567,18 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
             "return [document.documentElement.scrollWidth, window.innerWidth]"
         )
         assert width == [PHONE[0], PHONE[0]]  # the viewport meta tag honoured, no sideways scroll
+        browser.viewport(360, 640, mobile=True)  # the narrowest common phone
+        assert browser.driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        ) == [360, 360]
         assert only_local_requests(browser, page.url) == []
         assert not re.search(r"https?://", browser.driver.page_source)
 
         shot = browser.full_page_screenshot("status-page-phone.png", PHONE[0], mobile=True)
         wide = browser.full_page_screenshot("status-page-desktop.png", 1280, mobile=False)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"status page screenshots: {shot} {wide}")
+        with capsys.disabled():  # the path, whatever pytest captures
+            print(f"\nstatus page screenshots: {shot} {wide}")
 
 
 def test_the_daemon_page_in_chromium_before_the_migration(

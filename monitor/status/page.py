@@ -333,4 +333,7 @@ CSS = (
     ".key.r0{border-color:#555;border-top-style:dashed}"
     ".key.r1{border-color:#c62828;border-top-style:dotted}"
     "footer{margin-top:1.5rem;font-size:0.9rem;color:#444}"
+    # Two charts a row where there is room, so that they stay small on a wide screen.
+    "@media (min-width:40rem){#charts{display:grid;grid-template-columns:1fr 1fr;"
+    "gap:0.75rem}#charts h2{grid-column:1/-1;margin-bottom:0}#charts figure{margin:0}}"
 )
