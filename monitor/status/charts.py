@@ -12,6 +12,7 @@ WIDTH, HEIGHT = 320.0, 132.0
 LEFT, RIGHT, TOP, BOTTOM = 46.0, 8.0, 8.0, 20.0
 # Two points further apart than this are not joined: the daemon did not probe in between.
 GAP_SECONDS = 180.0
+COLUMN = 1.0  # drawing units a column (the plot is 266 across: about a phone's pixel)
 STYLES = 4  # series styles s0..s3 in the page's CSS (colour and dash, so not colour alone)
 REFERENCE_STYLES = 2  # reference line styles r0, r1
 
@@ -175,7 +176,7 @@ def series(plot: Plot, line: Series, index: int) -> list[str]:
     style = f"s{index % STYLES}"
     name = escape(line.name)
     drawn = []
-    runs = segments(line.points)
+    runs = [decimate(plot, run) for run in segments(line.points)]
     for run in runs:
         if len(run) == 1:
             drawn.append(dot(plot, run[0], f"point {style}", name))
@@ -188,6 +189,22 @@ def series(plot: Plot, line: Series, index: int) -> list[str]:
     if runs and len(runs[-1]) > 1:
         drawn.append(dot(plot, runs[-1][-1], f"point last {style}", name))
     return drawn
+
+
+def decimate(plot: Plot, points: Sequence[Point]) -> list[Point]:
+    """The lowest and the highest point of each column of the drawing, and the last point, in
+    time order: a probe a second is 3,600 points an hour for 266 columns, and a spike of one
+    probe must still show."""
+    columns: dict[int, list[Point]] = {}
+    for point in points:
+        columns.setdefault(int(plot.x(point[0]) / COLUMN), []).append(point)
+    kept: list[Point] = []
+    for column in columns.values():
+        low, high = min(column, key=lambda p: p[1]), max(column, key=lambda p: p[1])
+        kept += sorted({low, high}) if len(column) > 2 else column
+    if points and kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return kept
 
 
 def dot(plot: Plot, point: Point, css: str, name: str) -> str:
