@@ -675,6 +675,17 @@ def test_the_running_daemon_serves_the_status_page_behind_its_basic_auth(
     assert f"<code>{config.migration.name}</code>" in response.text
 
 
+def test_a_reload_keeps_the_last_hour_of_the_same_migration(fresh_db: FreshDatabase) -> None:
+    config = make_config(fresh_db.url)
+    before = Monitor(config, Redactor())
+    before.history.record(result(401))
+    kept = before.history.samples()
+    assert len(kept) == 1
+    assert Monitor(config, Redactor(), before).history.samples() == kept
+    other = make_config(fresh_db.url, migration={"name": "002_something_else"})
+    assert Monitor(other, Redactor(), before).history.samples() == []
+
+
 def test_a_page_that_fails_to_render_is_a_500_and_metrics_still_answer() -> None:
     def broken() -> bytes:
         raise RuntimeError("boom")
