@@ -89,7 +89,7 @@ def as_table(verdict: Verdict) -> str:
     """A header (verdict, window, applied time, baseline) and one row per criterion."""
     w, b = verdict.window, verdict.baseline
     if w.applied_at is None:
-        window = f"window {w.name}: the migration is not applied"
+        window = f"window {w.name}: no applied time in Prometheus"
     else:
         done = "complete" if w.complete else "not over"
         window = f"window {w.name} {rfc3339(w.applied_at)} .. {rfc3339(w.end)} ({done})"
