@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -535,6 +534,15 @@ def test_the_table_names_the_verdict_the_window_and_each_criterion(
     ]
 
 
+def test_at_takes_unix_seconds_or_any_utc_offset(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """02:30Z three ways: the same evaluation time, the same verdict."""
+    for at in (str(APPLIED + 5400), "2026-11-01T02:30:00+00:00", "2026-11-01T04:30:00+02:00"):
+        code, document = as_json(capsys, prometheus, "healthy", "--at", at)
+        assert (code, document["evaluated_at"]) == (0, AT)
+
+
 def test_the_url_comes_from_the_environment_and_the_flag_wins(
     prometheus: LoadedPrometheus,
     capsys: pytest.CaptureFixture[str],
@@ -660,4 +668,3 @@ def test_the_installed_command_gates_a_pipeline(prometheus: LoadedPrometheus) ->
         )
         assert done.returncode == status, done.stderr
         assert json.loads(done.stdout)["exit_code"] == status
-    assert Path(sys.executable).exists()
