@@ -408,6 +408,19 @@ class CriteriaSettings(Section):
     latency_tolerance: float = Field(1.10, ge=1)
 
 
+class PreflightSettings(Section):
+    """`rollout-monitor preflight`: where the backup is, and the application-state queries."""
+
+    backup: Path | None = None
+    backup_max_age: Duration = 86400.0
+    backup_timeout: Duration = 600.0
+    pg_restore: Path | None = None
+    in_flight_query: str | None = Field(None, min_length=1)
+    in_flight_max: int = Field(0, ge=0)
+    active_sessions_query: str | None = Field(None, min_length=1)
+    active_sessions_max: int | None = Field(None, ge=0)
+
+
 class LargeTablesSettings(Section):
     """Above this many rows (pg_class estimate), checks sample the app's tables, not scan them."""
 
@@ -446,6 +459,7 @@ class Config(Section):
     checks: ChecksConfig = ChecksConfig()
     baseline: BaselineSettings = BaselineSettings()
     criteria: CriteriaSettings = CriteriaSettings()
+    preflight: PreflightSettings = PreflightSettings()
     large_tables: LargeTablesSettings = LargeTablesSettings()
     log: LogConfig = LogConfig()
 

@@ -1,0 +1,276 @@
+"""The backup the plan asks for: present, recent, and readable to the end by the right tool.
+
+Archive formats (custom, tar, directory) are read by pg_restore twice: `--list` for the table of
+contents, then a full read into /dev/null, because the table of contents sits at the start of the
+file and `--list` succeeds on an archive cut short after it. A plain-SQL dump is something
+pg_restore cannot read at all (the plan's own `pg_restore --list` check fails on a good one): it
+is read here line by line for pg_dump's header, CREATE TABLE of each table, and the marker
+pg_dump writes last.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import tarfile
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.config import PreflightSettings, format_duration
+from monitor.preflight.result import CheckResult, failed, passed
+from monitor.preflight.tools import PgRestore, ReadFailed, ToolMissing, find_pg_restore
+
+PLAIN_HEADER = b"--\n-- PostgreSQL database dump\n--"
+PLAIN_END = "-- PostgreSQL database dump complete"
+GZIP_MAGIC = b"\x1f\x8b"
+_TAIL_LINES = 8  # pg_dump 15.14+ writes `\unrestrict <key>` after the end marker
+_BARE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
+_DUMPED_BY = re.compile(r"^;?\s*-*\s*Dumped by pg_dump version:? (\S+)")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A backup found on disk: where, in which format, and when it was last written."""
+
+    path: Path
+    format: str
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables a usable backup must hold, as (schema, table)."""
+
+    schema: str
+    names: tuple[str, ...]
+
+    def qualified(self) -> str:
+        """'public.users, public.threads_tokens'."""
+        return ", ".join(f"{self.schema}.{name}" for name in self.names)
+
+
+def detect_format(path: Path) -> str | None:
+    """custom, tar, directory, plain or plain.gz from the content (never the name); else None."""
+    if path.is_dir():
+        return "directory" if (path / "toc.dat").is_file() else None
+    try:
+        with path.open("rb") as file:
+            head = file.read(512)
+    except OSError:
+        return None
+    if head.startswith(b"PGDMP"):
+        return "custom"
+    if head[257:262] == b"ustar" and head.startswith(b"toc.dat\x00"):
+        return "tar"
+    if head.startswith(GZIP_MAGIC):
+        return "plain.gz" if _gzip_head(path).startswith(PLAIN_HEADER) else None
+    return "plain" if head.startswith(PLAIN_HEADER) else None
+
+
+def _gzip_head(path: Path) -> bytes:
+    try:
+        with gzip.open(path, "rb") as file:
+            return file.read(len(PLAIN_HEADER))
+    except (OSError, EOFError):
+        return b""
+
+
+def written_at(path: Path, kind: str) -> float:
+    """When the backup was finished: a directory's toc.dat is written last."""
+    return (path / "toc.dat" if kind == "directory" else path).stat().st_mtime
+
+
+def find_backup(path: Path | None) -> tuple[Backup | None, CheckResult]:
+    """The backup at path (a file, a dump directory, or the newest backup in a directory)."""
+    name = "backup_present"
+    if path is None:
+        return None, failed(name, "no backup given: use --backup PATH or preflight.backup")
+    if not path.exists():
+        return None, failed(name, f"{path}: no such file or directory")
+    kind = detect_format(path)
+    if kind is None and path.is_dir():
+        return _newest_in(path)
+    if kind is None:
+        return None, failed(
+            name, f"{path}: not a pg_dump backup (neither custom, tar, directory nor plain SQL)"
+        )
+    backup = Backup(path, kind, written_at(path, kind))
+    return backup, passed(name, f"{path} ({kind} format)", path=str(path), format=kind)
+
+
+def _newest_in(directory: Path) -> tuple[Backup | None, CheckResult]:
+    entries = [entry for entry in directory.iterdir() if not entry.name.startswith(".")]
+    found = [Backup(e, k, written_at(e, k)) for e in entries if (k := detect_format(e))]
+    if not found:
+        return None, failed(
+            "backup_present",
+            f"{directory}: no pg_dump backup among its {len(entries)} entries",
+        )
+    backup = max(found, key=lambda b: b.mtime)
+    detail = f"{backup.path} ({backup.format} format; newest of {len(found)} in {directory})"
+    return backup, passed("backup_present", detail, path=str(backup.path), format=backup.format)
+
+
+def check_recent(backup: Backup | None, max_age: float, now: float) -> CheckResult:
+    """Whether the backup was written within max_age seconds of now."""
+    name = "backup_recent"
+    if backup is None:
+        return failed(name, "no backup to date")
+    age = now - backup.mtime
+    stamp = datetime.fromtimestamp(backup.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    observed = {"written_at": stamp, "age_seconds": round(age), "max_age_seconds": max_age}
+    limit = format_duration(max_age)
+    if age > max_age:
+        return failed(name, f"written {_ago(age)} ago ({stamp}), more than {limit}", **observed)
+    return passed(name, f"written {_ago(age)} ago ({stamp}), within {limit}", **observed)
+
+
+def _ago(seconds: float) -> str:
+    """A rough, readable age: 42s, 17m, 5h, 3d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def check_restorable(
+    backup: Backup | None, settings: PreflightSettings, tables: Tables
+) -> CheckResult:
+    """Whether the backup can be read to its end and holds the tables."""
+    if backup is None:
+        return failed("backup_restorable", "no backup to read")
+    deadline = time.monotonic() + settings.backup_timeout
+    if backup.format.startswith("plain"):
+        return _check_plain(backup, tables, deadline)
+    try:
+        tool = find_pg_restore(settings.pg_restore)
+    except ToolMissing as error:
+        return failed("backup_restorable", str(error))
+    return _check_archive(backup, tool, tables, deadline)
+
+
+def _check_archive(backup: Backup, tool: PgRestore, tables: Tables, deadline: float) -> CheckResult:
+    name = "backup_restorable"
+    observed = {"reader": f"pg_restore {tool.version}"}
+    try:
+        listing = tool.run(["--list", str(backup.path)], deadline)
+        missing = [t for t in tables.names if not _lists_table(listing, tables.schema, t)]
+        if missing:
+            gone = ", ".join(f"{tables.schema}.{t}" for t in missing)
+            return failed(name, f"the backup has no table {gone}", **observed)
+        if backup.format == "tar":
+            _read_tar(backup.path)
+        tool.run(["--file=/dev/null", str(backup.path)], deadline)
+    except ReadFailed as error:
+        return failed(name, str(error), **observed)
+    entries = sum(1 for line in listing.splitlines() if line and not line.startswith(";"))
+    dumped_by = _dumped_by(listing.splitlines())
+    return passed(
+        name,
+        f"pg_restore {tool.version} read all of it ({entries} entries, dumped by pg_dump "
+        f"{dumped_by}); tables {tables.qualified()} present",
+        **observed,
+        entries=entries,
+        dumped_by=dumped_by,
+    )
+
+
+def _lists_table(listing: str, schema: str, table: str) -> bool:
+    """Whether `pg_restore --list` shows a TABLE entry (names appear there unquoted)."""
+    pattern = re.compile(rf"^\d+; \d+ \d+ TABLE {re.escape(schema)} {re.escape(table)} ", re.M)
+    return pattern.search(listing) is not None
+
+
+def _read_tar(path: Path) -> None:
+    """Read every member: pg_restore 15 spins forever on some tar archives cut short."""
+    try:
+        with tarfile.open(path, "r:") as archive:
+            for member in archive:
+                extracted = archive.extractfile(member)
+                while extracted is not None and extracted.read(1 << 20):
+                    pass
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise ReadFailed(f"tar archive cut short or corrupt: {error}") from None
+
+
+def _dumped_by(lines: Sequence[str]) -> str:
+    for line in lines:
+        if match := _DUMPED_BY.match(line):
+            return match[1]
+    return "unknown"
+
+
+def _check_plain(backup: Backup, tables: Tables, deadline: float) -> CheckResult:
+    name = "backup_restorable"
+    why = "plain SQL: pg_restore cannot read it (the plan's `pg_restore --list` check fails on it)"
+    try:
+        scan = _scan_plain(backup, tables, deadline)
+    except ReadFailed as error:
+        return failed(name, f"{why}; {error}", reader="python")
+    missing = [t for t in tables.names if t not in scan.created]
+    if missing:
+        gone = ", ".join(f"{tables.schema}.{t}" for t in missing)
+        return failed(name, f"{why}; no CREATE TABLE {gone}", reader="python")
+    if not scan.complete:
+        return failed(name, f"{why}; cut short: no '{PLAIN_END}' at its end", reader="python")
+    return passed(
+        name,
+        f"{why}; read to the end: pg_dump {scan.dumped_by} header, CREATE TABLE "
+        f"{tables.qualified()}, end marker",
+        reader="python",
+        dumped_by=scan.dumped_by,
+    )
+
+
+@dataclass(frozen=True)
+class PlainScan:
+    """What reading a plain dump found."""
+
+    created: frozenset[str]
+    complete: bool
+    dumped_by: str
+
+
+def _scan_plain(backup: Backup, tables: Tables, deadline: float) -> PlainScan:
+    patterns = {t: _create_table(tables.schema, t) for t in tables.names}
+    created: set[str] = set()
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    head: list[str] = []
+    for number, line in enumerate(_lines(backup)):
+        if number % 10_000 == 0 and time.monotonic() > deadline:
+            raise ReadFailed("not read to the end within preflight.backup_timeout")
+        if number < 10:
+            head.append(line)
+        created.update(
+            t for t, p in patterns.items() if line.startswith("CREATE") and p.match(line)
+        )
+        if line.strip():
+            tail.append(line.rstrip("\n"))
+    return PlainScan(frozenset(created), PLAIN_END in tail, _dumped_by(head))
+
+
+def _lines(backup: Backup) -> Iterator[str]:
+    """The dump's lines; a gzip file cut short raises ReadFailed."""
+    try:
+        if backup.format == "plain.gz":
+            with gzip.open(backup.path, "rt", encoding="utf-8", errors="replace") as file:
+                yield from file
+        else:
+            with backup.path.open(encoding="utf-8", errors="replace") as file:
+                yield from file
+    except (OSError, EOFError) as error:
+        raise ReadFailed(f"cannot read it to the end: {error}") from None
+
+
+def _create_table(schema: str, table: str) -> re.Pattern[str]:
+    """CREATE TABLE schema.table ( as pg_dump writes it, quoting names only where needed."""
+    return re.compile(rf"^CREATE (?:UNLOGGED )?TABLE {_ident(schema)}\.{_ident(table)} \(")
+
+
+def _ident(name: str) -> str:
+    quoted = re.escape('"' + name.replace('"', '""') + '"')
+    return f"(?:{re.escape(name)}|{quoted})" if _BARE_IDENTIFIER.fullmatch(name) else quoted
