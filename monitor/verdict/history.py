@@ -40,7 +40,9 @@ def baseline_before(
     """The callback's summary over the window before the migration, or None without a probe.
 
     The same computations as the verdict's window (exact counter increases over every replica,
-    histogram_quantile over the summed buckets), so like compares with like.
+    histogram_quantile over the summed buckets), so like compares with like. `selector` is
+    --selector's label matchers ("" for none). Raises PrometheusError when Prometheus cannot
+    answer, SelectorError (a ValueError) for matchers that are not.
     """
     probes, successes, quantiles = window_counts(
         prom, Selector.parse(selector), applied_at, window_seconds

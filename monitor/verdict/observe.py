@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.criteria import BaselineView, Observation, Thresholds
+from monitor.criteria import Observation, Thresholds
 from monitor.promapi import Prometheus
 from monitor.verdict.history import choose_baseline, window_counts
 from monitor.verdict.query import Selector, milliseconds
@@ -78,7 +78,7 @@ def observe(
         probes=probes,
         successes=successes,
         p95_seconds=quantiles.get("0.95"),
-        baseline=_baseline(prom, select, window.applied_at, end, thresholds),
+        baseline=choose_baseline(prom, select, window.applied_at, end, thresholds.min_probes),
         window_complete=window.complete,
     )
 
@@ -118,12 +118,6 @@ def _stayed_applied(answer: _Answers, select: Selector, range_: str | None) -> b
     if last is None or changes is None:
         return None
     return last == 1 and changes <= 1
-
-
-def _baseline(
-    prom: Prometheus, select: Selector, applied_at: float, end: float, thresholds: Thresholds
-) -> BaselineView | None:
-    return choose_baseline(prom, select, applied_at, end, thresholds.min_probes)
 
 
 def _not_applied(prom: Prometheus, select: Selector, at: float) -> Observation:
