@@ -130,9 +130,9 @@ def check_recent(backup: Backup | None, max_age: float, now: float) -> CheckResu
 
 
 def _ago(seconds: float) -> str:
-    """A rough, readable age: 42s, 17m, 5h, 3d."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if abs(seconds) >= size:
+    """A rough, readable age: 42s, 17m, 25h, 3d (hours up to two days, to compare with 24h)."""
+    for unit, size, above in (("d", 86400, 172800), ("h", 3600, 3600), ("m", 60, 60)):
+        if abs(seconds) >= above:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
 

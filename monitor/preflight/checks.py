@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -190,9 +191,10 @@ class NotANumber(Exception):
 def one_number(origin: str, rows: list[dict[str, Any]]) -> int:
     """The single integer in the single row; NotANumber naming the query otherwise."""
     if len(rows) != 1 or len(rows[0]) != 1:
-        raise NotANumber(f"{origin}: expected one row with one column, got {len(rows)} row(s)")
+        shape = f"{len(rows)} rows" if len(rows) != 1 else f"{len(rows[0])} columns"
+        raise NotANumber(f"{origin}: expected one row with one column, got {shape}")
     value = next(iter(rows[0].values()))
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value % 1:
         raise NotANumber(f"{origin}: expected a whole number, got {value!r}")
     return int(value)
 

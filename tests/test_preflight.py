@@ -1,0 +1,684 @@
+"""`rollout-monitor preflight` against the suite's PostgreSQL, real pg_dump backups and real servers.
+
+The backups are made once per module by the pg_dump of the PostgreSQL install the suite runs
+(so pg_restore reads what its own pg_dump wrote), from a database holding the pre-migration
+schema, the seed, and enough extra users that the table data outweighs the table of contents:
+an archive cut in half then still lists, and only a full read finds it short.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import fixtures
+import psycopg
+import pytest
+from callback_servers import answering_server, refused_url
+from conftest import FreshDatabase
+from monitoring import make_config
+
+from monitor.config import Config, PreflightSettings
+from monitor.demo.postgres import PostgresServer, free_port
+from monitor.preflight.backup import (
+    PLAIN_END,
+    Backup,
+    Tables,
+    check_recent,
+    check_restorable,
+    detect_format,
+    find_backup,
+)
+from monitor.preflight.checks import run_checks
+from monitor.preflight.result import CHECKS, CheckResult
+from monitor.redact import Redactor
+
+COMMAND = [sys.executable, "-m", "monitor"]
+SOURCE_DB = "preflight_source"
+EXTRA_USERS = 4000
+TABLES = Tables("public", ("users", "threads_tokens"))
+PLAIN_WHY = (
+    "plain SQL: pg_restore cannot read it (the plan's `pg_restore --list` check fails on it)"
+)
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Dumps:
+    """Backups of the source database, one per pg_dump format, and the tools that wrote them."""
+
+    directory: Path
+    bindir: Path
+    version: str
+
+    def path(self, name: str) -> Path:
+        """A backup by file name: backup.custom, backup.sql, backup.tar, backup.dir, ..."""
+        return self.directory / name
+
+    @property
+    def pg_restore(self) -> Path:
+        """The pg_restore of the install that made the dumps."""
+        return self.bindir / "pg_restore"
+
+
+def pg_dump(bindir: Path, url: str, out: Path, *options: str) -> None:
+    """Run the install's pg_dump; its failure fails the test with its message."""
+    done = subprocess.run(
+        [str(bindir / "pg_dump"), *options, "--file", str(out), url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def dumps(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dumps]:
+    """One database dumped in every format, plus a dump of the users table alone."""
+    pg_server.create_database(SOURCE_DB)
+    try:
+        with pg_server.connect(SOURCE_DB) as conn:
+            fixtures.apply(conn, "schema_before")
+            fixtures.apply(conn, "seed")
+            conn.execute(
+                'INSERT INTO users (id, "threadsUserId", "threadsUsername", "updatedAt")'
+                " SELECT 'bulk-' || n, md5(n::text), md5((n * 7)::text), now()"
+                " FROM generate_series(1, %s) AS n",
+                (EXTRA_USERS,),
+            )
+        directory = tmp_path_factory.mktemp("dumps")
+        bindir, url = pg_server.bindir, pg_server.url(SOURCE_DB)
+        pg_dump(bindir, url, directory / "backup.custom", "--format=custom")
+        pg_dump(bindir, url, directory / "backup.sql")
+        pg_dump(bindir, url, directory / "backup.tar", "--format=tar")
+        pg_dump(bindir, url, directory / "backup.dir", "--format=directory")
+        pg_dump(bindir, url, directory / "users_only.custom", "--format=custom", "--table=users")
+        pg_dump(bindir, url, directory / "users_only.sql", "--table=users")
+        with (directory / "backup.sql").open("rb") as plain:
+            (directory / "backup.sql.gz").write_bytes(gzip.compress(plain.read()))
+        version = tool_version(bindir / "pg_restore")
+        yield Dumps(directory, bindir, version)
+    finally:
+        pg_server.drop_database(SOURCE_DB)
+
+
+def tool_version(path: Path) -> str:
+    """'15.18' from `pg_restore --version` (computed here, not by the code under test)."""
+    words = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=True)
+    return words.stdout.split()[2]
+
+
+def cut_in_half(source: Path, target: Path) -> Path:
+    """A copy of the file's first half, as a copy interrupted midway leaves it."""
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def settings(dumps: Dumps, **values: object) -> PreflightSettings:
+    """Pre-flight settings reading with the install's pg_restore."""
+    return PreflightSettings.model_validate({"pg_restore": str(dumps.pg_restore), **values})
+
+
+def restorable(dumps: Dumps, path: Path, tables: Tables = TABLES) -> CheckResult:
+    """check_restorable on the backup at path."""
+    backup, present = find_backup(path)
+    assert present.passed, present.detail
+    return check_restorable(backup, settings(dumps), tables)
+
+
+# --- format detection ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("backup.custom", "custom"),
+        ("backup.sql", "plain"),
+        ("backup.sql.gz", "plain.gz"),
+        ("backup.tar", "tar"),
+        ("backup.dir", "directory"),
+    ],
+)
+def test_format_is_told_by_content(dumps: Dumps, name: str, expected: str) -> None:
+    assert detect_format(dumps.path(name)) == expected
+
+
+def test_format_ignores_the_file_name(dumps: Dumps, tmp_path: Path) -> None:
+    """A custom archive named .sql is read as custom; SQL that pg_dump did not write is nothing."""
+    renamed = tmp_path / "looks_plain.sql"
+    renamed.write_bytes(dumps.path("backup.custom").read_bytes())
+    handwritten = tmp_path / "handwritten.sql"
+    handwritten.write_text("CREATE TABLE users (id text);\n")
+    assert (detect_format(renamed), detect_format(handwritten)) == ("custom", None)
+
+
+# --- readable to the end ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["backup.custom", "backup.tar", "backup.dir"])
+def test_archive_backups_are_read_to_the_end_by_pg_restore(dumps: Dumps, name: str) -> None:
+    result = restorable(dumps, dumps.path(name))
+    assert result.passed, result.detail
+    # 3 tables, their 3 data entries, 3 primary keys, 2 unique indexes, 1 foreign key
+    assert result.detail == (
+        f"pg_restore {dumps.version} read all of it (12 entries, dumped by pg_dump "
+        f"{dumps.version}); tables public.users, public.threads_tokens present"
+    )
+    assert result.observed == {
+        "reader": f"pg_restore {dumps.version}",
+        "entries": 12,
+        "dumped_by": dumps.version,
+    }
+
+
+@pytest.mark.parametrize("name", ["backup.sql", "backup.sql.gz"])
+def test_plain_backup_is_read_without_pg_restore(dumps: Dumps, name: str) -> None:
+    result = restorable(dumps, dumps.path(name))
+    assert result.passed, result.detail
+    assert result.detail == (
+        f"{PLAIN_WHY}; read to the end: pg_dump {dumps.version} header, CREATE TABLE "
+        "public.users, public.threads_tokens, end marker"
+    )
+
+
+def test_the_plans_pg_restore_list_rejects_a_good_plain_dump(dumps: Dumps) -> None:
+    """Why plain dumps get their own reader: the plan's integrity check fails on them."""
+    plan = subprocess.run(
+        [str(dumps.pg_restore), "--list", str(dumps.path("backup.sql"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert plan.returncode == 1
+    assert "input file appears to be a text format dump. Please use psql." in plan.stderr
+
+
+def test_custom_backup_cut_in_half_lists_but_fails_the_full_read(
+    dumps: Dumps, tmp_path: Path
+) -> None:
+    half = cut_in_half(dumps.path("backup.custom"), tmp_path / "half.custom")
+    listing = subprocess.run(
+        [str(dumps.pg_restore), "--list", str(half)], capture_output=True, check=False
+    )
+    assert listing.returncode == 0, "the cut should leave the table of contents whole"
+    result = restorable(dumps, half)
+    assert not result.passed
+    assert result.detail == (
+        "pg_restore --file=/dev/null failed: pg_restore: error: could not read from input "
+        "file: end of file"
+    )
+
+
+def test_tar_backup_cut_in_half_fails(dumps: Dumps, tmp_path: Path) -> None:
+    half = cut_in_half(dumps.path("backup.tar"), tmp_path / "half.tar")
+    result = restorable(dumps, half)
+    assert (result.passed, result.detail) == (
+        False,
+        "tar archive cut short or corrupt: unexpected end of data",
+    )
+
+
+def test_directory_backup_missing_a_data_file_fails(dumps: Dumps, tmp_path: Path) -> None:
+    copy = tmp_path / "backup.dir"
+    copy.mkdir()
+    data_files = sorted(p for p in dumps.path("backup.dir").iterdir() if p.name != "toc.dat")
+    for path in [dumps.path("backup.dir") / "toc.dat", *data_files[1:]]:
+        (copy / path.name).write_bytes(path.read_bytes())
+    result = restorable(dumps, copy)
+    assert not result.passed
+    missing = copy / data_files[0].name.removesuffix(".gz")
+    assert result.detail == (
+        f'pg_restore --file=/dev/null failed: pg_restore: error: could not open input file "'
+        f'{missing}": No such file or directory'
+    )
+
+
+def test_plain_backup_cut_in_half_fails(dumps: Dumps, tmp_path: Path) -> None:
+    half = cut_in_half(dumps.path("backup.sql"), tmp_path / "half.sql")
+    result = restorable(dumps, half)
+    assert (result.passed, result.detail) == (
+        False,
+        f"{PLAIN_WHY}; cut short: no '{PLAIN_END}' at its end",
+    )
+
+
+def test_gzipped_plain_backup_cut_in_half_fails(dumps: Dumps, tmp_path: Path) -> None:
+    half = cut_in_half(dumps.path("backup.sql.gz"), tmp_path / "half.sql.gz")
+    result = restorable(dumps, half)
+    assert (result.passed, result.detail) == (
+        False,
+        f"{PLAIN_WHY}; cannot read it to the end: Compressed file ended before the "
+        "end-of-stream marker was reached",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("users_only.custom", "the backup has no table public.threads_tokens"),
+        ("users_only.sql", f"{PLAIN_WHY}; no CREATE TABLE public.threads_tokens"),
+    ],
+)
+def test_backup_without_the_token_table_fails(dumps: Dumps, name: str, detail: str) -> None:
+    result = restorable(dumps, dumps.path(name))
+    assert (result.passed, result.detail) == (False, detail)
+
+
+def test_tables_in_another_schema_are_looked_for_there(dumps: Dumps) -> None:
+    result = restorable(dumps, dumps.path("backup.custom"), Tables("app", TABLES.names))
+    assert (result.passed, result.detail) == (
+        False,
+        "the backup has no table app.users, app.threads_tokens",
+    )
+
+
+def test_missing_pg_restore_fails_the_check(dumps: Dumps, tmp_path: Path) -> None:
+    backup, _ = find_backup(dumps.path("backup.custom"))
+    absent = PreflightSettings(pg_restore=tmp_path / "pg_restore")
+    result = check_restorable(backup, absent, TABLES)
+    assert (result.passed, result.detail) == (
+        False,
+        f"preflight.pg_restore: {tmp_path / 'pg_restore'} is not an executable file",
+    )
+
+
+# --- present and recent -------------------------------------------------------------------------
+
+
+def test_missing_backup_fails_every_backup_check(tmp_path: Path) -> None:
+    backup, present = find_backup(tmp_path / "nope.dump")
+    assert backup is None
+    assert present.detail == f"{tmp_path / 'nope.dump'}: no such file or directory"
+    assert not check_recent(None, HOUR, time.time()).passed
+    assert not check_restorable(None, PreflightSettings(), TABLES).passed
+
+
+def test_no_backup_configured_fails() -> None:
+    assert find_backup(None)[1].detail == "no backup given: use --backup PATH or preflight.backup"
+
+
+def test_a_file_that_is_not_a_backup_fails(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("backup taken yesterday\n")
+    backup, present = find_backup(notes)
+    assert (backup, present.passed, present.detail) == (
+        None,
+        False,
+        f"{notes}: not a pg_dump backup (neither custom, tar, directory nor plain SQL)",
+    )
+
+
+def test_a_directory_gives_its_newest_backup(dumps: Dumps, tmp_path: Path) -> None:
+    now = time.time()
+    for name, age in (("backup.custom", 2 * HOUR), ("backup.sql", HOUR)):
+        copy = tmp_path / name
+        copy.write_bytes(dumps.path(name).read_bytes())
+        os.utime(copy, (now - age, now - age))
+    (tmp_path / "README.txt").write_text("newest file, but not a backup\n")
+    backup, present = find_backup(tmp_path)
+    assert backup is not None
+    assert (backup.path, backup.format) == (tmp_path / "backup.sql", "plain")
+    assert present.detail == f"{tmp_path / 'backup.sql'} (plain format; newest of 2 in {tmp_path})"
+
+
+def test_a_directory_without_backups_fails(tmp_path: Path) -> None:
+    (tmp_path / "README.txt").write_text("nothing here\n")
+    assert find_backup(tmp_path)[1].detail == f"{tmp_path}: no pg_dump backup among its 1 entries"
+
+
+def test_backup_older_than_the_max_age_fails(tmp_path: Path) -> None:
+    now = 1_790_000_000.0  # 2026-09-21T14:13:20Z
+    backup = Backup(tmp_path / "b.custom", "custom", now - 25 * HOUR)
+    stale = check_recent(backup, 24 * HOUR, now)
+    assert (stale.passed, stale.detail) == (
+        False,
+        "written 25h ago (2026-09-20T13:13:20Z), more than 24h",
+    )
+    fresh = check_recent(backup, 48 * HOUR, now)
+    assert (fresh.passed, fresh.detail) == (
+        True,
+        "written 25h ago (2026-09-20T13:13:20Z), within 48h",
+    )
+
+
+# --- the database checks ------------------------------------------------------------------------
+
+
+def preflight_config(url: str, callback_url: str, **preflight: object) -> Config:
+    """A Config for the test database, the callback at callback_url, and preflight settings."""
+    return make_config(url, checks={"callback": {"url": callback_url}}, preflight=preflight)
+
+
+def results_by_check(config: Config) -> dict[str, CheckResult]:
+    """Every result of one in-process pre-flight run, by check name."""
+    results = run_checks(config, config.preflight, Redactor())
+    assert [r.check for r in results] == list(CHECKS)
+    return {r.check: r for r in results}
+
+
+def database_results(fresh_db: FreshDatabase, **preflight: object) -> dict[str, CheckResult]:
+    """The results of a run against fresh_db with no backup and the callback refused."""
+    return results_by_check(preflight_config(fresh_db.url, refused_url(), **preflight))
+
+
+def test_pre_migration_database_passes_schema_and_reports_the_server(
+    fresh_db: FreshDatabase,
+) -> None:
+    results = database_results(fresh_db)
+    version = fresh_db.conn().execute("SHOW server_version").fetchone()
+    assert version is not None
+    assert results["database"].detail == (
+        f"PostgreSQL {version[0].split()[0]}, database {fresh_db.name} as postgres"
+    )
+    schema = results["schema"]
+    assert schema.passed, schema.detail
+    assert schema.detail == (
+        "pending: none of the migration's 11 objects exist; users, threads_tokens have the "
+        "columns it builds on"
+    )
+
+
+def test_applied_migration_fails_schema(fresh_db: FreshDatabase) -> None:
+    fixtures.apply(fresh_db.conn(), "migration_001")
+    schema = database_results(fresh_db)["schema"]
+    assert (schema.passed, schema.detail) == (
+        False,
+        "applied: all 11 of the migration's objects exist already",
+    )
+    assert set(schema.observed["objects_present"]) == {
+        name for _, name in fixtures.MIGRATION_001_OBJECTS
+    }
+
+
+def test_partial_migration_fails_schema_naming_what_exists(fresh_db: FreshDatabase) -> None:
+    fixtures.apply(fresh_db.conn(), "migration_001_partial")
+    schema = database_results(fresh_db)["schema"]
+    assert not schema.passed
+    assert schema.detail.startswith("partial: 3 of 11 objects exist: ")
+    named = schema.detail.removeprefix("partial: 3 of 11 objects exist: ").split(", ")
+    assert set(named) == {name for _, name in fixtures.PARTIAL_001_OBJECTS}
+
+
+def test_rolled_back_migration_fails_schema(fresh_db: FreshDatabase) -> None:
+    conn = fresh_db.conn()
+    for name in ("migration_001", "prisma_record_001", "rollback_001"):
+        fixtures.apply(conn, name)
+    schema = database_results(fresh_db)["schema"]
+    assert (schema.passed, schema.detail) == (
+        False,
+        "rolled_back: _prisma_migrations records it finished, and none of its objects exist",
+    )
+
+
+def test_missing_column_the_migration_builds_on_fails_schema(fresh_db: FreshDatabase) -> None:
+    fresh_db.conn().execute('ALTER TABLE users DROP COLUMN "threadsUsername"')
+    schema = database_results(fresh_db)["schema"]
+    assert (schema.passed, schema.detail) == (False, "pending, but missing: users.threadsUsername")
+
+
+def test_active_sessions_count_signed_in_users(fresh_db: FreshDatabase) -> None:
+    """Unexpired tokens in UTC, though the server's TimeZone is UTC+14."""
+    sessions = database_results(fresh_db)["active_sessions"]
+    assert (sessions.passed, sessions.detail) == (
+        True,
+        f"{fixtures.TOKENS_UNEXPIRED} active session(s)",
+    )
+    capped = database_results(fresh_db, active_sessions_max=5)["active_sessions"]
+    assert (capped.passed, capped.detail) == (False, "6 active session(s) (allowed: 5)")
+
+
+def test_a_transaction_open_on_the_users_table_is_an_auth_flow_in_flight(
+    fresh_db: FreshDatabase,
+) -> None:
+    idle = database_results(fresh_db)["auth_flows_in_flight"]
+    assert (idle.passed, idle.observed["count"]) == (True, 0)
+    with psycopg.connect(fresh_db.url, application_name="app") as app:
+        app.execute("SELECT id FROM users ORDER BY id LIMIT 1 FOR UPDATE").fetchall()
+        busy = database_results(fresh_db)["auth_flows_in_flight"]
+        allowed = database_results(fresh_db, in_flight_max=1)["auth_flows_in_flight"]
+    assert (busy.passed, busy.detail) == (
+        False,
+        "1 session(s) with a transaction open on the users or token table (allowed: 0)",
+    )
+    assert allowed.passed
+
+
+def test_configured_queries_replace_the_built_in_ones(fresh_db: FreshDatabase) -> None:
+    results = database_results(
+        fresh_db,
+        in_flight_query="SELECT 3",
+        active_sessions_query="SELECT count(*)::numeric FROM users",
+    )
+    assert results["auth_flows_in_flight"].observed == {"count": 3, "max": 0}
+    assert results["active_sessions"].observed == {
+        "count": fixtures.USERS_TOTAL,
+        "max": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        (
+            "SELECT 1 AS a, 2 AS b",
+            "NotANumber: preflight.in_flight_query: expected one row with one column, got 2 columns",
+        ),
+        (
+            "SELECT n FROM generate_series(1, 2) AS n",
+            "NotANumber: preflight.in_flight_query: expected one row with one column, got 2 rows",
+        ),
+        (
+            "SELECT 'zero'",
+            "NotANumber: preflight.in_flight_query: expected a whole number, got 'zero'",
+        ),
+        (
+            "SELECT 1.5",
+            "NotANumber: preflight.in_flight_query: expected a whole number, got Decimal('1.5')",
+        ),
+        ("SELECT nope", 'UndefinedColumn: column "nope" does not exist'),
+        (
+            "DELETE FROM users",
+            "ReadOnlySqlTransaction: cannot execute DELETE in a read-only transaction",
+        ),
+    ],
+)
+def test_a_bad_configured_query_fails_its_check_only(
+    fresh_db: FreshDatabase, query: str, detail: str
+) -> None:
+    results = database_results(fresh_db, in_flight_query=query)
+    flights = results["auth_flows_in_flight"]
+    assert (flights.passed, flights.detail) == (False, detail)
+    assert results["active_sessions"].passed
+    count = fresh_db.conn().execute("SELECT count(*) FROM users").fetchone()
+    assert count == (fixtures.USERS_TOTAL,)
+
+
+def test_callback_answering_passes_and_refused_fails(fresh_db: FreshDatabase) -> None:
+    with answering_server(401) as app:
+        up = results_by_check(preflight_config(fresh_db.url, app.url))["callback"]
+        assert [r.method for r in app.requests] == ["POST"]
+    assert up.passed
+    assert up.detail.startswith(f"POST {app.url}: HTTP 401 in ")
+    down_url = refused_url()
+    down = results_by_check(preflight_config(fresh_db.url, down_url))["callback"]
+    assert not down.passed
+    assert down.detail.startswith(f"POST {down_url}: connection_error (ConnectError: ")
+
+
+def test_callback_answering_500_fails(fresh_db: FreshDatabase) -> None:
+    with answering_server(500) as app:
+        result = results_by_check(preflight_config(fresh_db.url, app.url))["callback"]
+    assert (result.passed, result.observed) == (False, {"outcome": "server_error", "status": 500})
+    assert result.detail.startswith(f"POST {app.url}: server_error (HTTP 500) after ")
+
+
+def test_unreachable_database_fails_its_checks_and_the_others_still_run(
+    dumps: Dumps, pg_server: PostgresServer
+) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/app"
+    config = make_config(
+        dead,
+        database={"url": dead, "acquire_timeout": "1s", "connect_timeout": "1s"},
+        checks={"callback": {"url": refused_url()}},
+        preflight={"backup": str(dumps.path("backup.custom")), "pg_restore": str(dumps.pg_restore)},
+    )
+    results = results_by_check(config)
+    assert results["database"].detail == "no database connection within database.acquire_timeout"
+    for name in ("schema", "auth_flows_in_flight", "active_sessions"):
+        assert results[name].detail == "not checked: the database is not reachable (see database)"
+    assert [
+        results[n].passed for n in ("backup_present", "backup_recent", "backup_restorable")
+    ] == [
+        True,
+        True,
+        True,
+    ]
+    assert not results["callback"].passed
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def rollout(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run rollout-monitor preflight in a clean environment."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
+    return subprocess.run(
+        [*COMMAND, "preflight", *args],
+        check=False,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def config_file(tmp_path: Path, dumps: Dumps, extra: str = "") -> Path:
+    """A config file naming the install's pg_restore."""
+    path = tmp_path / "rollout.yaml"
+    path.write_text(f"preflight:\n  pg_restore: {dumps.pg_restore}\n{extra}")
+    return path
+
+
+def test_all_checks_pass_exit_0_with_the_table(
+    fresh_db: FreshDatabase, dumps: Dumps, tmp_path: Path
+) -> None:
+    with answering_server(401) as app:
+        result = rollout(
+            "--database-url",
+            fresh_db.url,
+            "--callback-url",
+            app.url,
+            "--config",
+            str(config_file(tmp_path, dumps)),
+            "--backup",
+            str(dumps.path("backup.custom")),
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "CHECK                 RESULT  DETAIL"
+    assert [line.split()[:2] for line in lines[1:9]] == [[name, "pass"] for name in CHECKS]
+    assert lines[-1] == "preflight: pass (all 8 checks passed)"
+
+
+def test_json_output_and_exit_1_when_a_check_fails(
+    fresh_db: FreshDatabase, dumps: Dumps, tmp_path: Path
+) -> None:
+    stale = tmp_path / "old.custom"
+    stale.write_bytes(dumps.path("backup.custom").read_bytes())
+    os.utime(stale, (time.time() - 3 * HOUR, time.time() - 3 * HOUR))
+    with answering_server(401) as app:
+        result = rollout(
+            *("--database-url", fresh_db.url, "--callback-url", app.url),
+            *("--config", str(config_file(tmp_path, dumps)), "--backup", str(stale)),
+            *("--backup-max-age", "2h", "--format", "json"),
+        )
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["schema_version"], document["result"], document["exit_code"]) == (
+        1,
+        "fail",
+        1,
+    )
+    assert [(c["check"], c["result"]) for c in document["checks"]] == [
+        (name, "fail" if name == "backup_recent" else "pass") for name in CHECKS
+    ]
+    recent = document["checks"][3]
+    assert recent["observed"]["max_age_seconds"] == 2 * HOUR
+    assert recent["detail"].startswith("written 3h ago (")
+    assert recent["detail"].endswith("), more than 2h")
+
+
+def test_backup_from_the_config_file(fresh_db: FreshDatabase, dumps: Dumps, tmp_path: Path) -> None:
+    extra = f"  backup: {dumps.path('backup.sql')}\n"
+    result = rollout(
+        *("--database-url", fresh_db.url, "--callback-url", refused_url()),
+        *("--config", str(config_file(tmp_path, dumps, extra)), "--format", "json"),
+    )
+    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["backup_present"]["observed"] == {
+        "path": str(dumps.path("backup.sql")),
+        "format": "plain",
+    }
+    assert checks["backup_restorable"]["result"] == "pass"
+
+
+def test_the_password_never_shows(dumps: Dumps, tmp_path: Path) -> None:
+    secret = "Pf-s3cret-pw"
+    dead = f"postgresql://mon:{secret}@127.0.0.1:{free_port()}/app"
+    result = rollout(
+        *("--database-url", dead, "--callback-url", refused_url()),
+        *("--config", str(config_file(tmp_path, dumps, "database:\n  acquire_timeout: 1s\n"))),
+    )
+    assert result.returncode == 1
+    assert "database              fail" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--backup-max-age", "soon"],
+            "argument --backup-max-age: invalid duration 'soon': expected a number with a unit "
+            "ms, s, m or h, e.g. 15s",
+        ),
+        (
+            ["--backup-max-age", "0s"],
+            "argument --backup-max-age: invalid duration '0s': must be longer than 0s",
+        ),
+        (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from"),
+        (["--backup"], "argument --backup: expected one argument"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = rollout("--database-url", "postgresql://db/app", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"rollout-monitor preflight: {message}")
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        ("preflight:\n  in_flight_max: -1\n", "preflight.in_flight_max: must be at least 0"),
+        ("preflight:\n  backup_max_age: 1d\n", "preflight.backup_max_age: invalid duration '1d'"),
+        ("preflight:\n  in_flight_query: ''\n", "preflight.in_flight_query: must not be empty"),
+        ("preflight:\n  backups: /tmp\n", "preflight.backups: unknown key"),
+    ],
+)
+def test_bad_preflight_config_exits_2(tmp_path: Path, yaml: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml)
+    result = rollout("--database-url", "postgresql://db/app", "--config", str(path))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"{path}: {message}")
+    assert len(result.stderr.splitlines()) == 1
