@@ -124,7 +124,10 @@ def cut_in_half(source: Path, target: Path) -> Path:
 
 def settings(dumps: Dumps, **values: object) -> PreflightSettings:
     """Pre-flight settings reading with the install's pg_restore."""
-    return PreflightSettings.model_validate({"pg_restore": str(dumps.pg_restore), **values})
+    # A bound well above the ~0.1 s these reads take: pg_restore 15 spins forever on some tar
+    # archives cut short, and a regression must fail the test, not hang it for the default 10m.
+    bounded = {"pg_restore": str(dumps.pg_restore), "backup_timeout": "30s"}
+    return PreflightSettings.model_validate({**bounded, **values})
 
 
 def restorable(dumps: Dumps, path: Path, tables: Tables = TABLES) -> CheckResult:
@@ -425,7 +428,7 @@ def test_missing_column_the_migration_builds_on_fails_schema(fresh_db: FreshData
 
 
 def test_active_sessions_count_signed_in_users(fresh_db: FreshDatabase) -> None:
-    """Unexpired tokens in UTC, though the server's TimeZone is UTC+14."""
+    """Users holding an unexpired token (expiresAt is UTC; the server's TimeZone is UTC+14)."""
     sessions = database_results(fresh_db)["active_sessions"]
     assert (sessions.passed, sessions.detail) == (
         True,
