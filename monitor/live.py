@@ -211,9 +211,10 @@ class LiveView:
         return all(v == 1 for v in values) if values else None
 
     def _trigger_enabled(self) -> bool | None:
-        """Enabled when present; a trigger the schema check found missing has no enabled gauge."""
+        """Enabled when present; a trigger the schema check found missing has no enabled gauge,
+        which is a failure once the migration left pending (before, it is not there yet)."""
         enabled = self._all_one("rollout_schema_trigger_enabled")
-        if enabled is not None:
+        if enabled is not None or self._tracker.known_state() in (None, "pending"):
             return enabled
         present = self._samples("rollout_schema_object_present")
         triggers = [v for labels, v in present if labels.get("kind") == "trigger"]

@@ -1,0 +1,436 @@
+"""The daemon's own view of the success criteria: rollout_success_criterion and its window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import fixtures
+import pytest
+from conftest import FreshDatabase
+from monitoring import value
+from prometheus_client import CollectorRegistry
+from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
+
+from monitor.baseline import Baseline, bucket_quantile
+from monitor.config import BaselineSettings, Config
+from monitor.criteria import CRITERIA, Result, Thresholds
+from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Seen, Window, thresholds
+from monitor.loading import load_config
+from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge
+from monitor.migration import MigrationTracker, MigrationView
+from monitor.probe import ProbeResult
+from monitor.redact import Redactor
+from monitor.service import Monitor
+
+NAMES = [name for name, _ in CRITERIA]
+ALL_PASS = dict.fromkeys(NAMES, 1.0)
+
+
+def verdicts(monitor: Monitor) -> dict[str, float | None]:
+    """rollout_success_criterion of every criterion, absent ones as None."""
+    return {n: value(monitor, "rollout_success_criterion", criterion=n) for n in NAMES}
+
+
+def inconclusive(monitor: Monitor) -> dict[str, float | None]:
+    """rollout_success_criterion_inconclusive of every criterion."""
+    return {n: value(monitor, "rollout_success_criterion_inconclusive", criterion=n) for n in NAMES}
+
+
+def reasons(monitor: Monitor) -> dict[str, tuple[Result, str]]:
+    """Every criterion's result and reason, as the status page shows them."""
+    return {d.criterion: (d.result, d.reason) for d in monitor.live.decisions()}
+
+
+def migrate(fresh_db: FreshDatabase) -> None:
+    """Migration 001 as Prisma records it, then logins of two new users with both fields."""
+    conn = fresh_db.conn()
+    for name in ("migration_001", "prisma_record_001"):
+        fixtures.apply(conn, name)
+    # "issuedAt" is timestamp(3): a login a few microseconds after finished_at can round to
+    # before it, and would not count as since the migration.
+    conn.execute("UPDATE _prisma_migrations SET finished_at = finished_at - interval '1 second'")
+    fixtures.apply(conn, "seed_after")
+
+
+def probe(monitor: Monitor, times: int) -> None:
+    for _ in range(times):
+        run(monitor, "callback")
+
+
+def look(monitor: Monitor) -> None:
+    """The checks the criteria read besides the probes (before the migration two do not apply)."""
+    for check in ("schema", "drift", "activity"):
+        assert run(monitor, check) in {"success", "not_applicable"}
+
+
+# --- through a real monitor, PostgreSQL and callback server ----------------------------------
+
+# The callback answers in (0.3, 0.4] before the migration and in (0.15, 0.2] after: a slow
+# answer on a loaded machine needs to be ~0.2 s late to turn a pass into a fail, and a late
+# answer before the migration only raises the baseline.
+BEFORE, AFTER = 0.301, 0.151
+HEALTHY_LATENCY = ("pass", "p95 197.5 ms, 0.50x the baseline 395.0 ms")
+
+
+def rollout(fresh_db: FreshDatabase, m: Monitor, answers: list[tuple[int, float]]) -> None:
+    """A baseline of 10 probes, the migration, the app answering faster, the checks run."""
+    learn(m, 10)
+    migrate(fresh_db)
+    answers.append((401, AFTER))
+    look(m)
+
+
+def test_healthy_rollout_passes_every_criterion(fresh_db: FreshDatabase) -> None:
+    answers = [(401, BEFORE)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        learn(m, 1)
+        look(m)
+        assert verdicts(m) == dict.fromkeys(NAMES)  # all inconclusive: absent
+        assert inconclusive(m) == dict.fromkeys(NAMES, 1.0)
+        assert reasons(m)["migration_completed"] == (
+            "inconclusive",
+            "the migration is not applied yet",
+        )
+        rollout(fresh_db, m, answers)
+        probe(m, 10)
+        assert verdicts(m) == ALL_PASS, reasons(m)
+        assert inconclusive(m) == dict.fromkeys(NAMES, 0.0)
+        # p95 of 11 answers in (0.3, 0.4] before: 0.3 + 0.1 * 0.95; 10 in (0.15, 0.2] after.
+        assert reasons(m) == {
+            "migration_completed": ("pass", "applied; every index valid; the trigger enabled"),
+            "users_can_authenticate": ("pass", "callback success 100.00% of 10 probes"),
+            "new_fields_populated": ("pass", "all 2 users who logged in have both fields"),
+            "token_validity_tracking": ("pass", "the trigger is enabled; no token wrongly invalid"),
+            "latency_within_10pct": HEALTHY_LATENCY,
+            "error_rate_within_baseline": ("pass", "errors 0.00% of 10 probes, limit 1.00%"),
+        }
+        baseline = m.live.observation().baseline
+        assert baseline is not None
+        assert (baseline.source, baseline.probes) == ("monitor", 11)
+
+
+def test_slower_callback_after_the_migration_fails_latency_only(fresh_db: FreshDatabase) -> None:
+    answers = [(401, AFTER)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        learn(m, 10)
+        migrate(fresh_db)
+        look(m)
+        answers.append((401, 0.501))
+        probe(m, 10)
+        assert verdicts(m) == {**ALL_PASS, "latency_within_10pct": 0.0}, reasons(m)
+        # After: all 10 in (0.5, 0.75]: 0.5 + 0.25 * 0.95 = 0.7375; before 0.15 + 0.05 * 0.95.
+        assert reasons(m)["latency_within_10pct"] == (
+            "fail",
+            "p95 737.5 ms, 3.73x the baseline 197.5 ms, above 1.10x",
+        )
+
+
+def test_errors_after_the_migration_fail_authentication_and_error_rate(
+    fresh_db: FreshDatabase,
+) -> None:
+    answers = [(401, BEFORE)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        rollout(fresh_db, m, answers)
+        answers.append((503, AFTER))
+        probe(m, 1)
+        answers.append((401, AFTER))
+        probe(m, 9)
+        assert verdicts(m) == {
+            **ALL_PASS,
+            "users_can_authenticate": 0.0,
+            "error_rate_within_baseline": 0.0,
+        }, reasons(m)
+        assert reasons(m)["users_can_authenticate"] == (
+            "fail",
+            "callback success 90.00% below the 99.00%",
+        )
+        assert reasons(m)["error_rate_within_baseline"] == (
+            "fail",
+            "errors 10.00% of 10 probes, limit 1.00%",
+        )
+        assert inconclusive(m) == dict.fromkeys(NAMES, 0.0)
+
+
+def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(
+    fresh_db: FreshDatabase,
+) -> None:
+    answers = [(401, BEFORE)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        rollout(fresh_db, m, answers)
+        probe(m, 10)
+        assert verdicts(m)["migration_completed"] == 1
+        fixtures.apply(fresh_db.conn(), "rollback_001")
+        run(m, "schema")
+        probe(m, 1)
+        assert reasons(m)["migration_completed"] == ("fail", "the migration is rolled_back")
+        assert m.live.observation().stayed_applied is False
+        # Prisma's record keeps the first applied time: the window still holds the rollback.
+        fixtures.apply(fresh_db.conn(), "migration_001")
+        run(m, "schema")
+        assert m.live.observation().state == "applied"
+        assert reasons(m)["migration_completed"] == (
+            "fail",
+            "the migration left the applied state in the window",
+        )
+        assert verdicts(m)["migration_completed"] == 0
+
+
+def test_tokens_wrongly_invalid_fail_until_the_window_has_passed(fresh_db: FreshDatabase) -> None:
+    """A trigger bug: the trigger off and unexpired tokens flagged invalid; fixing it later does
+    not erase it from the window (as max_over_time would not)."""
+    answers = [(401, BEFORE)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        rollout(fresh_db, m, answers)
+        conn = fresh_db.conn()
+        conn.execute('ALTER TABLE "threads_tokens" DISABLE TRIGGER trigger_update_token_validity')
+        conn.execute(
+            'UPDATE "threads_tokens" SET "isValid" = false'
+            " WHERE \"expiresAt\" > now() AT TIME ZONE 'UTC'"
+        )
+        look(m)
+        probe(m, 10)
+        flagged = fixtures.AFTER_TOKENS_UNEXPIRED
+        assert value(m, "rollout_token_validity_drift", kind="wrongly_invalid") == flagged
+        assert verdicts(m) == {
+            **ALL_PASS,
+            "migration_completed": 0.0,
+            "users_can_authenticate": 0.0,
+            "token_validity_tracking": 0.0,
+        }, reasons(m)
+        assert reasons(m)["token_validity_tracking"] == TRIGGER_OFF
+        assert reasons(m)["migration_completed"] == TRIGGER_OFF
+        conn.execute('ALTER TABLE "threads_tokens" ENABLE TRIGGER trigger_update_token_validity')
+        conn.execute('UPDATE "threads_tokens" SET "updatedAt" = "updatedAt"')  # trigger recomputes
+        look(m)
+        assert value(m, "rollout_token_validity_drift", kind="wrongly_invalid") == 0
+        assert verdicts(m) == {
+            **ALL_PASS,
+            "users_can_authenticate": 0.0,
+            "token_validity_tracking": 0.0,
+        }, reasons(m)
+        assert reasons(m)["token_validity_tracking"] == (
+            "fail",
+            f"{flagged} unexpired tokens flagged invalid",
+        )
+
+
+TRIGGER_OFF = ("fail", "the trigger is missing or disabled")
+
+
+def test_started_after_the_migration_the_baseline_criteria_are_inconclusive(
+    fresh_db: FreshDatabase,
+) -> None:
+    migrate(fresh_db)
+    with (
+        scripted_server([(401, AFTER)]) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        look(m)
+        probe(m, 10)
+        assert verdicts(m) == {
+            **ALL_PASS,
+            "latency_within_10pct": None,
+            "error_rate_within_baseline": None,
+        }, reasons(m)
+        assert inconclusive(m) == {
+            **dict.fromkeys(NAMES, 0.0),
+            "latency_within_10pct": 1.0,
+            "error_rate_within_baseline": 1.0,
+        }
+        assert reasons(m)["error_rate_within_baseline"] == (
+            "inconclusive",
+            "no baseline (0 probes before the migration, 10 needed)",
+        )
+
+
+def test_a_configured_baseline_decides_when_none_was_learned(fresh_db: FreshDatabase) -> None:
+    migrate(fresh_db)
+    fixed = {"success_ratio": 0.95, "p95": "400ms"}
+    with (
+        scripted_server([(401, AFTER)]) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10, fixed=fixed)) as m,
+    ):
+        look(m)
+        probe(m, 10)
+        assert verdicts(m) == ALL_PASS, reasons(m)
+        assert reasons(m)["latency_within_10pct"] == (
+            "pass",
+            "p95 197.5 ms, 0.49x the baseline 400.0 ms",
+        )
+        assert reasons(m)["error_rate_within_baseline"] == (
+            "pass",
+            "errors 0.00% of 10 probes, limit 5.00%",
+        )
+        assert m.live.observation().baseline.source == "configuration"  # type: ignore[union-attr]
+
+
+def test_criteria_settings_set_the_thresholds() -> None:
+    default = load_config({"--database-url": "postgresql://h/db"}, {})
+    assert thresholds(default) == Thresholds(objective=0.99, min_probes=20, latency_tolerance=1.1)
+    data = {
+        "database": {"url": "postgresql://h/db"},
+        "baseline": {"min_probes": 30},
+        "criteria": {"objective": 0.95, "latency_tolerance": 1.2},
+    }
+    assert thresholds(Config.model_validate(data)) == Thresholds(0.95, 30, 1.2)
+    data["criteria"] = {"min_probes": 5}
+    assert thresholds(Config.model_validate(data)) == Thresholds(0.99, 5, 1.1)
+
+
+def test_a_reload_keeps_the_window(fresh_db: FreshDatabase) -> None:
+    answers = [(401, BEFORE)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        rollout(fresh_db, m, answers)
+        probe(m, 10)
+        reloaded = Monitor(m.config, Redactor(), previous=m)
+        reloaded.db.open()
+        with closing(reloaded):
+            assert reloaded.live.observation().probes == 10
+            look(reloaded)
+            assert verdicts(reloaded) == ALL_PASS, reasons(reloaded)
+            assert reasons(reloaded)["latency_within_10pct"] == HEALTHY_LATENCY
+            probe(reloaded, 1)
+            assert reloaded.live.observation().probes == 11
+
+
+# --- the window, with an injected clock ------------------------------------------------------
+
+
+class Parts:
+    """A live view over a settable clock, a tracker, snapshots and a baseline."""
+
+    def __init__(self, **baseline: Any) -> None:
+        self.clock = Clock()
+        self.tracker = MigrationTracker(self.clock)
+        self.snapshots = Snapshots()
+        settings = BaselineSettings.model_validate({"min_probes": 2, **baseline})
+        self.baseline = Baseline(settings, 10.0, self.tracker, "m", self.clock)
+        self.live = LiveView(
+            self.snapshots, self.tracker, self.baseline, Thresholds(min_probes=2), self.clock
+        )
+
+    def publish(self, state: str, applied_at: float | None = None) -> None:
+        when = None if applied_at is None else datetime.fromtimestamp(applied_at, UTC)
+        self.tracker.publish(MigrationView(state, state != "pending", when, when, "observed"))
+
+    def probe(self, duration: float, outcome: str = "success", after: float = 10.0) -> None:
+        self.clock.now += after
+        status = None if outcome == "timeout" else 401
+        self.live.record(ProbeResult(outcome, duration, status))
+
+    def report_drift(self, wrongly_invalid: float) -> None:
+        family = labelled_gauge(
+            "rollout_token_validity_drift",
+            "",
+            ["kind"],
+            {("wrongly_invalid",): wrongly_invalid, ("stale_valid",): 0.0},
+        )
+        self.snapshots.replace("drift", [family])
+
+
+def test_probes_count_only_while_applied() -> None:
+    parts = Parts()
+    parts.probe(0.01)  # before the schema check ran
+    parts.publish("pending")
+    parts.probe(0.01)
+    parts.publish("applied", parts.clock.now)
+    parts.probe(0.01)
+    parts.probe(0.01)
+    assert (parts.live.observation().probes, parts.live.observation().successes) == (2, 2)
+
+
+def test_the_window_is_the_last_24_hours_since_applied() -> None:
+    parts = Parts()
+    applied = parts.clock.now
+    parts.publish("applied", applied)
+    parts.probe(0.2, after=1)  # at +1 s
+    parts.probe(5.0, "timeout", after=3600)  # at +1 h 1 s, no answer
+    parts.probe(0.012, after=WINDOW_SECONDS - 3599)  # at +24 h 2 s: the first has left
+    observed = parts.live.observation()
+    assert (observed.probes, observed.successes) == (2, 1)
+    # The one answer left is in (0.01, 0.015]: 0.01 + 0.005 * 0.95.
+    assert observed.p95_seconds == pytest.approx(0.01475)
+    assert observed.p95_seconds == bucket_quantile(0.95, PROBE_BUCKETS, [0.012])
+
+
+def test_applied_again_later_starts_a_new_window() -> None:
+    parts = Parts()
+    parts.publish("applied", parts.clock.now)
+    parts.probe(0.01)
+    parts.publish("rolled_back")
+    parts.probe(0.01)
+    assert parts.live.observation().stayed_applied is False
+    parts.clock.now += 60
+    parts.publish("applied", parts.clock.now)
+    parts.probe(0.01)
+    observed = parts.live.observation()
+    assert (observed.state, observed.stayed_applied, observed.probes) == ("applied", True, 1)
+
+
+def test_wrongly_invalid_is_the_most_seen_in_the_window() -> None:
+    parts = Parts()
+    parts.publish("applied", parts.clock.now)
+    assert parts.live.observation().wrongly_invalid is None
+    parts.report_drift(3)
+    parts.probe(0.01)
+    parts.report_drift(0)
+    parts.probe(0.01)
+    assert parts.live.observation().wrongly_invalid == 3
+    parts.probe(0.01, after=WINDOW_SECONDS)
+    assert parts.live.observation().wrongly_invalid == 0
+
+
+def test_absent_while_inconclusive_in_the_exposition() -> None:
+    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts.publish("applied", parts.clock.now)
+    parts.report_drift(0)
+    for _ in range(2):
+        parts.probe(0.012)
+    registry = CollectorRegistry()
+    registry.register(parts.live)
+    samples = {
+        (s.name, s.labels["criterion"]): s.value
+        for family in registry.collect()
+        for s in family.samples
+    }
+    # No schema snapshot (indexes, trigger) and no logins: those two are inconclusive.
+    assert samples == {
+        ("rollout_success_criterion", "users_can_authenticate"): 1.0,
+        ("rollout_success_criterion", "latency_within_10pct"): 1.0,
+        ("rollout_success_criterion", "error_rate_within_baseline"): 1.0,
+        **{
+            ("rollout_success_criterion_inconclusive", n): float(
+                n in ("migration_completed", "new_fields_populated", "token_validity_tracking")
+            )
+            for n in NAMES
+        },
+    }
+
+
+def test_window_memory_is_bounded() -> None:
+    window = Window()
+    for i in range(MAX_PROBES + 5):
+        window.add(Seen(float(i), i % 2 == 0, 0 if i < 5 else None, None))
+    assert len(window.probes) == MAX_PROBES
+    assert window.probes[0].at == 5
+    assert window.successes == sum(1 for i in range(5, MAX_PROBES + 5) if i % 2 == 0)
+    assert window.cumulative() == ([0] * len(PROBE_BUCKETS), 0)
