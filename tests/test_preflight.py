@@ -38,6 +38,7 @@ from monitor.preflight.backup import (
 )
 from monitor.preflight.checks import run_checks
 from monitor.preflight.result import CHECKS, CheckResult
+from monitor.preflight.tools import find_pg_restore
 from monitor.redact import Redactor
 
 COMMAND = [sys.executable, "-m", "monitor"]
@@ -685,3 +686,30 @@ def test_bad_preflight_config_exits_2(tmp_path: Path, yaml: str, message: str) -
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(f"{path}: {message}")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_without_configuration_the_newest_installed_pg_restore_reads_it(dumps: Dumps) -> None:
+    """PATH and /usr/lib/postgresql/*/bin are searched; the suite's install is among them."""
+    tool = find_pg_restore(None)
+    assert tool.key >= tuple(int(part) for part in dumps.version.split("."))
+    backup, _ = find_backup(dumps.path("backup.custom"))
+    result = check_restorable(
+        backup, PreflightSettings.model_validate({"backup_timeout": "30s"}), TABLES
+    )
+    assert result.passed, result.detail
+    assert result.observed["reader"] == f"pg_restore {tool.version}"
+
+
+def test_a_folder_of_dump_directories_gives_the_newest(dumps: Dumps, tmp_path: Path) -> None:
+    now = time.time()
+    for name, age in (("monday", 2 * HOUR), ("tuesday", HOUR)):
+        copy = tmp_path / name
+        copy.mkdir()
+        for part in dumps.path("backup.dir").iterdir():
+            (copy / part.name).write_bytes(part.read_bytes())
+        os.utime(copy / "toc.dat", (now - age, now - age))
+    backup, present = find_backup(tmp_path)
+    assert backup is not None
+    assert (backup.path, backup.format) == (tmp_path / "tuesday", "directory")
+    assert present.detail == f"{tmp_path / 'tuesday'} (directory format; newest of 2 in {tmp_path})"
+    assert check_recent(backup, 24 * HOUR, now).observed["age_seconds"] == HOUR

@@ -94,10 +94,18 @@ def find_pg_restore(configured: Path | None) -> PgRestore:
             raise ToolMissing(f"preflight.pg_restore: {configured} is not an executable file")
         return PgRestore(str(configured), version_of(str(configured)))
     candidates = {p for p in [shutil.which("pg_restore"), *glob.glob(_INSTALLED)] if p}
-    tools = [PgRestore(path, version_of(path)) for path in sorted(candidates)]
+    tools = [tool for path in sorted(candidates) if (tool := _usable(path))]
     if not tools:
         raise ToolMissing(
             "pg_restore not found on PATH or in /usr/lib/postgresql/*/bin: install the "
             "PostgreSQL client or set preflight.pg_restore"
         )
     return max(tools, key=lambda tool: tool.key)
+
+
+def _usable(path: str) -> PgRestore | None:
+    """The pg_restore at path, or None if it does not run (a broken install among several)."""
+    try:
+        return PgRestore(path, version_of(path))
+    except ToolMissing:
+        return None
