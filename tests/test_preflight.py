@@ -24,6 +24,7 @@ import pytest
 from callback_servers import answering_server, refused_url
 from conftest import FreshDatabase
 from monitoring import make_config
+from test_database_checks import grant_monitoring_role
 
 from monitor.config import Config, PreflightSettings
 from monitor.demo.postgres import PostgresServer, free_port
@@ -49,6 +50,7 @@ PLAIN_WHY = (
     "plain SQL: pg_restore cannot read it (the plan's `pg_restore --list` check fails on it)"
 )
 HOUR = 3600.0
+DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions")
 
 
 @dataclass(frozen=True)
@@ -713,3 +715,19 @@ def test_a_folder_of_dump_directories_gives_the_newest(dumps: Dumps, tmp_path: P
     assert (backup.path, backup.format) == (tmp_path / "tuesday", "directory")
     assert present.detail == f"{tmp_path / 'tuesday'} (directory format; newest of 2 in {tmp_path})"
     assert check_recent(backup, 24 * HOUR, now).observed["age_seconds"] == HOUR
+
+
+def test_the_least_privilege_monitoring_role_runs_the_database_checks(
+    fresh_db: FreshDatabase,
+) -> None:
+    """docs/monitoring-role.sql grants enough: another role's open transaction is seen too."""
+    reader = f"{fresh_db.name}_preflight"  # roles are the server's, shared by every test database
+    fresh_db.conn().execute(f"CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw-123'")
+    grant_monitoring_role(fresh_db.url, reader)
+    url = fresh_db.server.url(fresh_db.name, user=reader, password="reader-pw-123")
+    with psycopg.connect(fresh_db.url, application_name="threads-app") as app:
+        app.execute('SELECT "expiresAt" FROM threads_tokens LIMIT 1').fetchall()
+        results = results_by_check(preflight_config(url, refused_url()))
+    assert [results[name].passed for name in DATABASE_CHECKS] == [True, True, False, True]
+    assert results["auth_flows_in_flight"].observed["count"] == 1
+    assert results["active_sessions"].observed["count"] == fixtures.TOKENS_UNEXPIRED
