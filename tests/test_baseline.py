@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,15 @@ from callback_servers import (
     response_bytes,
     serve,
 )
-from conftest import FreshDatabase
+from conftest import FreshDatabase, frozen_baseline_state
 from monitoring import make_config, value
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.baseline import Baseline, bucket_quantile
+from monitor.baseline import Baseline, Plan, Summary, bucket_quantile
 from monitor.config import BaselineSettings
 from monitor.loading import ConfigError, load_config
-from monitor.metrics import PROBE_BUCKETS
+from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
 from monitor.redact import Redactor
@@ -489,6 +490,13 @@ def test_baseline_defaults() -> None:
     config = load_config({"--database-url": "postgresql://h/db"}, {})
     assert (config.baseline.window, config.baseline.min_probes) == (3600.0, 20)
     assert config.baseline.state_file is None
+    assert (config.baseline.fixed, config.baseline.prometheus_url) == (None, None)
+    criteria = config.criteria
+    assert (criteria.objective, criteria.min_probes, criteria.latency_tolerance) == (
+        0.99,
+        None,
+        1.1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -497,6 +505,30 @@ def test_baseline_defaults() -> None:
         ("baseline:\n  window: 0s\n", "F: baseline.window: must be longer than 0s"),
         ("baseline:\n  min_probes: 0\n", "F: baseline.min_probes: must be at least 1"),
         ("baseline:\n  statefile: x\n", "F: baseline.statefile: unknown key"),
+        (
+            "baseline:\n  fixed: {}\n",
+            "F: baseline.fixed: set at least one value, e.g. success_ratio or p95",
+        ),
+        (
+            "baseline:\n  fixed:\n    success_ratio: 1.5\n",
+            "F: baseline.fixed.success_ratio: must be at most 1.0",
+        ),
+        (
+            "baseline:\n  fixed:\n    p95: 120\n",
+            "F: baseline.fixed.p95: invalid duration 120: expected a number with a unit ms, s,"
+            " m or h, e.g. 15s",
+        ),
+        ("baseline:\n  fixed:\n    p90: 1s\n", "F: baseline.fixed.p90: unknown key"),
+        (
+            "baseline:\n  prometheus_url: prom:9090\n",
+            "F: baseline.prometheus_url: expected an http:// or https:// URL",
+        ),
+        ("criteria:\n  objective: 0\n", "F: criteria.objective: input should be greater than 0"),
+        (
+            "criteria:\n  latency_tolerance: 0.9\n",
+            "F: criteria.latency_tolerance: must be at least 1.0",
+        ),
+        ("criteria:\n  min_probes: 0\n", "F: criteria.min_probes: must be at least 1"),
     ],
 )
 def test_bad_baseline_settings_are_reported_with_their_location(
@@ -534,3 +566,226 @@ def test_state_file_that_cannot_be_written_is_logged_and_learning_goes_on(tmp_pa
     assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 1
     assert [(e["event"], e["file"]) for e in logs] == [("baseline_state_not_saved", str(state))]
     assert not state.parent.exists()
+
+
+# --- the database around the callback: user-lookup time and plan, connection usage ---------
+
+
+def test_learns_the_user_lookup_and_connections_while_pending(fresh_db: FreshDatabase) -> None:
+    """The values the checks exported while pending (one run each: the median is it); the
+    lookup by threadsUserId goes through Prisma's unique key (seed schema, before migration)."""
+    with (
+        delayed_server(401, 0.0) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=2)) as m,
+    ):
+        for check in ("query_performance", "connections"):
+            assert run(m, check) == "success"
+        lookup = value(m, "rollout_user_lookup_execution_seconds")
+        connections = sum(v for labels, v in m.metrics.snapshots.samples("rollout_db_connections"))
+        limit = value(m, "rollout_db_max_connections")
+        assert lookup is not None
+        assert limit is not None
+        assert connections >= 1  # the monitor's own session at least
+        learn(m, 2)
+        fixtures.apply(fresh_db.conn(), "migration_001")
+        assert run(m, "schema") == "success"
+        assert run(m, "query_performance") == "success"  # after: not part of the baseline
+        assert value(m, "rollout_baseline_user_lookup_execution_seconds") == lookup
+        plan = {"node": "Index Scan", "index": "users_threadsUserId_key"}
+        assert value(m, "rollout_baseline_user_lookup_plan_info", **plan) == 1
+        assert value(m, "rollout_baseline_db_connections_ratio") == connections / limit
+        summary = m.baseline.summary()
+        assert summary is not None
+        assert summary.user_lookup_plan == Plan(**plan)
+
+
+def report(snapshots: Snapshots, lookup: float, plan: tuple[str, str], active: float) -> None:
+    """What query_performance and connections would have reported."""
+    snapshots.replace(
+        "query_performance",
+        [
+            gauge("rollout_user_lookup_execution_seconds", "", lookup),
+            labelled_gauge("rollout_user_lookup_plan_info", "", ["node", "index"], {plan: 1}),
+        ],
+    )
+    snapshots.replace(
+        "connections",
+        [
+            labelled_gauge(
+                "rollout_db_connections",
+                "",
+                ["state", "application_name"],
+                {("active", "app"): active, ("idle", "app"): 2.0, ("idle", "other"): 0.0},
+            ),
+            gauge("rollout_db_max_connections", "", 100.0),
+        ],
+    )
+
+
+def test_user_lookup_median_last_plan_and_most_connections() -> None:
+    clock = Clock()
+    snapshots = Snapshots()
+    tracker = MigrationTracker(clock)
+    settings = BaselineSettings.model_validate({"window": "1h", "min_probes": 3})
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, snapshots=snapshots)
+    tracker.publish(MigrationView("pending"))
+    for lookup, plan, active in (
+        (0.002, ("Seq Scan", ""), 8.0),
+        (0.006, ("Seq Scan", ""), 18.0),
+        (0.003, ("Index Scan", "idx_users_threads_user_id"), 3.0),
+    ):
+        report(snapshots, lookup, plan, active)
+        clock.now += 10
+        baseline.record(answered(0.012))
+    clock.now += 10
+    tracker.publish(MigrationView("pending"))
+    values = gauges(baseline)
+    assert {k: v for k, v in values.items() if "user_lookup" in k or "connections" in k} == {
+        "rollout_baseline_user_lookup_execution_seconds": 0.003,
+        "rollout_baseline_user_lookup_plan_info{Index Scan,idx_users_threads_user_id}": 1.0,
+        "rollout_baseline_db_connections_ratio": 0.2,  # (18 + 2) / 100
+    }
+
+
+# --- where the baseline comes from -------------------------------------------------------------
+
+
+def sources(baseline: Baseline) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(baseline)
+    return {
+        s.labels["source"]: s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == "rollout_baseline_source"
+    }
+
+
+def test_a_configured_baseline_is_used_as_given_and_never_learned(tmp_path: Path) -> None:
+    clock = Clock()
+    state = tmp_path / "baseline.json"
+    fixed = {"success_ratio": 0.995, "p50": "40ms", "p95": "120ms", "db_connections_ratio": 0.4}
+    baseline, tracker = window_baseline(clock, min_probes=20, fixed=fixed, state_file=str(state))
+    tracker.publish(MigrationView("pending"))
+    baseline.record(answered(3.0))
+    baseline.close()
+    assert gauges(baseline) == {
+        "rollout_baseline_frozen": 1.0,
+        "rollout_baseline_auth_callback_probes": 20.0,
+        "rollout_baseline_auth_callback_success_ratio": 0.995,
+        "rollout_baseline_auth_callback_duration_seconds{0.5}": 0.04,
+        "rollout_baseline_auth_callback_duration_seconds{0.95}": 0.12,
+        "rollout_baseline_db_connections_ratio": 0.4,
+    }
+    assert baseline.source == "configuration"
+    assert sources(baseline) == {
+        "monitor": 0.0,
+        "configuration": 1.0,
+        "prometheus_history": 0.0,
+        "none": 0.0,
+    }
+    assert not state.exists()  # nothing learned, nothing to keep
+
+
+def test_learning_then_frozen_sources() -> None:
+    clock = Clock()
+    baseline, tracker = window_baseline(clock)
+    assert (baseline.summary(), baseline.source) == (None, "none")
+    assert sources(baseline)["none"] == 1
+    tracker.publish(MigrationView("pending"))
+    baseline.record(answered(0.012))
+    clock.now += 1
+    tracker.publish(MigrationView("applied", True))
+    assert baseline.source == "monitor"
+    summary = baseline.summary()
+    assert summary is not None
+    assert (summary.probes, summary.success_ratio) == (1, 1.0)
+    assert summary.p95_seconds == pytest.approx(0.01475)  # 0.01 + 0.005 * 0.95
+
+
+HISTORY = Summary(
+    probes=240, success_ratio=0.99, duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09}
+)
+
+
+class History:
+    """A fetch hook answering from a script: a summary, None, or an error to raise."""
+
+    def __init__(self, answers: list[Summary | Exception | None]) -> None:
+        self.answers = answers
+        self.asked: list[float] = []
+
+    def __call__(self, applied_at: float) -> Summary | None:
+        self.asked.append(applied_at)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_a_thin_baseline_is_taken_from_prometheus_history(tmp_path: Path) -> None:
+    """Asked with the applied time, on a probe (never in a scrape), again a minute after a miss;
+    what it gives is kept across a restart."""
+    clock = Clock()
+    state = tmp_path / "baseline.json"
+    history = History([None, RuntimeError("connection refused"), HISTORY])
+    tracker = MigrationTracker(clock)
+    settings = BaselineSettings.model_validate({"min_probes": 20, "state_file": str(state)})
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history)
+    applied = datetime.fromtimestamp(clock.now - 30, UTC)
+    tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
+    assert gauges(baseline)["rollout_baseline_frozen"] == 1
+    assert history.asked == []  # not in a scrape
+    baseline.record(answered(0.01))
+    assert (history.asked, baseline.source) == ([applied.timestamp()], "monitor")
+    clock.now += 59
+    baseline.record(answered(0.01))
+    assert len(history.asked) == 1  # a minute between attempts
+    clock.now += 1
+    with capture_logs() as logs:
+        baseline.record(answered(0.01))
+    assert [(e["event"], e["reason"]) for e in logs] == [
+        ("baseline_fetch_failed", "connection refused")
+    ]
+    clock.now += 60
+    baseline.record(answered(0.01))
+    assert (baseline.summary(), baseline.source) == (HISTORY, "prometheus_history")
+    assert sources(baseline)["prometheus_history"] == 1
+    assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 240
+    clock.now += 600
+    baseline.record(answered(0.01))
+    assert len(history.asked) == 3  # enough probes now: not asked again
+    restarted = Baseline(settings, 10.0, MigrationTracker(clock), "m", clock, fetch=History([]))
+    assert (restarted.summary(), restarted.source) == (HISTORY, "prometheus_history")
+
+
+def test_a_baseline_with_enough_probes_is_not_replaced_from_history() -> None:
+    clock = Clock()
+    history = History([HISTORY])
+    tracker = MigrationTracker(clock)
+    settings = BaselineSettings.model_validate({"min_probes": 1})
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history)
+    tracker.publish(MigrationView("pending"))
+    baseline.record(answered(0.01))
+    clock.now += 1
+    applied = datetime.fromtimestamp(clock.now, UTC)
+    tracker.publish(MigrationView("applied", True, applied, applied, "observed"))
+    baseline.record(answered(0.01))
+    assert (history.asked, baseline.source) == ([], "monitor")
+
+
+def test_a_version_1_state_file_is_still_read(fresh_db: FreshDatabase, tmp_path: Path) -> None:
+    state = tmp_path / "baseline.json"
+    state.write_text(frozen_baseline_state())
+    assert json.loads(state.read_text())["version"] == 1
+    with (
+        delayed_server(401, 0.0) as app,
+        closing(monitor_for(fresh_db, app.url, state_file=str(state))) as m,
+    ):
+        assert (m.baseline.source, value(m, "rollout_baseline_auth_callback_probes")) == (
+            "monitor",
+            240,
+        )
+        assert value(m, "rollout_baseline_auth_callback_duration_seconds", quantile="0.95") == 0.06
+        assert value(m, "rollout_baseline_user_lookup_execution_seconds") is None
+    assert json.loads(state.read_text())["version"] == 2
