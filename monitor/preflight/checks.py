@@ -7,8 +7,10 @@ stops the others. Nothing here writes: database sessions are the monitor's read-
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -25,8 +27,6 @@ from monitor.preflight.backup import Tables, check_recent, check_restorable, fin
 from monitor.preflight.result import CheckResult, failed, passed
 from monitor.probe import CallbackProbe
 
-DATABASE_CHECKS = ("schema", "auth_flows_in_flight", "active_sessions")
-
 
 def run_checks(
     config: Config,
@@ -38,18 +38,56 @@ def run_checks(
     db = Database(config.database, config.database_url, lambda _up: None)
     db.open()
     try:
-        results = [_guarded("database", lambda: check_database(db), redact)]
-        database = DatabaseChecks(db, config, settings)
-        results.append(_after_database(results[0], "schema", database.schema, redact))
+        reachable = reach_database(db, redact)
+        checks = DatabaseChecks(db, config, settings)
+        results = [reachable, _after(reachable, "schema", checks.schema, redact)]
         results += backup_checks(config, settings, clock())
-        results.append(
-            _after_database(results[0], "auth_flows_in_flight", database.in_flight, redact)
-        )
-        results.append(_after_database(results[0], "active_sessions", database.sessions, redact))
+        results += [
+            _after(reachable, "auth_flows_in_flight", checks.in_flight, redact),
+            _after(reachable, "active_sessions", checks.sessions, redact),
+        ]
     finally:
         db.close()
     results.append(_guarded("callback", lambda: check_callback(config, redact), redact))
     return results
+
+
+def reach_database(db: Database, redact: Callable[[str], str]) -> CheckResult:
+    """The database check, with the pool's reason when it could not connect."""
+    reasons = ConnectionErrors()
+    with reasons.listening():
+        result = _guarded("database", lambda: check_database(db), redact)
+    return reasons.explain(result, redact)
+
+
+class ConnectionErrors(logging.Handler):
+    """Why the pool could not connect: psycopg_pool logs it, its PoolTimeout does not say."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the latest connection error, without the pool's name in front."""
+        message = record.getMessage()
+        if message.startswith("error connecting in "):
+            self.last = message.split(": ", 1)[-1].splitlines()[0]
+
+    @contextmanager
+    def listening(self) -> Iterator[None]:
+        """Collect psycopg_pool's warnings for the duration of the block."""
+        logger = logging.getLogger("psycopg.pool")
+        logger.addHandler(self)
+        try:
+            yield
+        finally:
+            logger.removeHandler(self)
+
+    def explain(self, result: CheckResult, redact: Callable[[str], str]) -> CheckResult:
+        """The database check's failure with the connection error added, when there was one."""
+        if result.passed or self.last is None:
+            return result
+        return failed(result.check, redact(f"{result.detail}: {self.last}"))
 
 
 def _guarded(
@@ -65,7 +103,7 @@ def _guarded(
         return failed(name, redact(f"{type(error).__name__}: {first}"))
 
 
-def _after_database(
+def _after(
     database: CheckResult,
     name: str,
     check: Callable[[], CheckResult],
