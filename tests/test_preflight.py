@@ -736,3 +736,22 @@ def test_the_least_privilege_monitoring_role_runs_the_database_checks(
     assert [results[name].passed for name in DATABASE_CHECKS] == [True, True, False, True]
     assert results["auth_flows_in_flight"].observed["count"] == 1
     assert results["active_sessions"].observed["count"] == fixtures.TOKENS_UNEXPIRED
+
+
+def test_archive_from_a_newer_pg_dump_than_the_pg_restore_fails(
+    dumps: Dumps, tmp_path: Path
+) -> None:
+    """The header's version strings rewritten in place, as a newer pg_dump would have left them."""
+    major, rest = dumps.version.split(".", 1)
+    newer = f"{'9' * len(major)}.{rest}"  # same length: the header's strings are length-prefixed
+    assert int(newer.split(".")[0]) > int(major)
+    data = dumps.path("backup.custom").read_bytes()
+    assert data.count(f"{dumps.version} (".encode()) == 2  # the server's version, then pg_dump's
+    patched = tmp_path / "newer.custom"
+    patched.write_bytes(data.replace(f"{dumps.version} (".encode(), f"{newer} (".encode()))
+    result = restorable(dumps, patched)
+    assert (result.passed, result.detail) == (
+        False,
+        f"pg_restore {dumps.version} is older than the pg_dump {newer} that wrote it: set "
+        "preflight.pg_restore to a newer one",
+    )

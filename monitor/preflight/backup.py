@@ -158,10 +158,7 @@ def _check_archive(backup: Backup, tool: PgRestore, tables: Tables, deadline: fl
     observed = {"reader": f"pg_restore {tool.version}"}
     try:
         listing = tool.run(["--list", str(backup.path)], deadline)
-        missing = [t for t in tables.names if not _lists_table(listing, tables.schema, t)]
-        if missing:
-            gone = ", ".join(f"{tables.schema}.{t}" for t in missing)
-            return failed(name, f"the backup has no table {gone}", **observed)
+        check_listing(listing, tool, tables)
         if backup.format == "tar":
             _read_tar(backup.path)
         tool.run(["--file=/dev/null", str(backup.path)], deadline)
@@ -177,6 +174,26 @@ def _check_archive(backup: Backup, tool: PgRestore, tables: Tables, deadline: fl
         entries=entries,
         dumped_by=dumped_by,
     )
+
+
+def check_listing(listing: str, tool: PgRestore, tables: Tables) -> None:
+    """ReadFailed unless the table of contents has the tables and tool is new enough for it."""
+    missing = [t for t in tables.names if not _lists_table(listing, tables.schema, t)]
+    if missing:
+        gone = ", ".join(f"{tables.schema}.{t}" for t in missing)
+        raise ReadFailed(f"the backup has no table {gone}")
+    dumped_by = _dumped_by(listing.splitlines())
+    if _major(dumped_by) > _major(tool.version):
+        raise ReadFailed(
+            f"pg_restore {tool.version} is older than the pg_dump {dumped_by} that wrote it: "
+            "set preflight.pg_restore to a newer one"
+        )
+
+
+def _major(version: str) -> int:
+    """15 of '15.18'; 0 when unknown (an unknown version never fails the check)."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _lists_table(listing: str, schema: str, table: str) -> bool:
