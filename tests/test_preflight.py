@@ -744,7 +744,7 @@ def test_archive_from_a_newer_pg_dump_than_the_pg_restore_fails(
     """The header's version strings rewritten in place, as a newer pg_dump would have left them."""
     major, rest = dumps.version.split(".", 1)
     newer = f"{'9' * len(major)}.{rest}"  # same length: the header's strings are length-prefixed
-    assert int(newer.split(".")[0]) > int(major)
+    assert "9" * len(major) != major
     data = dumps.path("backup.custom").read_bytes()
     assert data.count(f"{dumps.version} (".encode()) == 2  # the server's version, then pg_dump's
     patched = tmp_path / "newer.custom"
