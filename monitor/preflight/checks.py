@@ -138,8 +138,9 @@ class DatabaseChecks:
         tracker = MigrationTracker()
         families = SchemaCheck(self._db, self._config, tracker).run()
         state = tracker.current().state
-        present = present_objects(families)
-        total = len(object_names(families))
+        objects = schema_objects(families)
+        present = [name for name, exists in objects.items() if exists]
+        total = len(objects)
         with self._db.session() as session:
             missing = self._missing_columns(session)
         observed = {"state": state, "objects_present": present, "missing_columns": missing}
@@ -237,25 +238,14 @@ def one_number(origin: str, rows: list[dict[str, Any]]) -> int:
     return int(value)
 
 
-def object_names(families: Sequence[Metric]) -> list[str]:
-    """Every object of the migration the schema check looked for, as kind:name."""
-    return [
-        sample.labels["name"]
+def schema_objects(families: Sequence[Metric]) -> dict[str, bool]:
+    """Each object of the migration the schema check looked for, and whether it exists."""
+    return {
+        sample.labels["name"]: sample.value == 1
         for family in families
         if family.name == "rollout_schema_object_present"
         for sample in family.samples
-    ]
-
-
-def present_objects(families: Sequence[Metric]) -> list[str]:
-    """The migration's objects that exist, as the schema check's metric reports them."""
-    return [
-        sample.labels["name"]
-        for family in families
-        if family.name == "rollout_schema_object_present"
-        for sample in family.samples
-        if sample.value == 1
-    ]
+    }
 
 
 def describe_state(state: str, present: list[str], total: int) -> str:
