@@ -17,13 +17,13 @@ import httpx
 import pytest
 from browser import PHONE, Browser, browser
 from callback_servers import answering_server
-from conftest import FreshDatabase, frozen_baseline_state
+from conftest import FreshDatabase
 from monitoring import make_config
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from selenium.webdriver.common.by import By
 
-from monitor.baseline import Summary
+from monitor.baseline import SavedState, Summary
 from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
 from monitor.demo.postgres import free_port
 from monitor.exporter import Exporter
@@ -53,7 +53,6 @@ HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 APPLIED = datetime(2026, 9, 21, 13, 0, 0, tzinfo=UTC)  # 1 h 13 min 20 s before NOW
 PROBES = 20  # the criteria's default min_probes: enough to decide the callback criteria
-CRITERIA = list(TITLES)
 
 
 class Clock:
@@ -455,6 +454,19 @@ def test_an_hour_of_history_in_chromium(
 # -- the daemon's page in headless Chromium -----------------------------------------------
 
 
+# A frozen baseline slow enough (p95 0.5 s) that probes of a server on 127.0.0.1 stay within
+# 1.1x of it even on a machine busy with other tests: latency is not what these tests are about.
+SLOW_BASELINE_STATE = SavedState(
+    version=1,
+    migration=fixtures.MIGRATION_001_NAME,
+    frozen=True,
+    confirmed_until=None,
+    baseline=Summary(
+        probes=240, success_ratio=1.0, duration_seconds={"0.5": 0.3, "0.95": 0.5, "0.99": 0.7}
+    ),
+).model_dump_json()
+
+
 @dataclass
 class Served:
     """A monitor whose checks ran, and the URL of its page."""
@@ -475,7 +487,7 @@ def served(fresh_db: FreshDatabase, tmp_path: Path, web: WebConfig) -> Iterator[
     """A monitor with a frozen baseline that ran every check, then PROBES callback probes in
     all, served with the given web config; its status page at /."""
     state_file = tmp_path / "baseline.json"
-    state_file.write_text(frozen_baseline_state())
+    state_file.write_text(SLOW_BASELINE_STATE)
     with answering_server(401) as app:
         config = make_config(
             fresh_db.url,
@@ -562,8 +574,8 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
         for line in (
             "success: now 100.0%",
             "objective: 99.0%",
-            "baseline p95 (240 probes, monitor): 60.0 ms",
-            "limit 1.10x baseline: 66.0 ms",
+            "baseline p95 (240 probes, monitor): 500.0 ms",
+            "limit 1.10x baseline: 550.0 ms",
             f"stale_valid: now {fixtures.AFTER_STALE_VALID}",
             f"wrongly_invalid: now {fixtures.AFTER_WRONGLY_INVALID}",
             f"threadsFullName: now {fixtures.AFTER_MISSING_FULL_NAME}",
@@ -603,12 +615,7 @@ def test_the_daemon_page_in_chromium_before_the_migration(
         browser.credentials(None)
         browser.phone()
         browser.driver.get(page.url)
-        shown = dict(zip(CRITERIA, texts(browser, "#criteria .result")[1:], strict=True))
-        assert shown == {d.criterion: d.result for d in page.monitor.live.decisions()}
-        # token_validity_tracking is left out: see the closing note (the live view fails it
-        # while pending, as the trigger does not exist yet; the recording rule leaves it absent).
-        for criterion in CRITERIA[:3] + CRITERIA[4:]:
-            assert shown[criterion] == "inconclusive", criterion
+        assert texts(browser, "#criteria .result") == ["inconclusive"] * 7
         reasons = texts(browser, "#criteria .reason")
         assert reasons[0] == "the migration is not applied yet"
         assert reasons[1] == "0 callback probes in the window, fewer than 20"
