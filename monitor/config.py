@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from monitor.urls import check_database_url, split_prisma_parameters
+from monitor.verdict.query import Selector
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -398,6 +399,13 @@ class BaselineSettings(Section):
     state_file: Path | None = None
     fixed: FixedBaseline | None = None
     prometheus_url: HttpUrl = None
+    prometheus_selector: str = ""  # label matchers picking this monitor's series, job="x"
+
+    @field_validator("prometheus_selector")
+    @classmethod
+    def _label_matchers(cls, value: str) -> str:
+        Selector.parse(value)  # a SelectorError is a ValueError, reported with its location
+        return value
 
 
 class CriteriaSettings(Section):

@@ -17,15 +17,20 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from monitor.baseline import Baseline, counts_quantile
-from monitor.config import Config
+from monitor.baseline import Baseline, Fetch, Summary, counts_quantile
+from monitor.config import BaselineSettings, Config
 from monitor.criteria import BaselineView, Decision, Observation, Thresholds, decide
 from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.promapi import Prometheus
+from monitor.verdict.history import baseline_before
 
 WINDOW_SECONDS = 24 * 3600.0  # the plan's monitoring period
 MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memory
+# The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
+# at most four queries of this, once a minute, and only while the baseline is too thin.
+PROMETHEUS_TIMEOUT_SECONDS = 5.0
 
 
 def thresholds(config: Config) -> Thresholds:
@@ -36,6 +41,20 @@ def thresholds(config: Config) -> Thresholds:
         min_probes=settings.min_probes or config.baseline.min_probes,
         latency_tolerance=settings.latency_tolerance,
     )
+
+
+def history_fetch(settings: BaselineSettings) -> Fetch | None:
+    """The callback's summary over the baseline window before the migration, from Prometheus
+    (baseline.prometheus_url); None when no URL is configured."""
+    url, selector = settings.prometheus_url, settings.prometheus_selector
+    if url is None:
+        return None
+
+    def fetch(applied_at: float) -> Summary | None:
+        with Prometheus(url, PROMETHEUS_TIMEOUT_SECONDS) as prometheus:
+            return baseline_before(prometheus, selector, applied_at, settings.window)
+
+    return fetch
 
 
 @dataclass(frozen=True)

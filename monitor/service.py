@@ -18,7 +18,7 @@ from monitor.checks.base import CheckRunner
 from monitor.config import Config
 from monitor.db import Database
 from monitor.exporter import Exporter
-from monitor.live import LiveView, thresholds
+from monitor.live import LiveView, history_fetch, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
@@ -68,7 +68,11 @@ class Monitor:
         config = self.config
         tracker = MigrationTracker()
         baseline = Baseline(
-            config.baseline, config.checks.callback.interval, tracker, config.migration.name
+            config.baseline,
+            config.checks.callback.interval,
+            tracker,
+            config.migration.name,
+            fetch=history_fetch(config.baseline),
         )
         return tracker, baseline
 

@@ -523,6 +523,11 @@ def test_baseline_defaults() -> None:
             "baseline:\n  prometheus_url: prom:9090\n",
             "F: baseline.prometheus_url: expected an http:// or https:// URL",
         ),
+        (
+            "baseline:\n  prometheus_selector: job=x\n",
+            "F: baseline.prometheus_selector: 'job=x' is not a list of label matchers like"
+            ' job="rollout-monitor"',
+        ),
         ("criteria:\n  objective: 0\n", "F: criteria.objective: input should be greater than 0"),
         (
             "criteria:\n  latency_tolerance: 0.9\n",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import fixtures
 import pytest
 from conftest import FreshDatabase
-from monitoring import value
+from monitoring import make_config, value
+from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, binaries, loaded_prometheus
 from prometheus_client import CollectorRegistry
 from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
 
-from monitor.baseline import Baseline, bucket_quantile
+from monitor.baseline import Baseline, bucket_quantile, counts_quantile
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import CRITERIA, Result, Thresholds
 from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Seen, Window, thresholds
@@ -70,7 +72,27 @@ def look(monitor: Monitor) -> None:
 # answer on a loaded machine needs to be ~0.2 s late to turn a pass into a fail, and a late
 # answer before the migration only raises the baseline.
 BEFORE, AFTER = 0.301, 0.151
-HEALTHY_LATENCY = ("pass", "p95 197.5 ms, 0.50x the baseline 395.0 ms")
+
+
+def buckets(monitor: Monitor) -> list[float]:
+    """The exported histogram's cumulative bucket counts, +Inf last."""
+    bounds = [*(f"{b}" for b in PROBE_BUCKETS), "+Inf"]
+    found = [
+        value(monitor, "rollout_auth_callback_duration_seconds_bucket", le=le) for le in bounds
+    ]
+    return [count or 0.0 for count in found]
+
+
+def latency(monitor: Monitor, since: list[float]) -> str:
+    """The latency reason from prometheus_client's histogram (probes since `since`) and the
+    exported baseline: what Prometheus would compute, whatever a loaded machine did to timing."""
+    grown = [int(now - then) for now, then in zip(buckets(monitor), since, strict=True)]
+    assert len(grown) == len(PROBE_BUCKETS) + 1
+    p95 = counts_quantile(0.95, PROBE_BUCKETS, grown[:-1], grown[-1])
+    base = value(monitor, "rollout_baseline_auth_callback_duration_seconds", quantile="0.95")
+    assert p95 is not None
+    assert base is not None
+    return f"p95 {p95 * 1000:.1f} ms, {p95 / base:.2f}x the baseline {base * 1000:.1f} ms"
 
 
 def rollout(fresh_db: FreshDatabase, m: Monitor, answers: list[tuple[int, float]]) -> None:
@@ -96,16 +118,18 @@ def test_healthy_rollout_passes_every_criterion(fresh_db: FreshDatabase) -> None
             "the migration is not applied yet",
         )
         rollout(fresh_db, m, answers)
+        since = buckets(m)
         probe(m, 10)
         assert verdicts(m) == ALL_PASS, reasons(m)
         assert inconclusive(m) == dict.fromkeys(NAMES, 0.0)
-        # p95 of 11 answers in (0.3, 0.4] before: 0.3 + 0.1 * 0.95; 10 in (0.15, 0.2] after.
+        # Unhurried: "p95 197.5 ms, 0.50x the baseline 395.0 ms" (0.15 + 0.05 * 0.95 after,
+        # 0.3 + 0.1 * 0.95 before).
         assert reasons(m) == {
             "migration_completed": ("pass", "applied; every index valid; the trigger enabled"),
             "users_can_authenticate": ("pass", "callback success 100.00% of 10 probes"),
             "new_fields_populated": ("pass", "all 2 users who logged in have both fields"),
             "token_validity_tracking": ("pass", "the trigger is enabled; no token wrongly invalid"),
-            "latency_within_10pct": HEALTHY_LATENCY,
+            "latency_within_10pct": ("pass", latency(m, since)),
             "error_rate_within_baseline": ("pass", "errors 0.00% of 10 probes, limit 1.00%"),
         }
         baseline = m.live.observation().baseline
@@ -123,12 +147,14 @@ def test_slower_callback_after_the_migration_fails_latency_only(fresh_db: FreshD
         migrate(fresh_db)
         look(m)
         answers.append((401, 0.501))
+        since = buckets(m)
         probe(m, 10)
         assert verdicts(m) == {**ALL_PASS, "latency_within_10pct": 0.0}, reasons(m)
-        # After: all 10 in (0.5, 0.75]: 0.5 + 0.25 * 0.95 = 0.7375; before 0.15 + 0.05 * 0.95.
+        # Unhurried: "p95 737.5 ms, 3.73x the baseline 197.5 ms" (0.5 + 0.25 * 0.95 after,
+        # 0.15 + 0.05 * 0.95 before).
         assert reasons(m)["latency_within_10pct"] == (
             "fail",
-            "p95 737.5 ms, 3.73x the baseline 197.5 ms, above 1.10x",
+            f"{latency(m, since)}, above 1.10x",
         )
 
 
@@ -269,10 +295,8 @@ def test_a_configured_baseline_decides_when_none_was_learned(fresh_db: FreshData
         look(m)
         probe(m, 10)
         assert verdicts(m) == ALL_PASS, reasons(m)
-        assert reasons(m)["latency_within_10pct"] == (
-            "pass",
-            "p95 197.5 ms, 0.49x the baseline 400.0 ms",
-        )
+        # Unhurried: "p95 197.5 ms, 0.49x the baseline 400.0 ms".
+        assert reasons(m)["latency_within_10pct"] == ("pass", latency(m, [0.0] * 26))
         assert reasons(m)["error_rate_within_baseline"] == (
             "pass",
             "errors 0.00% of 10 probes, limit 5.00%",
@@ -300,16 +324,78 @@ def test_a_reload_keeps_the_window(fresh_db: FreshDatabase) -> None:
         closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
     ):
         rollout(fresh_db, m, answers)
+        since = buckets(m)
         probe(m, 10)
+        expected = ("pass", latency(m, since))
         reloaded = Monitor(m.config, Redactor(), previous=m)
         reloaded.db.open()
         with closing(reloaded):
             assert reloaded.live.observation().probes == 10
             look(reloaded)
             assert verdicts(reloaded) == ALL_PASS, reasons(reloaded)
-            assert reasons(reloaded)["latency_within_10pct"] == HEALTHY_LATENCY
+            assert reasons(reloaded)["latency_within_10pct"] == expected
             probe(reloaded, 1)
             assert reloaded.live.observation().probes == 11
+
+
+# --- a baseline from Prometheus, for a daemon started after the migration --------------------
+
+HISTORY = Scenario("history", baseline_gauges=False)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedPrometheus]:
+    """A real Prometheus holding a generated rollout whose monitor exported no baseline."""
+    found = binaries()
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed (scripts/install-system-deps)")
+    paths = {name: path for name, path in found.items() if path is not None}
+    yield from loaded_prometheus([HISTORY], tmp_path_factory.mktemp("live"), paths)
+
+
+def test_started_after_the_migration_the_baseline_comes_from_prometheus(
+    fresh_db: FreshDatabase, prometheus: LoadedPrometheus
+) -> None:
+    """The hour before the applied time in Prometheus: 480 probes of two replicas."""
+    migrate(fresh_db)
+    applied = datetime.fromtimestamp(APPLIED_AT, UTC).isoformat()
+    before = [p.duration for p in HISTORY.all_probes(APPLIED_AT - 3600, APPLIED_AT)]
+    p95 = bucket_quantile(0.95, PROBE_BUCKETS, [d for d in before if d is not None])
+    baseline = {
+        "min_probes": 10,
+        "prometheus_url": prometheus.url,
+        "prometheus_selector": 'job="history"',
+    }
+    with scripted_server([(401, AFTER)]) as app:
+        config = make_config(
+            fresh_db.url,
+            checks={"callback": {"url": app.url, "timeout": "2s"}},
+            baseline=baseline,
+            migration={"applied_at": applied},
+        )
+        m = Monitor(config, Redactor())
+        m.db.open()
+        with closing(m):
+            look(m)
+            probe(m, 10)
+            assert m.baseline.source == "prometheus_history"
+            assert value(m, "rollout_baseline_source", source="prometheus_history") == 1
+            assert value(m, "rollout_baseline_auth_callback_probes") == len(before) == 480
+            observed = m.live.observation().baseline
+            assert observed is not None
+            assert (observed.probes, observed.success_ratio, observed.source) == (
+                480,
+                1.0,
+                "prometheus_history",
+            )
+            assert observed.p95_seconds == pytest.approx(p95)
+            assert p95 == pytest.approx(0.06 + 0.015 * (0.95 * 480 - 432) / 48)
+            # Unhurried: "p95 197.5 ms, 2.93x the baseline 67.5 ms, above 1.10x".
+            assert reasons(m)["latency_within_10pct"] == (
+                "fail",
+                f"{latency(m, [0.0] * 26)}, above 1.10x",
+            )
 
 
 # --- the window, with an injected clock ------------------------------------------------------
