@@ -556,6 +556,9 @@ def test_daemon_run_after_a_watched_rollout_exports_every_new_gauge(
         "rollout_baseline_auth_callback_probes",
         "rollout_baseline_auth_callback_success_ratio",
         "rollout_baseline_auth_callback_duration_seconds",
+        "rollout_baseline_source",
+        "rollout_success_criterion",
+        "rollout_success_criterion_inconclusive",
     } <= exported_names
 
 
