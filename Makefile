@@ -1,11 +1,12 @@
 # The two commands: `make demo` (a whole rollout on 127.0.0.1) and `make test` (lint, types,
 # tests); `make run` is the daemon against your database. Each does its own set-up: a virtualenv
-# in .venv, and the Debian packages (PostgreSQL, Prometheus, Alertmanager) the demo and tests need.
+# in .venv, and the Debian packages (PostgreSQL, Prometheus, Alertmanager) the demo and tests need
+# (the tests also Chromium and its driver).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo run test lint system-deps clean
+.PHONY: demo run test lint system-deps test-deps clean
 
 $(BIN)/rollout-monitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +23,16 @@ run: $(BIN)/rollout-monitor
 system-deps:
 	scripts/install-system-deps
 
+test-deps:
+	scripts/install-system-deps --browser
+
 lint: $(BIN)/rollout-monitor
 	$(BIN)/ruff check monitor tests
 	$(BIN)/ruff format --check monitor tests
 	$(BIN)/mypy
 
 # pytest exits 5 when it collects no test: that is a failure here, never a silent pass.
-test: system-deps lint
+test: test-deps lint
 	$(BIN)/pytest
 
 clean:

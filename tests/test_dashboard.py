@@ -199,6 +199,77 @@ def test_six_success_criteria_are_pass_fail_stat_panels(dashboard: dict[str, Any
     assert found == CRITERIA
 
 
+def test_the_daemons_own_verdict_is_six_stat_panels_with_inconclusive(
+    dashboard: dict[str, Any],
+) -> None:
+    """rollout_success_criterion is absent while inconclusive: each panel maps pass to 2, an
+    inconclusive instance to 1 and fail to 0, so that min() over instances shows the worst."""
+    found: set[str] = set()
+    for panel in query_panels(dashboard):
+        (target, *others) = panel["targets"]
+        if "rollout_success_criterion{" not in target["expr"]:
+            continue
+        assert not others, panel["title"]
+        (criterion,) = set(re.findall(r'criterion="([^"]+)"', target["expr"]))
+        found.add(criterion)
+        assert metric_names(target["expr"]) == {
+            "rollout_success_criterion",
+            "rollout_success_criterion_inconclusive",
+        }
+        (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+        texts = {value: option["text"] for value, option in mapping["options"].items()}
+        assert texts == {"0": "FAIL", "1": "INCONCLUSIVE", "2": "PASS"}, panel["title"]
+        assert panel["type"] == "stat"
+    assert found == CRITERIA
+
+
+def test_the_daemons_verdict_panel_shows_the_worst_instance(
+    dashboard: dict[str, Any], tmp_path: Path
+) -> None:
+    """Evaluated by promtool: fail over inconclusive over pass, and inconclusive (not empty)
+    when no instance has decided."""
+    (expr,) = [
+        concrete(t["expr"])
+        for p in query_panels(dashboard)
+        for t in p["targets"]
+        if 'rollout_success_criterion{criterion="latency_within_10pct"' in t["expr"]
+    ]
+    decided = {"a": "1", "b": None, "c": "0", "d": None, "e": "1"}  # None: inconclusive
+    series = [
+        f"""      - series: 'rollout_success_criterion{{criterion="latency_within_10pct",job="{job}",instance="{job}"}}'
+        values: '{value}'"""
+        for job, value in decided.items()
+        if value is not None
+    ] + [
+        f"""      - series: 'rollout_success_criterion_inconclusive{{criterion="latency_within_10pct",job="{job}",instance="{job}"}}'
+        values: '{int(value is None)}'"""
+        for job, value in decided.items()
+    ]
+    # a alone: pass; a and b: inconclusive; a, b and c: fail; d alone: inconclusive.
+    cases = {"a": 2, "a|b": 1, "a|b|c": 0, "d": 1, "a|e": 2}
+    tests = "\n".join(
+        f"""      - expr: '{expr.replace('job=~".*"', f'job=~"{jobs}"').replace("'", "''")}'
+        eval_time: 0m
+        exp_samples:
+          - labels: '{{}}'
+            value: {value}"""
+        for jobs, value in cases.items()
+    )
+    unit = tmp_path / "panel.test.yml"
+    unit.write_text(
+        "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n"
+        f"    input_series:\n{chr(10).join(series)}\n    promql_expr_test:\n{tests}\n"
+    )
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_migration_time_is_an_annotation(dashboard: dict[str, Any]) -> None:
     annotations = dashboard["annotations"]["list"]
     assert any(a.get("builtIn") == 1 for a in annotations)
