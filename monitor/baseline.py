@@ -251,6 +251,12 @@ def database_families(summary: Summary) -> list[Metric]:
 
 
 Fetch = Callable[[float], Summary | None]
+Spawn = Callable[[Callable[[], None]], None]
+
+
+def in_background(task: Callable[[], None]) -> None:
+    """Run the task in a daemon thread: a slow or black-holed Prometheus never delays a probe."""
+    threading.Thread(target=task, name="baseline-fetch", daemon=True).start()
 
 
 class Baseline:
@@ -266,6 +272,7 @@ class Baseline:
         *,
         snapshots: Snapshots | None = None,
         fetch: Fetch | None = None,
+        spawn: Spawn = in_background,
     ) -> None:
         self._settings = settings
         self._tracker = tracker
@@ -273,6 +280,7 @@ class Baseline:
         self._clock = clock
         self._snapshots = snapshots
         self._fetch = fetch
+        self._spawn = spawn
         self._lock = threading.Lock()
         capacity = min(MAX_PROBES, math.ceil(settings.window / probe_interval) + 1)
         self._window: deque[Probe] = deque(maxlen=capacity)
@@ -300,8 +308,8 @@ class Baseline:
             self._settle()
             self._learn(result, around)
             applied_at = self._fetch_due()
-        if applied_at is not None:
-            self._fetch_history(applied_at)
+        if applied_at is not None:  # at most once a minute (_fetch_due), so never two at once
+            self._spawn(lambda: self._fetch_history(applied_at))
 
     def _learn(self, result: ProbeResult, around: Context) -> None:
         if self._frozen is not None or self._tracker.known_state() != "pending":
@@ -330,7 +338,7 @@ class Baseline:
         return view.applied_at.timestamp()
 
     def _fetch_history(self, applied_at: float) -> None:
-        """Ask Prometheus for the window before the migration (outside the lock: it is slow)."""
+        """Ask Prometheus for the window before the migration (in the background: it is slow)."""
         if self._fetch is None:
             return
         try:

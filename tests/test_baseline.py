@@ -7,7 +7,7 @@ import json
 import random
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -716,6 +716,11 @@ HISTORY = Summary(
 )
 
 
+def run_now(task: Callable[[], None]) -> None:
+    """Run the fetch in the probe's thread, so that each step of a test sees its outcome."""
+    task()
+
+
 class History:
     """A fetch hook answering from a script: a summary, None, or an error to raise."""
 
@@ -739,7 +744,7 @@ def test_a_thin_baseline_is_taken_from_prometheus_history(tmp_path: Path) -> Non
     history = History([None, RuntimeError("connection refused"), HISTORY])
     tracker = MigrationTracker(clock)
     settings = BaselineSettings.model_validate({"min_probes": 20, "state_file": str(state)})
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history)
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history, spawn=run_now)
     applied = datetime.fromtimestamp(clock.now - 30, UTC)
     tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
     assert gauges(baseline)["rollout_baseline_frozen"] == 1
@@ -763,7 +768,9 @@ def test_a_thin_baseline_is_taken_from_prometheus_history(tmp_path: Path) -> Non
     clock.now += 600
     baseline.record(answered(0.01))
     assert len(history.asked) == 3  # enough probes now: not asked again
-    restarted = Baseline(settings, 10.0, MigrationTracker(clock), "m", clock, fetch=History([]))
+    restarted = Baseline(
+        settings, 10.0, MigrationTracker(clock), "m", clock, fetch=History([]), spawn=run_now
+    )
     assert (restarted.summary(), restarted.source) == (HISTORY, "prometheus_history")
 
 
@@ -772,7 +779,7 @@ def test_a_baseline_with_enough_probes_is_not_replaced_from_history() -> None:
     history = History([HISTORY])
     tracker = MigrationTracker(clock)
     settings = BaselineSettings.model_validate({"min_probes": 1})
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history)
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history, spawn=run_now)
     tracker.publish(MigrationView("pending"))
     baseline.record(answered(0.01))
     clock.now += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -378,7 +379,11 @@ def test_started_after_the_migration_the_baseline_comes_from_prometheus(
         m.db.open()
         with closing(m):
             look(m)
-            probe(m, 10)
+            probe(m, 1)  # the first probe after the migration asks Prometheus, in the background
+            deadline = time.monotonic() + 30
+            while m.baseline.source != "prometheus_history" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            probe(m, 9)
             assert m.baseline.source == "prometheus_history"
             assert value(m, "rollout_baseline_source", source="prometheus_history") == 1
             assert value(m, "rollout_baseline_auth_callback_probes") == len(before) == 480
