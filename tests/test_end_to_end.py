@@ -2,7 +2,8 @@
 
 One stack for the module: a live migration, then a callback failure that must page (pending, then
 firing, then delivered to Alertmanager), then healing that must resolve it; and every query of the
-dashboard must return data from that Prometheus.
+dashboard must return data from that Prometheus. `rollout-monitor verdict`, run as a process against
+that Prometheus, passes the healthy rollout and fails the criteria the callback failure broke.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,6 +127,46 @@ def test_every_dashboard_query_returns_data(prometheus: Prometheus) -> None:
     assert empty() == []
 
 
+def verdict(stack: DemoStack, *options: str) -> tuple[int, dict[str, Any]]:
+    """`rollout-monitor verdict` as a process against the stack's Prometheus: exit code, JSON."""
+    assert stack.endpoints.prometheus is not None
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "verdict", "--format", "json", *options],
+        env={"ROLLOUT_PROMETHEUS_URL": stack.endpoints.prometheus, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.stderr == ""
+    return result.returncode, json.loads(result.stdout)
+
+
+def results(document: dict[str, Any]) -> dict[str, str]:
+    """Criterion -> result of a verdict's JSON."""
+    return {c["criterion"]: c["result"] for c in document["criteria"]}
+
+
+def test_the_verdict_passes_the_healthy_live_rollout(
+    stack: DemoStack, prometheus: Prometheus
+) -> None:
+    """Fifteen seconds after the migration, over those fifteen seconds, from the real daemon's
+    series. The latency tolerance is wide: this tests the chain, not this machine's jitter."""
+    options = ("--window", "15s", "--min-probes", "5", "--latency-tolerance", "5")
+    wait_for(
+        "a complete 15 s window with logins since the migration",
+        lambda: verdict(stack, *options)[0] == 0,
+        timeout=60,
+    )
+    code, document = verdict(stack, *options)
+    assert (code, document["verdict"], document["window"]["complete"]) == (0, "pass", True)
+    assert set(results(document).values()) == {"pass"}
+    assert document["baseline"]["source"] == "monitor"
+    assert document["baseline"]["probes"] == prometheus.value(
+        "rollout_baseline_auth_callback_probes"
+    )
+
+
 def test_a_failing_callback_pages_then_resolves_when_healed(
     stack: DemoStack, prometheus: Prometheus
 ) -> None:
@@ -152,3 +195,18 @@ def paged(stack: DemoStack, alertname: str) -> bool:
         (note.receiver, note.status, note.alertname) == ("pager", "firing", alertname)
         for note in stack.pager.received()
     )
+
+
+def test_the_verdict_fails_the_criteria_the_callback_failure_broke(
+    stack: DemoStack, prometheus: Prometheus
+) -> None:
+    """After the 503s of the test above (healed since): the hour since the migration is not over,
+    but a fail is final at once; the daemon's own view agrees."""
+    code, document = verdict(stack, "--window", "1h", "--min-probes", "5")
+    assert (code, document["verdict"], document["window"]["complete"]) == (1, "fail", False)
+    decided = results(document)
+    assert decided["error_rate_within_baseline"] == "fail"
+    assert decided["users_can_authenticate"] == "fail"
+    assert decided["migration_completed"] == "inconclusive"  # passing so far
+    daemon = 'rollout_success_criterion{criterion="error_rate_within_baseline"}'
+    assert prometheus.value(daemon) == 0

@@ -51,6 +51,7 @@ def where_to_look(stack: DemoStack) -> str:
     lines = [
         "",
         "rollout-monitor demo is running; Ctrl-C stops it and removes everything it started.",
+        f"  status page   {ends.metrics.removesuffix('metrics')}   (the six success criteria)",
         f"  metrics       {ends.metrics}",
         f"  app callback  {ends.callback}",
         f"  database      {ends.database}   (psql works: trust auth, 127.0.0.1 only)",
@@ -60,6 +61,9 @@ def where_to_look(stack: DemoStack) -> str:
         lines.append(f"  prometheus    {ends.prometheus}/alerts   and   {ends.prometheus}/graph")
     if ends.alertmanager:
         lines.append(f"  alertmanager  {ends.alertmanager}")
+    if ends.prometheus:
+        verdict = f"rollout-monitor verdict --prometheus-url {ends.prometheus} --window 5m"
+        lines.append(f"  verdict       {verdict}   (5 minutes after the migration)")
     lines.append(f"  logs          {stack.workdir}/*.log")
     after = stack.settings.migrate_after
     if after is not None:
