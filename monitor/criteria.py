@@ -189,10 +189,17 @@ def token_validity_tracking(o: Observation) -> Decision:
     return _pass(name, "the trigger is enabled; no token wrongly invalid", **numbers)
 
 
+def baseline_usable(baseline: BaselineView | None, thresholds: Thresholds) -> bool:
+    """Enough probes behind it, or set by the operator (a configured baseline has no probes)."""
+    if baseline is None:
+        return False
+    return baseline.source == "configuration" or baseline.probes >= thresholds.min_probes
+
+
 def _baseline(name: str, o: Observation, t: Thresholds, value: str) -> float | Decision:
     """The baseline's value, or the inconclusive decision saying why there is none."""
     b = o.baseline
-    known = None if b is None or b.probes < t.min_probes else getattr(b, value)
+    known = getattr(b, value) if baseline_usable(b, t) else None
     if known is None:
         probes = 0 if b is None else b.probes
         reason = f"no baseline ({probes} probes before the migration, {t.min_probes} needed)"

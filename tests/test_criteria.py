@@ -188,6 +188,11 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         },
     ),
     (
+        "a configured baseline stands whatever min_probes asks",
+        {"baseline": replace(BASELINE, probes=5, source="configuration")},
+        {},
+    ),
+    (
         "a baseline without latency",
         {"baseline": replace(BASELINE, p95_seconds=None)},
         {

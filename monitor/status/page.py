@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from monitor.baseline import Baseline, Summary
-from monitor.criteria import Decision, Thresholds, overall
+from monitor.criteria import BaselineView, Decision, Thresholds, baseline_usable, overall
 from monitor.live import LiveView
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.status.charts import (
@@ -248,7 +248,8 @@ def baseline_lines(status: Status) -> tuple[Reference, ...]:
     """The baseline's p95 and the limit above it, once enough probes are behind it."""
     base = status.baseline
     p95 = None if base is None else base.duration_seconds.get("0.95")
-    if base is None or p95 is None or base.probes < status.thresholds.min_probes:
+    view = None if base is None else BaselineView(base.probes, None, p95, status.baseline_source)
+    if base is None or p95 is None or not baseline_usable(view, status.thresholds):
         return ()
     limit = status.thresholds.latency_tolerance
     return (
