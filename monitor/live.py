@@ -75,6 +75,15 @@ class Window:
         self.probes: deque[Seen] = deque()
         self.successes = 0
         self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
+        # Probes whose wrongly_invalid no later probe matches or exceeds: the first is the max.
+        self._highest: deque[Seen] = deque()
+
+    def copy(self) -> Window:
+        """An independent copy (a reload hands it on; the old monitor may still add a probe)."""
+        twin = Window()
+        twin.probes, twin.successes = deque(self.probes), self.successes
+        twin.buckets, twin._highest = list(self.buckets), deque(self._highest)
+        return twin
 
     def add(self, seen: Seen) -> None:
         """Count a probe in; the oldest falls out beyond MAX_PROBES."""
@@ -82,6 +91,14 @@ class Window:
             self._drop()
         self.probes.append(seen)
         self._count(seen, 1)
+        if (value := seen.wrongly_invalid) is not None:
+            while self._highest and (self._highest[-1].wrongly_invalid or 0.0) <= value:
+                self._highest.pop()
+            self._highest.append(seen)
+
+    def highest_wrongly_invalid(self) -> float | None:
+        """The most tokens wrongly invalid any probe in the window saw."""
+        return self._highest[0].wrongly_invalid if self._highest else None
 
     def trim(self, start: float) -> None:
         """Drop the probes taken before start."""
@@ -94,7 +111,10 @@ class Window:
         return running[:-1], running[-1]
 
     def _drop(self) -> None:
-        self._count(self.probes.popleft(), -1)
+        gone = self.probes.popleft()
+        self._count(gone, -1)
+        if self._highest and self._highest[0] is gone:
+            self._highest.popleft()
 
     def _count(self, seen: Seen, sign: int) -> None:
         self.successes += sign * seen.success
@@ -126,7 +146,8 @@ class LiveView:
     def inherit(self, previous: LiveView) -> None:
         """Carry on the previous monitor's window (a reload watching the same migration)."""
         with previous._lock:
-            window, applied_at, left_at = previous._window, previous._applied_at, previous._left_at
+            window, applied_at = previous._window.copy(), previous._applied_at
+            left_at = previous._left_at
         with self._lock:
             self._window, self._applied_at, self._left_at = window, applied_at, left_at
 
@@ -163,14 +184,14 @@ class LiveView:
             probes = len(self._window.probes)
             successes = self._window.successes
             cumulative, answered = self._window.cumulative()
-            seen = [s.wrongly_invalid for s in self._window.probes]
+            seen = self._window.highest_wrongly_invalid()
             stayed = None if start is None else self._left_at is None or self._left_at < start
         return Observation(
             state=self._tracker.known_state(),
             stayed_applied=stayed,
             indexes_valid=self._all_one("rollout_schema_index_valid"),
             trigger_enabled=self._trigger_enabled(),
-            wrongly_invalid=highest([wrongly_invalid, *seen]),
+            wrongly_invalid=highest([wrongly_invalid, seen]),
             logins=highest(
                 [v for _, v in self._samples("rollout_users_logged_in_since_migration")]
             ),

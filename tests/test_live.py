@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -525,3 +526,28 @@ def test_window_memory_is_bounded() -> None:
     assert window.probes[0].at == 5
     assert window.successes == sum(1 for i in range(5, MAX_PROBES + 5) if i % 2 == 0)
     assert window.cumulative() == ([0] * len(PROBE_BUCKETS), 0)
+
+
+def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() -> None:
+    """Checked against the plain max after every add and trim, over random values."""
+    rng = random.Random(5)  # noqa: S311  # test data, not secrets
+    window = Window()
+    for i in range(2000):
+        value = None if rng.random() < 0.2 else float(rng.randrange(6))
+        window.add(Seen(float(i), True, None, value))
+        if i % 7 == 0:
+            window.trim(float(i - rng.randrange(50)))
+        known = [s.wrongly_invalid for s in window.probes if s.wrongly_invalid is not None]
+        assert window.highest_wrongly_invalid() == (max(known) if known else None)
+
+
+def test_a_copied_window_is_independent_of_the_old_one() -> None:
+    """A reload copies the window: a probe the old monitor still records does not reach it."""
+    old = Window()
+    old.add(Seen(1.0, True, 0, 2.0))
+    new = old.copy()
+    old.add(Seen(2.0, False, None, 9.0))
+    new.trim(1.5)
+    assert (len(old.probes), old.successes, old.highest_wrongly_invalid()) == (2, 1, 9.0)
+    assert (len(new.probes), new.successes, new.highest_wrongly_invalid()) == (0, 0, None)
+    assert new.cumulative() == ([0] * len(PROBE_BUCKETS), 0)
