@@ -207,14 +207,20 @@ def _baseline(name: str, o: Observation, t: Thresholds, value: str) -> float | D
     return float(known)
 
 
+def _comparable(name: str, o: Observation, t: Thresholds, value: str) -> float | Decision:
+    """The baseline's value when the window can be compared with it, else why it cannot."""
+    base = _baseline(name, o, t, value)
+    if isinstance(base, Decision):
+        return base
+    return _too_few_probes(name, o, t) or base
+
+
 def latency_within_10pct(o: Observation, t: Thresholds) -> Decision:
     """The window's p95 is at most the tolerance (1.1) times the baseline's p95."""
     name = "latency_within_10pct"
-    base = _baseline(name, o, t, "p95_seconds")
+    base = _comparable(name, o, t, "p95_seconds")
     if isinstance(base, Decision):
         return base
-    if (few := _too_few_probes(name, o, t)) is not None:
-        return few
     numbers = {"p95_seconds": o.p95_seconds, "baseline_p95_seconds": base}
     if o.p95_seconds is None:
         return _unknown(name, "no probe got an answer in the window", **numbers)
@@ -228,11 +234,9 @@ def latency_within_10pct(o: Observation, t: Thresholds) -> Decision:
 def error_rate_within_baseline(o: Observation, t: Thresholds) -> Decision:
     """The window's error ratio is at most the baseline's, or the error budget if that is more."""
     name = "error_rate_within_baseline"
-    base = _baseline(name, o, t, "success_ratio")
+    base = _comparable(name, o, t, "success_ratio")
     if isinstance(base, Decision):
         return base
-    if (few := _too_few_probes(name, o, t)) is not None:
-        return few
     # Rounded: 1 - 0.99 is 0.010000000000000009, and 99 of 100 must meet a 99% objective.
     errors = round(1 - o.successes / o.probes, 9)
     limit = round(max(1 - base, 1 - t.objective), 9)
