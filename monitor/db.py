@@ -78,9 +78,11 @@ class Session:
 
     def rows(self, query: sql.Composed, params: Mapping[str, Any] | None = None) -> list[Row]:
         """All rows of a query, each as a dict."""
+        # stream() always uses the extended protocol, one statement per query. execute() without
+        # parameters uses the simple one, where a configured `SELECT 1; COMMIT; DELETE ...` runs
+        # all three and the DELETE escapes the read-only transaction.
         with self._conn.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall()
+            return list(cursor.stream(query, params))
 
     def row(self, query: sql.Composed, params: Mapping[str, Any] | None = None) -> Row:
         """The single row of a query that always returns one."""

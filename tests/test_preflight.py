@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from callback_servers import answering_server, refused_url
 from conftest import FreshDatabase
-from monitoring import make_config
+from monitoring import make_config, outcome_count, run_once
 from test_database_checks import grant_monitoring_role
 
 from monitor.config import Config, PreflightSettings
@@ -51,6 +51,7 @@ PLAIN_WHY = (
 )
 HOUR = 3600.0
 DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions")
+ONE_STATEMENT_ONLY = "SyntaxError: cannot insert multiple commands into a prepared statement"
 
 
 @dataclass(frozen=True)
@@ -503,6 +504,35 @@ def test_a_bad_configured_query_fails_its_check_only(
     flights = results["auth_flows_in_flight"]
     assert (flights.passed, flights.detail) == (False, detail)
     assert results["active_sessions"].passed
+    count = fresh_db.conn().execute("SELECT count(*) FROM users").fetchone()
+    assert count == (fixtures.USERS_TOTAL,)
+
+
+@pytest.mark.parametrize(
+    ("key", "check"),
+    [("in_flight_query", "auth_flows_in_flight"), ("active_sessions_query", "active_sessions")],
+)
+def test_a_configured_query_cannot_commit_its_way_out_of_read_only(
+    fresh_db: FreshDatabase, key: str, check: str
+) -> None:
+    """One statement per query: a COMMIT in the middle would end the read-only transaction."""
+    results = database_results(fresh_db, **{key: "SELECT 1; COMMIT; DELETE FROM users"})
+    assert (results[check].passed, results[check].detail) == (False, ONE_STATEMENT_ONLY)
+    count = fresh_db.conn().execute("SELECT count(*) FROM users").fetchone()
+    assert count == (fixtures.USERS_TOTAL,)
+
+
+def test_a_configured_sql_check_cannot_commit_its_way_out_of_read_only(
+    fresh_db: FreshDatabase,
+) -> None:
+    """The daemon's checks.sql[] run through the same session as the pre-flight queries."""
+    sneaky = {
+        "name": "sneaky",
+        "sql": "SELECT 1 AS n; COMMIT; DELETE FROM users",
+        "metrics": [{"name": "rollout_sneaky", "value": "n"}],
+    }
+    monitor, ok = run_once(make_config(fresh_db.url, checks={"sql": [sneaky]}))
+    assert (ok, outcome_count(monitor, "sneaky", "failure")) == (False, 1)
     count = fresh_db.conn().execute("SELECT count(*) FROM users").fetchone()
     assert count == (fixtures.USERS_TOTAL,)
 
