@@ -11,10 +11,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +38,11 @@ from monitor.preflight.backup import (
     check_restorable,
     detect_format,
     find_backup,
+    read_tar,
 )
-from monitor.preflight.checks import run_checks
+from monitor.preflight.checks import backup_checks, run_checks
 from monitor.preflight.result import CHECKS, CheckResult
-from monitor.preflight.tools import find_pg_restore
+from monitor.preflight.tools import ReadFailed, find_pg_restore
 from monitor.redact import Redactor
 
 COMMAND = [sys.executable, "-m", "monitor"]
@@ -51,7 +54,10 @@ PLAIN_WHY = (
 )
 HOUR = 3600.0
 DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions")
+BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
 ONE_STATEMENT_ONLY = "SyntaxError: cannot insert multiple commands into a prepared statement"
+# Root reads every file whatever its mode: permission tests run the command as nobody.
+UNPRIVILEGED = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def settings(dumps: Dumps, **values: object) -> PreflightSettings:
 def restorable(dumps: Dumps, path: Path, tables: Tables = TABLES) -> CheckResult:
     """check_restorable on the backup at path."""
     backup, present = find_backup(path)
-    assert present.passed, present.detail
+    assert backup is not None, present.detail
     return check_restorable(backup, settings(dumps), tables)
 
 
@@ -288,7 +294,8 @@ def test_tables_in_another_schema_are_looked_for_there(dumps: Dumps) -> None:
 
 
 def test_missing_pg_restore_fails_the_check(dumps: Dumps, tmp_path: Path) -> None:
-    backup, _ = find_backup(dumps.path("backup.custom"))
+    backup, present = find_backup(dumps.path("backup.custom"))
+    assert backup is not None, present.detail
     absent = PreflightSettings(pg_restore=tmp_path / "pg_restore")
     result = check_restorable(backup, absent, TABLES)
     assert (result.passed, result.detail) == (
@@ -301,11 +308,14 @@ def test_missing_pg_restore_fails_the_check(dumps: Dumps, tmp_path: Path) -> Non
 
 
 def test_missing_backup_fails_every_backup_check(tmp_path: Path) -> None:
-    backup, present = find_backup(tmp_path / "nope.dump")
-    assert backup is None
-    assert present.detail == f"{tmp_path / 'nope.dump'}: no such file or directory"
-    assert not check_recent(None, HOUR, time.time()).passed
-    assert not check_restorable(None, PreflightSettings(), TABLES).passed
+    missing = f"{tmp_path / 'nope.dump'}: no such file or directory"
+    config = make_config("postgresql://db/app", preflight={"backup": str(tmp_path / "nope.dump")})
+    results = backup_checks(config, config.preflight, time.time())
+    assert [(r.check, r.passed, r.detail) for r in results] == [
+        ("backup_present", False, missing),
+        ("backup_recent", False, f"not checked: {missing}"),
+        ("backup_restorable", False, f"not checked: {missing}"),
+    ]
 
 
 def test_no_backup_configured_fails() -> None:
@@ -588,11 +598,13 @@ def test_unreachable_database_fails_its_checks_and_the_others_still_run(
 # --- the command line ---------------------------------------------------------------------------
 
 
-def rollout(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run rollout-monitor preflight in a clean environment."""
+def rollout(
+    *args: str, env: dict[str, str] | None = None, as_user: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run rollout-monitor preflight in a clean environment (as_user: a setpriv prefix)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
     return subprocess.run(
-        [*COMMAND, "preflight", *args],
+        [*as_user, *COMMAND, "preflight", *args],
         check=False,
         env={**base, **(env or {})},
         capture_output=True,
@@ -729,7 +741,8 @@ def test_without_configuration_the_newest_installed_pg_restore_reads_it(dumps: D
     """PATH and /usr/lib/postgresql/*/bin are searched; the suite's install is among them."""
     tool = find_pg_restore(None)
     assert tool.key >= tuple(int(part) for part in dumps.version.split("."))
-    backup, _ = find_backup(dumps.path("backup.custom"))
+    backup, present = find_backup(dumps.path("backup.custom"))
+    assert backup is not None, present.detail
     result = check_restorable(
         backup, PreflightSettings.model_validate({"backup_timeout": "30s"}), TABLES
     )
@@ -785,3 +798,146 @@ def test_archive_from_a_newer_pg_dump_than_the_pg_restore_fails(
         f"pg_restore {dumps.version} is older than the pg_dump {newer} that wrote it: set "
         "preflight.pg_restore to a newer one",
     )
+
+
+# --- backups the monitor may not read -----------------------------------------------------------
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory nobody can enter (pytest's own tmp_path is root's alone), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="preflight-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        unlock(path)
+        shutil.rmtree(path)
+
+
+def unlock(path: Path) -> None:
+    """Give back the permissions a test took away, so that the tree can be removed."""
+    path.chmod(0o755 if path.is_dir() else 0o644)
+    if path.is_dir():
+        for child in path.iterdir():
+            unlock(child)
+
+
+def unprivileged() -> tuple[str, ...]:
+    """The prefix running a command as a user that file modes apply to (root bypasses them)."""
+    return UNPRIVILEGED if os.geteuid() == 0 else ()
+
+
+def copy_dump(dumps: Dumps, target: Path, age: float = HOUR) -> Path:
+    """A copy of the custom-format backup, written age seconds ago."""
+    target.write_bytes(dumps.path("backup.custom").read_bytes())
+    os.utime(target, (time.time() - age, time.time() - age))
+    return target
+
+
+def folder_mode_000(dumps: Dumps, base: Path) -> tuple[Path, str]:
+    folder = base / "backups"
+    folder.mkdir()
+    copy_dump(dumps, folder / "b.custom")
+    folder.chmod(0)
+    return folder, f"{folder}: permission denied"
+
+
+def folder_without_execute(dumps: Dumps, base: Path) -> tuple[Path, str]:
+    folder = base / "backups"
+    folder.mkdir()
+    copy_dump(dumps, folder / "b.custom")
+    folder.chmod(0o644)
+    return folder, f"{folder}: permission denied"
+
+
+def file_in_folder_without_execute(dumps: Dumps, base: Path) -> tuple[Path, str]:
+    folder = base / "backups"
+    folder.mkdir()
+    dump = copy_dump(dumps, folder / "b.custom")
+    folder.chmod(0o644)
+    return dump, f"{dump}: permission denied"
+
+
+def file_mode_000(dumps: Dumps, base: Path) -> tuple[Path, str]:
+    dump = copy_dump(dumps, base / "b.custom")
+    dump.chmod(0)
+    return dump, f"{dump}: permission denied"
+
+
+def newest_in_folder_mode_000(dumps: Dumps, base: Path) -> tuple[Path, str]:
+    older = copy_dump(dumps, base / "monday.custom", age=2 * HOUR)
+    newest = copy_dump(dumps, base / "tuesday.custom", age=HOUR)
+    newest.chmod(0)
+    return base, f"{newest}: permission denied (newer than {older}, the newest backup readable)"
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        folder_mode_000,
+        folder_without_execute,
+        file_in_folder_without_execute,
+        file_mode_000,
+        newest_in_folder_mode_000,
+    ],
+)
+def test_an_unreadable_backup_fails_the_backup_checks_with_one_line(
+    fresh_db: FreshDatabase,
+    dumps: Dumps,
+    shared_dir: Path,
+    layout: Callable[[Dumps, Path], tuple[Path, str]],
+) -> None:
+    """Exit 1 with the table, no traceback, and never an older dump read in the newest's place."""
+    config = config_file(shared_dir, dumps)
+    backup, detail = layout(dumps, shared_dir)
+    result = rollout(
+        *("--database-url", fresh_db.url, "--callback-url", refused_url()),
+        *("--config", str(config), "--backup", str(backup), "--format", "json"),
+        as_user=unprivileged(),
+    )
+    assert (result.returncode, "Traceback" in result.stderr) == (1, False), result.stderr
+    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
+    assert [(checks[name]["result"], checks[name]["detail"]) for name in BACKUP_CHECKS] == [
+        ("fail", detail),
+        ("fail", f"not checked: {detail}"),
+        ("fail", f"not checked: {detail}"),
+    ]
+    assert [checks[name]["result"] for name in DATABASE_CHECKS] == ["pass"] * 4
+
+
+def test_an_unreadable_file_older_than_the_newest_backup_is_passed_over(
+    fresh_db: FreshDatabase, dumps: Dumps, shared_dir: Path
+) -> None:
+    copy_dump(dumps, shared_dir / "monday.custom", age=2 * HOUR).chmod(0)
+    newest = copy_dump(dumps, shared_dir / "tuesday.custom", age=HOUR)
+    result = rollout(
+        *("--database-url", fresh_db.url, "--callback-url", refused_url()),
+        *("--config", str(config_file(shared_dir, dumps)), "--backup", str(shared_dir)),
+        *("--format", "json"),
+        as_user=unprivileged(),
+    )
+    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["backup_present"]["detail"] == (
+        f"{newest} (custom format; newest of 1 in {shared_dir})"
+    )
+    assert [checks[name]["result"] for name in BACKUP_CHECKS] == ["pass"] * 3
+
+
+def test_a_surprise_in_the_backup_checks_fails_them_and_the_others_still_run(
+    fresh_db: FreshDatabase,
+) -> None:
+    """A NUL in a configured path raises ValueError, not OSError: still no traceback."""
+    results = database_results(fresh_db, backup="/var/backups/app\x00.dump")
+    assert [(results[name].passed, results[name].detail) for name in BACKUP_CHECKS] == [
+        (False, "ValueError: embedded null byte")
+    ] * 3
+    assert [results[name].passed for name in DATABASE_CHECKS] == [True] * 4
+
+
+def test_a_tar_read_stops_at_the_deadline(dumps: Dumps) -> None:
+    """preflight.backup_timeout bounds the member-by-member read too, not only pg_restore."""
+    with pytest.raises(ReadFailed) as stopped:
+        read_tar(dumps.path("backup.tar"), time.monotonic() - 1)
+    assert str(stopped.value) == "not read to the end within preflight.backup_timeout"
+    read_tar(dumps.path("backup.tar"), time.monotonic() + 30)

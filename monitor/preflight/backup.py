@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import stat
 import tarfile
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from monitor.config import PreflightSettings, format_duration
 from monitor.preflight.result import CheckResult, failed, passed
@@ -30,6 +32,14 @@ GZIP_MAGIC = b"\x1f\x8b"
 _TAIL_LINES = 8  # pg_dump 15.14+ writes `\unrestrict <key>` after the end marker
 _BARE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 _DUMPED_BY = re.compile(r"^;?\s*-*\s*Dumped by pg_dump version:? (\S+)")
+_TIMED_OUT = "not read to the end within preflight.backup_timeout"
+
+
+class Unreadable(Exception):
+    """The system refuses to let the monitor read or look into a path; the message names it."""
+
+    def __init__(self, path: Path, why: str = "") -> None:
+        super().__init__(f"{path}: permission denied{why}")
 
 
 @dataclass(frozen=True)
@@ -54,12 +64,17 @@ class Tables:
 
 
 def detect_format(path: Path) -> str | None:
-    """custom, tar, directory, plain or plain.gz from the content (never the name); else None."""
-    if path.is_dir():
-        return "directory" if (path / "toc.dat").is_file() else None
+    """custom, tar, directory, plain or plain.gz from the content (never the name); else None.
+
+    Unreadable when permissions forbid looking: never mistaken for "not a backup".
+    """
     try:
+        if stat.S_ISDIR(path.stat().st_mode):
+            return "directory" if _is_file(path / "toc.dat") else None
         with path.open("rb") as file:
             head = file.read(512)
+    except PermissionError:
+        raise Unreadable(path) from None
     except OSError:
         return None
     if head.startswith(b"PGDMP"):
@@ -69,6 +84,16 @@ def detect_format(path: Path) -> str | None:
     if head.startswith(GZIP_MAGIC):
         return "plain.gz" if _gzip_head(path).startswith(PLAIN_HEADER) else None
     return "plain" if head.startswith(PLAIN_HEADER) else None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether path is a file; PermissionError when its directory may not be searched."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except PermissionError:
+        raise
+    except OSError:
+        return False
 
 
 def _gzip_head(path: Path) -> bytes:
@@ -89,7 +114,15 @@ def find_backup(path: Path | None) -> tuple[Backup | None, CheckResult]:
     name = "backup_present"
     if path is None:
         return None, failed(name, "no backup given: use --backup PATH or preflight.backup")
-    if not path.exists():
+    try:
+        return _backup_at(path)
+    except Unreadable as error:
+        return None, failed(name, str(error))
+
+
+def _backup_at(path: Path) -> tuple[Backup | None, CheckResult]:
+    name = "backup_present"
+    if not _exists(path):
         return None, failed(name, f"{path}: no such file or directory")
     kind = detect_format(path)
     if kind is None and path.is_dir():
@@ -102,24 +135,69 @@ def find_backup(path: Path | None) -> tuple[Backup | None, CheckResult]:
     return backup, passed(name, f"{path} ({kind} format)", path=str(path), format=kind)
 
 
+def _exists(path: Path) -> bool:
+    """Whether anything is at path; Unreadable when a directory above may not be searched."""
+    try:
+        path.stat()
+    except PermissionError:
+        raise Unreadable(path) from None
+    except OSError:
+        return False
+    return True
+
+
 def _newest_in(directory: Path) -> tuple[Backup | None, CheckResult]:
-    entries = [entry for entry in directory.iterdir() if not entry.name.startswith(".")]
-    found = [Backup(e, k, written_at(e, k)) for e in entries if (k := detect_format(e))]
-    if not found:
+    try:
+        entries = [entry for entry in directory.iterdir() if not entry.name.startswith(".")]
+    except PermissionError:
+        raise Unreadable(directory) from None
+    found, unreadable = _backups_among(entries)
+    backup = max(found, key=lambda b: b.mtime, default=None)
+    _refuse_older_than_unreadable(directory, backup, unreadable)
+    if backup is None:
         return None, failed(
             "backup_present",
             f"{directory}: no pg_dump backup among its {len(entries)} entries",
         )
-    backup = max(found, key=lambda b: b.mtime)
     detail = f"{backup.path} ({backup.format} format; newest of {len(found)} in {directory})"
     return backup, passed("backup_present", detail, path=str(backup.path), format=backup.format)
 
 
-def check_recent(backup: Backup | None, max_age: float, now: float) -> CheckResult:
+def _backups_among(entries: Sequence[Path]) -> tuple[list[Backup], list[Path]]:
+    """The backups among the entries, and the entries that could not be read to tell."""
+    found, unreadable = [], []
+    for entry in entries:
+        try:
+            kind = detect_format(entry)
+        except Unreadable:
+            unreadable.append(entry)
+            continue
+        if kind is not None:
+            found.append(Backup(entry, kind, written_at(entry, kind)))
+    return found, unreadable
+
+
+def _refuse_older_than_unreadable(
+    directory: Path, newest: Backup | None, unreadable: Sequence[Path]
+) -> None:
+    """Unreadable if an entry that may be the latest backup cannot be read.
+
+    Checking an older dump in its place would pass the checklist on a backup that is not the
+    one just taken.
+    """
+    after = -float("inf") if newest is None else newest.mtime
+    newer = [(mtime, entry) for entry in unreadable if (mtime := entry.stat().st_mtime) > after]
+    if not newer:
+        return
+    entry = max(newer)[1]
+    if newest is None:
+        raise Unreadable(entry, f" (no backup readable in {directory})")
+    raise Unreadable(entry, f" (newer than {newest.path}, the newest backup readable)")
+
+
+def check_recent(backup: Backup, max_age: float, now: float) -> CheckResult:
     """Whether the backup was written within max_age seconds of now."""
     name = "backup_recent"
-    if backup is None:
-        return failed(name, "no backup to date")
     age = now - backup.mtime
     stamp = datetime.fromtimestamp(backup.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     observed = {"written_at": stamp, "age_seconds": round(age), "max_age_seconds": max_age}
@@ -137,12 +215,8 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def check_restorable(
-    backup: Backup | None, settings: PreflightSettings, tables: Tables
-) -> CheckResult:
+def check_restorable(backup: Backup, settings: PreflightSettings, tables: Tables) -> CheckResult:
     """Whether the backup can be read to its end and holds the tables."""
-    if backup is None:
-        return failed("backup_restorable", "no backup to read")
     deadline = time.monotonic() + settings.backup_timeout
     if backup.format.startswith("plain"):
         return _check_plain(backup, tables, deadline)
@@ -160,7 +234,7 @@ def _check_archive(backup: Backup, tool: PgRestore, tables: Tables, deadline: fl
         listing = tool.run(["--list", str(backup.path)], deadline)
         check_listing(listing, tool, tables)
         if backup.format == "tar":
-            _read_tar(backup.path)
+            read_tar(backup.path, deadline)
         tool.run(["--file=/dev/null", str(backup.path)], deadline)
     except ReadFailed as error:
         return failed(name, str(error), **observed)
@@ -202,16 +276,24 @@ def _lists_table(listing: str, schema: str, table: str) -> bool:
     return pattern.search(listing) is not None
 
 
-def _read_tar(path: Path) -> None:
-    """Read every member: pg_restore 15 spins forever on some tar archives cut short."""
+def read_tar(path: Path, deadline: float) -> None:
+    """Read every member by the deadline: pg_restore 15 spins forever on some tars cut short."""
     try:
         with tarfile.open(path, "r:") as archive:
             for member in archive:
-                extracted = archive.extractfile(member)
-                while extracted is not None and extracted.read(1 << 20):
-                    pass
+                _read_member(archive.extractfile(member), deadline)
+    except PermissionError:
+        raise ReadFailed(f"{path}: permission denied") from None
     except (tarfile.TarError, OSError, EOFError) as error:
         raise ReadFailed(f"tar archive cut short or corrupt: {error}") from None
+
+
+def _read_member(member: IO[bytes] | None, deadline: float) -> None:
+    while member is not None:
+        if time.monotonic() > deadline:
+            raise ReadFailed(_TIMED_OUT)
+        if not member.read(1 << 20):
+            return
 
 
 def _dumped_by(lines: Sequence[str]) -> str:
@@ -259,7 +341,7 @@ def _scan_plain(backup: Backup, tables: Tables, deadline: float) -> PlainScan:
     head: list[str] = []
     for number, line in enumerate(_lines(backup)):
         if number % 10_000 == 0 and time.monotonic() > deadline:
-            raise ReadFailed("not read to the end within preflight.backup_timeout")
+            raise ReadFailed(_TIMED_OUT)
         if number < 10:
             head.append(line)
         created.update(

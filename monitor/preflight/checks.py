@@ -27,6 +27,8 @@ from monitor.preflight.backup import Tables, check_recent, check_restorable, fin
 from monitor.preflight.result import CheckResult, failed, passed
 from monitor.probe import CallbackProbe
 
+BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
+
 
 def run_checks(
     config: Config,
@@ -41,7 +43,7 @@ def run_checks(
         reachable = reach_database(db, redact)
         checks = DatabaseChecks(db, config, settings)
         results = [reachable, _after(reachable, "schema", checks.schema, redact)]
-        results += backup_checks(config, settings, clock())
+        results += _guarded_backup_checks(config, settings, clock(), redact)
         results += [
             _after(reachable, "auth_flows_in_flight", checks.in_flight, redact),
             _after(reachable, "active_sessions", checks.sessions, redact),
@@ -99,8 +101,23 @@ def _guarded(
     except PoolTimeout:
         return failed(name, "no database connection within database.acquire_timeout")
     except Exception as error:  # one check's surprise must not stop the others
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return failed(name, redact(f"{type(error).__name__}: {first}"))
+        return failed(name, _first_line(error, redact))
+
+
+def _first_line(error: Exception, redact: Callable[[str], str]) -> str:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return redact(f"{type(error).__name__}: {first}")
+
+
+def _guarded_backup_checks(
+    config: Config, settings: PreflightSettings, now: float, redact: Callable[[str], str]
+) -> list[CheckResult]:
+    """The three backup checks; a surprise (a file vanishing midway) fails them, never the run."""
+    try:
+        return backup_checks(config, settings, now)
+    except Exception as error:  # one check's surprise must not stop the others
+        detail = _first_line(error, redact)
+        return [failed(name, detail) for name in BACKUP_CHECKS]
 
 
 def _after(
@@ -260,6 +277,9 @@ def describe_state(state: str, present: list[str], total: int) -> str:
 def backup_checks(config: Config, settings: PreflightSettings, now: float) -> list[CheckResult]:
     """Present, recent, and readable to the end with the tables in it."""
     backup, present = find_backup(settings.backup)
+    if backup is None:
+        why = f"not checked: {present.detail}"
+        return [present, failed("backup_recent", why), failed("backup_restorable", why)]
     tables = Tables(config.app.schema_name, (config.app.users.table, config.app.tokens.table))
     return [
         present,
