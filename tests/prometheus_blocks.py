@@ -1,9 +1,11 @@
 """Generated monitor series in a real Prometheus: rollouts written as OpenMetrics, loaded as blocks.
 
 Each scenario is one `job` with two monitor replicas (`instance` a and b) scraped every 15 s for
-three hours: the migration is applied at 01:00:07 (Prisma's finished_at; off the scrape grid, as
-in life), one hour after the series start. Each replica probes the callback once per scrape. `promtool tsdb create-blocks-from openmetrics` turns the file
-into TSDB blocks, and `prometheus` serves them on 127.0.0.1 (no scrape targets: nothing changes).
+four hours: the migration is applied at 01:00:07 (Prisma's finished_at; off the scrape grid, as
+in life), two hours after the series start (23:00 the day before), so a baseline hour that ends
+before the applied time still has data at its start. Each replica probes the callback once per
+scrape. `promtool tsdb create-blocks-from openmetrics` turns the file into TSDB blocks, and
+`prometheus` serves them on 127.0.0.1 (no scrape targets: nothing changes).
 
 The tests know the truth from the same Scenario objects (how many probes in a window, which
 outcome), never from Prometheus's answers.
@@ -11,10 +13,11 @@ outcome), never from Prometheus's answers.
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,10 +29,12 @@ BASE = 1_793_491_200  # 2026-11-01T00:00:00Z: fixed, so every run sees the same 
 STEP = 15
 APPLIED = BASE + 3600  # 01:00, the last scrape before the migration
 APPLIED_AT = APPLIED + 7  # 01:00:07, when Prisma says the migration finished
+START = BASE - 3600  # 2026-10-31T23:00:00Z: the series start
 END = BASE + 3 * 3600
-TIMES = range(BASE, END + 1, STEP)
+TIMES = range(START, END + 1, STEP)
 INSTANCES = ("a", "b")
 INDEXES = ("users_threadsUserId_key", "threads_tokens_isValid_idx")
+TRIGGER = "update_token_validity"
 
 Labels = tuple[tuple[str, str], ...]
 Point = tuple[int, float]  # (Unix time, value)
@@ -70,9 +75,22 @@ def nothing(instance: str, t: int) -> float:
     return 0.0
 
 
+def always(instance: str, t: int) -> bool:
+    """True all along."""
+    return True
+
+
 def step(t: int) -> int:
-    """The scrape's number since BASE."""
+    """The scrape's number since BASE (negative before it)."""
     return (t - BASE) // STEP
+
+
+# What each replica's daemon learned before the migration and exports: a learned from 240
+# probes, b (started later) from 200 with a different p95; the verdict must take a's.
+EXPORTED_BASELINE = {
+    "a": {"probes": 240.0, "ratio": 1.0, "0.5": 0.0425, "0.95": 0.0675, "0.99": 0.0735},
+    "b": {"probes": 200.0, "ratio": 0.995, "0.5": 0.041, "0.95": 0.05, "0.99": 0.07},
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,11 @@ class Scenario:
     applied_at: Callable[[str, int], float | None] = healthy_applied_at
     wrongly_invalid: Callable[[str, int], float] = nothing
     missing_field: Callable[[str, int], float] = nothing
+    trigger_present: Callable[[str, int], bool] = always  # once the migration's objects exist
     baseline_gauges: bool = True
+    # instance -> the rollout_baseline_* values it exports (a value left out: no gauge)
+    exported: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: EXPORTED_BASELINE)
+    exported_source: str = "monitor"  # rollout_baseline_source
     restarts: frozenset[tuple[str, int]] = frozenset()  # (instance, t): counters start again
 
     def logins(self, t: int) -> float | None:
@@ -121,9 +143,18 @@ class _Families:
             lines.append(f"# TYPE {family} {kind}")
             for (name, labels), points in self.series[family].items():
                 matchers = ",".join(f'{k}="{v}"' for k, v in labels)
-                lines += [f"{name}{{{matchers}}} {value!r} {t}" for t, value in points]
+                lines += [f"{name}{{{matchers}}} {_number(value)} {t}" for t, value in points]
         lines.append("# EOF")
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """OpenMetrics's spelling of a value (+Inf, -Inf and NaN included)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
 
 
 class _Replica:
@@ -182,11 +213,29 @@ def _write_gauges(out: _Families, s: Scenario, instance: str, target: Labels, t:
     for name in ("pending", "partial", "applied", "rolled_back"):
         _gauge(out, "rollout_migration_state", (*target, ("state", name)), t, float(name == state))
     _gauge(out, "rollout_migration_applied_timestamp_seconds", target, t, s.applied_at(instance, t))
-    if state == "applied":
+    exists = state in ("applied", "partial")
+    trigger_present = exists and s.trigger_present(instance, t)
+    for index in INDEXES:
+        _gauge(
+            out,
+            "rollout_schema_object_present",
+            (*target, ("kind", "index"), ("name", index)),
+            t,
+            float(exists),
+        )
+    trigger = (*target, ("name", TRIGGER))
+    _gauge(
+        out,
+        "rollout_schema_object_present",
+        (*target, ("kind", "trigger"), ("name", TRIGGER)),
+        t,
+        float(trigger_present),
+    )
+    if exists:
         for index in INDEXES:
             _gauge(out, "rollout_schema_index_valid", (*target, ("name", index)), t, 1.0)
-        trigger = (*target, ("name", "update_token_validity"))
-        _gauge(out, "rollout_schema_trigger_enabled", trigger, t, 1.0)
+        if trigger_present:  # the schema check exports it for present triggers only
+            _gauge(out, "rollout_schema_trigger_enabled", trigger, t, 1.0)
         drift = "rollout_token_validity_drift"
         _gauge(out, drift, (*target, ("kind", "stale_valid")), t, 0.0)
         _gauge(
@@ -197,27 +246,26 @@ def _write_gauges(out: _Families, s: Scenario, instance: str, target: Labels, t:
             missing = "rollout_users_logged_in_since_migration_missing_field"
             value = s.missing_field(instance, t) if column == "threadsFullName" else 0.0
             _gauge(out, missing, (*target, ("column", column)), t, value)
-    if s.baseline_gauges:
-        _write_baseline(out, instance, target, t)
+    if s.baseline_gauges and instance in s.exported:
+        _write_baseline(out, s.exported[instance], s.exported_source, target, t)
 
 
-# What each replica's daemon learned before the migration and exports: a learned from 240
-# probes, b (started later) from 200 with a different p95; the verdict must take a's.
-EXPORTED_BASELINE = {
-    "a": {"probes": 240.0, "ratio": 1.0, "0.5": 0.0425, "0.95": 0.0675, "0.99": 0.0735},
-    "b": {"probes": 200.0, "ratio": 0.995, "0.5": 0.041, "0.95": 0.05, "0.99": 0.07},
-}
+BASELINE_SOURCES = ("monitor", "configuration", "prometheus_history", "none")
 
 
-def _write_baseline(out: _Families, instance: str, target: Labels, t: int) -> None:
-    learned = EXPORTED_BASELINE[instance]
+def _write_baseline(
+    out: _Families, learned: Mapping[str, float], source: str, target: Labels, t: int
+) -> None:
+    """The gauges monitor/baseline.py exports once frozen; the values given, no others."""
     _gauge(out, "rollout_baseline_frozen", target, t, float(t >= APPLIED))
-    _gauge(out, "rollout_baseline_auth_callback_probes", target, t, learned["probes"])
-    ratio = learned["ratio"]
-    _gauge(out, "rollout_baseline_auth_callback_success_ratio", target, t, ratio)
+    _gauge(out, "rollout_baseline_auth_callback_probes", target, t, learned.get("probes"))
+    _gauge(out, "rollout_baseline_auth_callback_success_ratio", target, t, learned.get("ratio"))
     for q in ("0.5", "0.95", "0.99"):
         labels = (*target, ("quantile", q))
-        _gauge(out, "rollout_baseline_auth_callback_duration_seconds", labels, t, learned[q])
+        _gauge(out, "rollout_baseline_auth_callback_duration_seconds", labels, t, learned.get(q))
+    for name in BASELINE_SOURCES:
+        chosen = float(name == (source if t >= APPLIED else "none"))
+        _gauge(out, "rollout_baseline_source", (*target, ("source", name)), t, chosen)
 
 
 def openmetrics(scenarios: list[Scenario]) -> str:

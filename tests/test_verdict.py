@@ -24,6 +24,8 @@ import pytest
 from prometheus_blocks import (
     APPLIED,
     APPLIED_AT,
+    BASE,
+    EXPORTED_BASELINE,
     INSTANCES,
     LoadedPrometheus,
     Probe,
@@ -33,6 +35,7 @@ from prometheus_blocks import (
     healthy_probe,
     healthy_state,
     loaded_prometheus,
+    seen_applied_from,
     step,
 )
 
@@ -122,6 +125,69 @@ def never(instance: str, t: int) -> float | None:
     return None
 
 
+RUN_STARTS = APPLIED - 600  # 00:50:00: the last scrape that saw the migration pending
+
+
+def restarted_at_the_start(instance: str, t: int) -> Probe | None:
+    """b: its process (started at 00:45) saw 20 timeouts 00:45..00:49:45, then restarted just
+    before the applied time; after the migration 1 in 10 of b's probes time out (24)."""
+    probe = healthy_probe(instance, t)
+    if instance != "b":
+        return probe
+    if BASE + 2700 <= t < BASE + 3000 or (t > APPLIED and step(t) % 10 == 1):
+        return Probe("timeout", None)
+    return probe
+
+
+def slower_and_failing(instance: str, t: int) -> Probe | None:
+    """After the migration 1 in 20 probes fail (as `failing`) and the answered ones are 30% slower."""
+    probe = failing(instance, t)
+    if t <= APPLIED or probe is None or probe.duration is None:
+        return probe
+    return Probe(probe.outcome, round(probe.duration * 1.3, 6))
+
+
+def slow_while_migrating(instance: str, t: int) -> Probe | None:
+    """While the migration runs (00:50:15..01:00:00) every other probe times out and the others
+    take 500 ms; after it, `slower_and_failing`."""
+    if RUN_STARTS < t <= APPLIED:
+        return Probe("timeout", None) if step(t) % 2 else Probe("success", 0.5)
+    return slower_and_failing(instance, t)
+
+
+def migrating_for_ten_minutes(instance: str, t: int) -> str:
+    """Pending until 00:50:00; partial while the migration builds its objects; then applied."""
+    if t <= RUN_STARTS:
+        return "pending"
+    return "applied" if t >= seen_applied_from(instance) else "partial"
+
+
+def applied(instance: str, t: int) -> str:
+    """Applied all along: the monitor started after the migration."""
+    return "applied"
+
+
+def applied_at_01(instance: str, t: int) -> float:
+    """From the config (migration.applied_at): 01:00:07."""
+    return float(APPLIED_AT)
+
+
+def trigger_until_half_hour(instance: str, t: int) -> bool:
+    """The trigger is dropped at 01:30."""
+    return t < APPLIED + 1800
+
+
+def partial_from_half_hour(instance: str, t: int) -> str:
+    """An object of the migration (the trigger) is missing from 01:30."""
+    return "partial" if t >= APPLIED + 1800 else healthy_state(instance, t)
+
+
+def applied_at_until_half_hour(instance: str, t: int) -> float | None:
+    """Not exported once partial."""
+    return None if t >= APPLIED + 1800 else healthy_applied_at(instance, t)
+
+
+CONFIGURED = {"probes": 20.0, "ratio": 0.995, "0.95": 0.08}  # baseline.fixed, at min_probes
 HEALTHY = Scenario("healthy")
 SCENARIOS = [
     HEALTHY,
@@ -134,6 +200,37 @@ SCENARIOS = [
     Scenario("rolled_back", state=rolled_back_state, applied_at=rolled_back_applied_at),
     Scenario("flapped", state=partial_for_a_minute, applied_at=applied_at_unless_partial),
     Scenario("pending", state=pending, applied_at=never, baseline_gauges=False),
+    Scenario(
+        "restart_at_start",
+        probe=restarted_at_the_start,
+        restarts=frozenset({("b", BASE + 2700), ("b", APPLIED + 15)}),
+    ),
+    Scenario(
+        "slow_migration",
+        probe=slow_while_migrating,
+        state=migrating_for_ten_minutes,
+        baseline_gauges=False,
+    ),
+    Scenario("never_pending", state=applied, applied_at=applied_at_01, baseline_gauges=False),
+    Scenario(
+        "configured", exported={"a": CONFIGURED, "b": CONFIGURED}, exported_source="configuration"
+    ),
+    Scenario(
+        "configured_without_p95",
+        exported={"a": {"probes": 20.0, "ratio": 0.995}},
+        exported_source="configuration",
+    ),
+    Scenario(
+        "a_without_p95",
+        exported={"a": {"probes": 240.0, "ratio": 1.0}, "b": EXPORTED_BASELINE["b"]},
+    ),
+    Scenario(
+        "trigger_dropped",
+        state=partial_from_half_hour,
+        applied_at=applied_at_until_half_hour,
+        trigger_present=trigger_until_half_hour,
+    ),
+    Scenario("infinite", exported={"a": {**EXPORTED_BASELINE["a"], "probes": float("inf")}}),
 ]
 CRITERIA = [
     "migration_completed",
@@ -266,6 +363,155 @@ def test_a_replica_restarting_in_the_window_is_counted_through_its_reset(
     latency = criterion(document, "latency_within_10pct")
     assert latency["observed"]["p95_seconds"] == pytest.approx(P95, rel=1e-3)
     assert latency["observed"]["p95_seconds"] != P95
+
+
+def test_a_replica_restarted_just_before_the_start_is_not_subtracted_from_itself(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """b restarts between its 01:00:00 scrape and 01:00:07: `offset` reads the old process's
+    counters (61 probes, 20 timeouts), which the new one's 240 and 24 must not be reduced by
+    (that read 419 probes with 4 errors: a silent pass).
+
+    b's series fall back to increase() over 01:00:15..02:00:00, extrapolated to the window's
+    edges: 216 successes read as 216 x 3592 / 3585 = 216.42 (a zero first sample extrapolates
+    no further back), 24 timeouts as (24 - 1) x 3600 / 3585 = 23.10; with a's exact 240: 479.52
+    probes and 456.42 successes, rounded to 480 and 456.
+    """
+    truth = Scenario("t", probe=restarted_at_the_start).all_probes(APPLIED, APPLIED + HOUR)
+    assert (len(truth), sum(p.outcome == "success" for p in truth)) == (480, 456)
+    code, document = as_json(capsys, prometheus, "restart_at_start")
+    assert code == 1
+    assert criterion(document, "users_can_authenticate")["observed"] == {
+        "success_ratio": 0.95,
+        "probes": 480,
+        "wrongly_invalid": 0.0,
+    }
+    errors = criterion(document, "error_rate_within_baseline")
+    assert (errors["result"], errors["observed"]["error_ratio"]) == ("fail", 0.05)
+
+
+def test_the_baseline_ends_where_the_migration_stopped_being_pending(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The migration runs 00:50..01:00:07 (partial), its probes slow or timing out: the baseline
+    is the hour before 00:50:00, 480 healthy probes, so the window's 5% errors and 30% slower p95
+    fail (with the hour before 01:00:07, 40 timeouts and 40 probes at 500 ms made both pass).
+
+    Window: 468 answered probes, 420 at 58.5 ms and 48 at 91 ms; rank 0.95 x 468 = 444.6 in
+    0.075..0.1: 0.075 + 0.025 x 24.6 / 48 = 0.0878125 s.
+    """
+    before = Scenario("t", probe=slow_while_migrating).all_probes(RUN_STARTS - HOUR, RUN_STARTS)
+    assert (len(before), {p.outcome for p in before}) == (480, {"success"})
+    code, document = as_json(capsys, prometheus, "slow_migration")
+    assert code == 1
+    assert document["baseline"] == {
+        "source": "prometheus_history",
+        "probes": 480,
+        "success_ratio": 1.0,
+        "p95_seconds": pytest.approx(P95),
+    }
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "users_can_authenticate": "fail",
+        "latency_within_10pct": "fail",
+        "error_rate_within_baseline": "fail",
+    }
+    latency = criterion(document, "latency_within_10pct")
+    assert latency["observed"]["p95_seconds"] == pytest.approx(0.0878125)
+    assert criterion(document, "error_rate_within_baseline")["observed"] == {
+        "error_ratio": 0.05,
+        "limit_ratio": 0.01,
+        "probes": 480,
+    }
+    with Prometheus(prometheus.url) as prom:
+        summary = baseline_before(prom, 'job="slow_migration"', float(APPLIED_AT), HOUR)
+    assert summary is not None
+    assert (summary.probes, summary.success_ratio) == (480, 1.0)
+    assert summary.duration_seconds["0.99"] == pytest.approx(0.0735)
+
+
+def test_without_a_pending_scrape_there_is_no_baseline_from_history(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Monitors started after a `psql -f` apply never saw it pending: which probes came before
+    the migration is unknown, so latency and errors are inconclusive (it was the hour before
+    01:00:07, probes of the migrated app, and a pass)."""
+    with Prometheus(prometheus.url) as prom:
+        assert baseline_before(prom, 'job="never_pending"', float(APPLIED_AT), HOUR) is None
+    code, document = as_json(capsys, prometheus, "never_pending")
+    assert code == 3
+    assert document["baseline"]["source"] == "none"
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "latency_within_10pct": "inconclusive",
+        "error_rate_within_baseline": "inconclusive",
+    }
+
+
+def test_a_configured_baseline_is_reported_as_configuration(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rollout_baseline_source{source="configuration"}: baseline.fixed, standing for 20 probes."""
+    code, document = as_json(capsys, prometheus, "configured")
+    assert code == 0
+    assert document["baseline"] == {
+        "source": "configuration",
+        "probes": 20,
+        "success_ratio": 0.995,
+        "p95_seconds": 0.08,
+    }
+
+
+def test_an_exported_baseline_without_a_p95_is_passed_over(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """a's (more probes) has no p95 gauge: b's is taken; with no other, Prometheus's history."""
+    code, document = as_json(capsys, prometheus, "a_without_p95")
+    assert code == 1  # the window's 67.5 ms is 1.35x b's 50 ms
+    assert document["baseline"] == {
+        "source": "monitor",
+        "probes": 200,
+        "success_ratio": 0.995,
+        "p95_seconds": 0.05,
+    }
+    code, document = as_json(capsys, prometheus, "configured_without_p95")
+    assert code == 0
+    assert document["baseline"] == {
+        "source": "prometheus_history",
+        "probes": 480,
+        "success_ratio": 1.0,
+        "p95_seconds": pytest.approx(P95),
+    }
+
+
+def test_a_trigger_gone_after_the_migration_fails(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From 01:30 the schema check finds the trigger missing (no enabled gauge for it)."""
+    code, document = as_json(capsys, prometheus, "trigger_dropped")
+    assert code == 1
+    migration = criterion(document, "migration_completed")
+    assert (migration["result"], migration["reason"]) == ("fail", "the migration is partial")
+    tracking = criterion(document, "token_validity_tracking")
+    assert (tracking["result"], tracking["reason"]) == (
+        "fail",
+        "the trigger is missing or disabled",
+    )
+
+
+def test_an_infinite_value_is_no_data(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """a exports +Inf baseline probes (round() crashed on it): no baseline of a's, so the hour
+    before from Prometheus's history (b exports none)."""
+    code, document = as_json(capsys, prometheus, "infinite")
+    assert code == 0
+    assert document["baseline"] == {
+        "source": "prometheus_history",
+        "probes": 480,
+        "success_ratio": 1.0,
+        "p95_seconds": pytest.approx(P95),
+    }
 
 
 def test_a_30pct_latency_regression_fails_on_latency_only(
@@ -591,6 +837,9 @@ def test_a_query_prometheus_rejects_is_one_line_exit_4(
             ["--prometheus-url", "localhost:9090"],
             "--prometheus-url: not an http(s) URL with a host",
         ),
+        (["--prometheus-url", "http://[::1"], "--prometheus-url: not a valid URL"),
+        (["--prometheus-url", "http://h:abc"], "--prometheus-url: not a valid URL"),
+        (["--prometheus-url", "http://h:99999"], "--prometheus-url: not a valid URL"),
         (
             ["--prometheus-url", "http://p", "--window", "1 day"],
             "argument --window: '1 day' is not a duration like 1h or 24h",
@@ -628,6 +877,11 @@ def test_a_query_prometheus_rejects_is_one_line_exit_4(
         (
             ["--prometheus-url", "http://p", "--at", "2026-11-01 02:30"],
             "argument --at: '2026-11-01 02:30' is not RFC3339 with an offset "
+            "(2026-11-24T03:00:00Z) or Unix seconds",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--at", "9999-12-31T23:59:59-10:00"],
+            "argument --at: '9999-12-31T23:59:59-10:00' is not RFC3339 with an offset "
             "(2026-11-24T03:00:00Z) or Unix seconds",
         ),
         (

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from monitor.criteria import Thresholds, decide
 from monitor.promapi import Prometheus, PrometheusError
 from monitor.verdict.observe import find_window, observe
@@ -110,7 +112,12 @@ def _usage(message: str) -> int:
 def _url_problem(url: str | None) -> str | None:
     if not url:
         return f"--prometheus-url (or {URL_VARIABLE}) is required"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here, not at the first request
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return "--prometheus-url: not a valid URL"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # The URL may hold a password: name the flag, not the value.
         return "--prometheus-url: not an http(s) URL with a host"
@@ -145,13 +152,14 @@ def _in_range(value: float, low: float, high: float) -> float:
 
 
 def _unix_or_rfc3339(text: str) -> float:
+    """Unix seconds or RFC3339, from 1970 to 5138 (so that it has a UTC date to print)."""
     try:
         return _in_range(float(text), 0, 1e11)
     except ValueError:
         moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(text)
-    return moment.timestamp()
+    return _in_range(moment.timestamp(), 0, 1e11)
 
 
 def _seconds_or_duration(text: str) -> float:

@@ -12,6 +12,12 @@ from monitor.verdict.query import Selector, exact_increase
 HISTORY_SECONDS = 3600.0  # the probes of the hour before the migration stand in for a baseline
 REQUESTS = "rollout_auth_callback_requests_total"
 BUCKETS = "rollout_auth_callback_duration_seconds_bucket"
+STATE = "rollout_migration_state"
+# How far before the applied time to look for the last sample of the migration pending, and the
+# subquery's step: each scrape is found when scraped at most this often, else one up to a step
+# earlier (a baseline ending a little early, never one holding the migration's run).
+PENDING_LOOKBACK = "1d"
+PENDING_STEP = "15s"
 
 
 def window_counts(
@@ -34,54 +40,84 @@ def window_counts(
     return probes, successes, found
 
 
+def last_pending(prom: Prometheus, select: Selector, applied_at: float) -> float | None:
+    """When a replica last exported the migration pending, at or before the applied time.
+
+    Prisma's finished_at is the end of the migration's run (index builds, lock queues), which the
+    schema check sees as partial: the last pending scrape is the baseline's end, not finished_at.
+    timestamp() of the selector itself gives the scrape's own time, not the subquery's step.
+    """
+    pending = select(STATE, state="pending")
+    seen = f"(timestamp({pending}) and {pending} == 1)[{PENDING_LOOKBACK}:{PENDING_STEP}]"
+    found = prom.scalar(f"max(max_over_time({seen}))", applied_at)
+    return None if found is None else min(found, applied_at)
+
+
 def baseline_before(
     prom: Prometheus, selector: str, applied_at: float, window_seconds: float = HISTORY_SECONDS
 ) -> Summary | None:
     """The callback's summary over the window before the migration, or None without a probe.
 
-    The same computations as the verdict's window (exact counter increases over every replica,
+    The window ends at the last scrape that saw the migration pending (at or before applied_at);
+    none in the day before: None, since which probes came before the migration is unknown. The
+    same computations as the verdict's window (exact counter increases over every replica,
     histogram_quantile over the summed buckets), so like compares with like. `selector` is
     --selector's label matchers ("" for none). Raises PrometheusError when Prometheus cannot
     answer, SelectorError (a ValueError) for matchers that are not.
     """
-    probes, successes, quantiles = window_counts(
-        prom, Selector.parse(selector), applied_at, window_seconds
-    )
-    if probes == 0:
+    select = Selector.parse(selector)
+    end = last_pending(prom, select, applied_at)
+    if end is None:
+        return None
+    probes, successes, quantiles = window_counts(prom, select, end, window_seconds)
+    if probes <= 0:
         return None
     return Summary(probes=probes, success_ratio=successes / probes, duration_seconds=quantiles)
 
 
-def exported_baseline(prom: Prometheus, select: Selector, at: float) -> Summary | None:
-    """The frozen baseline a monitor exports (rollout_baseline_*); of several, the most probes."""
+def exported_baseline(prom: Prometheus, select: Selector, at: float) -> BaselineView | None:
+    """The frozen baseline a monitor exports (rollout_baseline_*) with a success ratio and a p95;
+    of several, the most probes. Its source as the monitor exports it (monitor if it does not)."""
     frozen = prom.vector(
         f"{select('rollout_baseline_auth_callback_probes')}"
         f" and {select('rollout_baseline_frozen')} == 1",
         at,
     )
-    if not frozen:
-        return None
-    # Deterministic among equals: the most probes, then the first by labels.
-    best = min(frozen, key=lambda s: (-s.value, sorted(s.labels.items())))
-    ratio = _matching(prom.vector(select("rollout_baseline_auth_callback_success_ratio"), at), best)
-    durations = prom.vector(select("rollout_baseline_auth_callback_duration_seconds"), at)
-    quantiles = {
-        q: value
-        for q in QUANTILES
-        if (value := _matching([s for s in durations if s.labels.get("quantile") == q], best))
-        is not None
-    }
-    return Summary(probes=round(best.value), success_ratio=ratio, duration_seconds=quantiles)
+    ratios = prom.vector(select("rollout_baseline_auth_callback_success_ratio"), at)
+    p95s = prom.vector(
+        select("rollout_baseline_auth_callback_duration_seconds", quantile="0.95"), at
+    )
+    sources = prom.vector(f"{select('rollout_baseline_source')} == 1", at)
+    complete = [
+        BaselineView(
+            probes=round(replica.value),
+            success_ratio=ratio,
+            p95_seconds=p95,
+            source=_matching(sources, replica).get("source", "monitor"),
+        )
+        for replica in sorted(frozen, key=lambda s: sorted(s.labels.items()))
+        if (ratio := _value(ratios, replica)) is not None
+        and (p95 := _value(p95s, replica)) is not None
+    ]
+    # Deterministic among equals: the first by labels.
+    return max(complete, key=lambda v: v.probes, default=None)
 
 
-def _matching(samples: Sequence[Sample], target: Sample) -> float | None:
-    """The value of the sample with the target's labels (quantile aside), if there is one."""
-    want = {k: v for k, v in target.labels.items() if k != "__name__"}
-    for sample in samples:
-        labels = {k: v for k, v in sample.labels.items() if k not in ("__name__", "quantile")}
-        if labels == want:
-            return sample.value
-    return None
+def _matching(samples: Sequence[Sample], target: Sample) -> dict[str, str]:
+    """The labels of the sample of the target's replica (its own label aside), or none."""
+    want = _replica(target.labels)
+    return next((s.labels for s in samples if _replica(s.labels) == want), {})
+
+
+def _value(samples: Sequence[Sample], target: Sample) -> float | None:
+    """The value of the sample of the target's replica, if there is one."""
+    want = _replica(target.labels)
+    return next((s.value for s in samples if _replica(s.labels) == want), None)
+
+
+def _replica(labels: dict[str, str]) -> dict[str, str]:
+    """The labels naming a monitor replica: the series' own (name, quantile, source) aside."""
+    return {k: v for k, v in labels.items() if k not in ("__name__", "quantile", "source")}
 
 
 def choose_baseline(
@@ -93,14 +129,10 @@ def choose_baseline(
     """
     exported = exported_baseline(prom, select, at)
     if exported is not None and exported.probes >= min_probes:
-        return view(exported, "monitor")
+        return exported
     history = baseline_before(prom, select.matchers, applied_at)
-    candidates = ((history, "prometheus_history"), (exported, "monitor"))
-    known = [(summary, source) for summary, source in candidates if summary is not None]
-    if not known:
-        return None
-    summary, source = max(known, key=lambda pair: pair[0].probes)
-    return view(summary, source)
+    candidates = (None if history is None else view(history, "prometheus_history"), exported)
+    return max((c for c in candidates if c is not None), key=lambda v: v.probes, default=None)
 
 
 def view(summary: Summary, source: str) -> BaselineView:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from monitor.criteria import Observation, Thresholds
 from monitor.promapi import Prometheus
-from monitor.verdict.history import choose_baseline, window_counts
+from monitor.verdict.history import STATE, choose_baseline, window_counts
 from monitor.verdict.query import Selector, milliseconds
 
 # How far before --at to look for the applied time: it is exported only while the migration is
@@ -14,7 +14,6 @@ from monitor.verdict.query import Selector, milliseconds
 APPLIED_LOOKBACK = "7d"
 # Replicas disagreeing on the state (one's schema check ran later): the worst one counts.
 WORST_FIRST = ("rolled_back", "partial", "pending", "applied")
-STATE = "rollout_migration_state"
 
 
 @dataclass(frozen=True)
@@ -65,11 +64,12 @@ def observe(
         window_counts(prom, select, end, span, ("0.95",)) if range_ else (0, 0, {})
     )
     wrongly = select("rollout_token_validity_drift", kind="wrongly_invalid")
+    state = state_at(prom, select, end)
     return Observation(
-        state=state_at(prom, select, end),
+        state=state,
         stayed_applied=_stayed_applied(answer, select, range_),
         indexes_valid=_all_one(answer.value(f"min({select('rollout_schema_index_valid')})")),
-        trigger_enabled=_all_one(answer.value(f"min({select('rollout_schema_trigger_enabled')})")),
+        trigger_enabled=_trigger_enabled(answer, select, state),
         wrongly_invalid=answer.value(f"max(max_over_time({wrongly}{range_}))") if range_ else None,
         logins=answer.value(f"max({select('rollout_users_logged_in_since_migration')})"),
         logins_missing_field=answer.value(
@@ -104,6 +104,17 @@ class _Answers:
 
 def _all_one(value: float | None) -> bool | None:
     return None if value is None else value == 1
+
+
+def _trigger_enabled(answer: _Answers, select: Selector, state: str | None) -> bool | None:
+    """Enabled on every replica. Once the migration left pending, a replica whose schema check
+    found the trigger missing (it exports no enabled gauge for it) fails, as the daemon's own
+    view does; before, or with no data at all, a missing trigger is not known to be a fault."""
+    enabled = _all_one(answer.value(f"min({select('rollout_schema_trigger_enabled')})"))
+    if state in (None, "pending"):
+        return enabled
+    present = answer.value(f"min({select('rollout_schema_object_present', kind='trigger')})")
+    return False if present == 0 else enabled
 
 
 def _stayed_applied(answer: _Answers, select: Selector, range_: str | None) -> bool | None:

@@ -11,6 +11,9 @@ _MATCHER = rf"\s*{_NAME}\s*(?:=~|!~|!=|=)\s*(?:{_STRING})\s*"
 _MATCHERS = re.compile(rf"(?:{_MATCHER}(?:,{_MATCHER})*,?\s*)?")
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Prometheus's --query.lookback-delta default: how far before a time an instant selector (and so
+# `offset`) takes its sample from.
+LOOKBACK_SECONDS = 300.0
 
 
 class SelectorError(ValueError):
@@ -60,13 +63,14 @@ def exact_increase(series: str, seconds: float) -> str:
 
     increase() extrapolates to the edges of its range, so 240 probes read as 240.6 or 239.2. The
     value at the end minus the value at the start (`offset`) is exact: the probes the scrapes at
-    or before the end saw, less those the scrapes at or before the start saw. A series that reset
-    (a monitor restarted) in the range, or that did not exist at its start, falls back to
-    increase(), which handles resets and is exact only when samples fall on both edges.
+    or before the end saw, less those the scrapes at or before the start saw. `offset` may take
+    its sample from up to the lookback (5 minutes) before the start, from a process that has
+    restarted since: a series that reset in the range widened by the lookback, that is lower at
+    the end than at the start, or that did not exist at its start, falls back to increase(),
+    which handles resets and is exact only when samples fall on both edges.
     """
     duration = milliseconds(seconds)
-    return (
-        f"(({series} - {series} offset {duration})"
-        f" unless resets({series}[{duration}]) > 0)"
-        f" or increase({series}[{duration}])"
-    )
+    widened = milliseconds(seconds + LOOKBACK_SECONDS)
+    start = f"{series} offset {duration}"
+    restarted = f"resets({series}[{widened}]) > 0 or {start} > {series}"
+    return f"(({series} - {start}) unless ({restarted})) or increase({series}[{duration}])"
