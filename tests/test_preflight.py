@@ -56,8 +56,11 @@ HOUR = 3600.0
 DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions")
 BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
 ONE_STATEMENT_ONLY = "SyntaxError: cannot insert multiple commands into a prepared statement"
-# Root reads every file whatever its mode: permission tests run the command as nobody.
-UNPRIVILEGED = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+# Root reads every file whatever its mode: permission tests run the command as root without the
+# capabilities that bypass file modes (util-linux's setpriv). Still root, so it can read the
+# checkout and the venv wherever CI put them (nobody may not), but a mode of 000 now applies.
+NO_DAC_OVERRIDE = "-dac_override,-dac_read_search"
+UNPRIVILEGED = ("setpriv", f"--bounding-set={NO_DAC_OVERRIDE}", f"--inh-caps={NO_DAC_OVERRIDE}")
 
 
 @dataclass(frozen=True)
@@ -805,7 +808,7 @@ def test_archive_from_a_newer_pg_dump_than_the_pg_restore_fails(
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    """A directory nobody can enter (pytest's own tmp_path is root's alone), removed afterwards."""
+    """A directory of the test's own, removed afterwards whatever modes the test left in it."""
     path = Path(tempfile.mkdtemp(prefix="preflight-"))
     path.chmod(0o755)
     try:
@@ -824,7 +827,7 @@ def unlock(path: Path) -> None:
 
 
 def unprivileged() -> tuple[str, ...]:
-    """The prefix running a command as a user that file modes apply to (root bypasses them)."""
+    """The prefix running a command that file modes apply to (root's capabilities bypass them)."""
     return UNPRIVILEGED if os.geteuid() == 0 else ()
 
 
