@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pytest
+
 from monitor.demo.postgres import free_port
 from monitor.demo.processes import Process
 from monitor.metrics import PROBE_BUCKETS, PROBE_OUTCOMES
@@ -321,17 +323,16 @@ class LoadedPrometheus:
         self._process.stop()
 
 
-def loaded_prometheus(
-    scenarios: list[Scenario], workdir: Path, binaries: dict[str, str]
-) -> Iterator[LoadedPrometheus]:
-    """A generator for a pytest fixture: Prometheus up with the scenarios, stopped after."""
-    server = LoadedPrometheus(scenarios, workdir, binaries["promtool"], binaries["prometheus"])
+def loaded_prometheus(scenarios: list[Scenario], workdir: Path) -> Iterator[LoadedPrometheus]:
+    """A generator for a pytest fixture: Prometheus up with the scenarios, stopped after; a
+    missing binary fails the test (the test command installs them), never skips it."""
+    found = {name: shutil.which(name) for name in ("promtool", "prometheus")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed (scripts/install-system-deps)")
+    promtool, prometheus = str(found["promtool"]), str(found["prometheus"])
+    server = LoadedPrometheus(scenarios, workdir, promtool, prometheus)
     try:
         yield server
     finally:
         server.close()
-
-
-def binaries() -> dict[str, str | None]:
-    """Where promtool and prometheus are (None when missing)."""
-    return {name: shutil.which(name) for name in ("promtool", "prometheus")}

@@ -12,7 +12,7 @@ import fixtures
 import pytest
 from conftest import FreshDatabase
 from monitoring import make_config, value
-from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, binaries, loaded_prometheus
+from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, loaded_prometheus
 from prometheus_client import CollectorRegistry
 from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
 
@@ -348,12 +348,7 @@ HISTORY = Scenario("history", baseline_gauges=False)
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedPrometheus]:
     """A real Prometheus holding a generated rollout whose monitor exported no baseline."""
-    found = binaries()
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not installed (scripts/install-system-deps)")
-    paths = {name: path for name, path in found.items() if path is not None}
-    yield from loaded_prometheus([HISTORY], tmp_path_factory.mktemp("live"), paths)
+    yield from loaded_prometheus([HISTORY], tmp_path_factory.mktemp("live"))
 
 
 def test_started_after_the_migration_the_baseline_comes_from_prometheus(

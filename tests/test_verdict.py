@@ -30,7 +30,6 @@ from prometheus_blocks import (
     LoadedPrometheus,
     Probe,
     Scenario,
-    binaries,
     healthy_applied_at,
     healthy_probe,
     healthy_state,
@@ -245,12 +244,7 @@ CRITERIA = [
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedPrometheus]:
     """One Prometheus holding every scenario, each under its own job."""
-    found = binaries()
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not installed (scripts/install-system-deps)")
-    paths = {name: path for name, path in found.items() if path is not None}
-    yield from loaded_prometheus(SCENARIOS, tmp_path_factory.mktemp("verdict"), paths)
+    yield from loaded_prometheus(SCENARIOS, tmp_path_factory.mktemp("verdict"))
 
 
 def verdict(
