@@ -1,0 +1,145 @@
+"""What the daemon's views since the migration cost it: the live criteria and the status page.
+
+Both are built from memory on every scrape or page load, so their cost grows with the probes
+they hold: a day of probes for the live view (rollout_success_criterion), an hour for the page.
+This feeds each the probes of a full window, at the default interval (15 s) and at one a second,
+and reports per call: record() (every probe), collect() (every scrape), render() (every page
+load), and the memory the window holds (tracemalloc). No database: the views read memory only.
+
+    .venv/bin/python bench/views.py [--repeat 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.baseline import Baseline
+from monitor.config import BaselineSettings
+from monitor.criteria import Thresholds
+from monitor.live import WINDOW_SECONDS, LiveView
+from monitor.metrics import Snapshots, labelled_gauge
+from monitor.migration import MigrationTracker, MigrationView
+from monitor.probe import ProbeResult
+from monitor.status.history import History
+from monitor.status.page import StatusPage
+
+HOUR = 3600.0
+START = 1_800_000_000.0
+
+
+class Clock:
+    """Time that the benchmark moves."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def probe(rng: random.Random) -> ProbeResult:
+    """A probe like a healthy callback's: 40-80 ms, one in a hundred a 503."""
+    if rng.random() < 0.01:
+        return ProbeResult("server_error", rng.uniform(0.04, 0.08), 503)
+    return ProbeResult("success", rng.uniform(0.04, 0.08), 401)
+
+
+def snapshots() -> Snapshots:
+    """What the drift and backfill checks last reported (read by every recorded probe)."""
+    held = Snapshots()
+    held.replace(
+        "drift",
+        [
+            labelled_gauge("rollout_token_validity_drift", "", ["kind"], {("stale_valid",): 4}),
+            labelled_gauge(
+                "rollout_users_missing_field", "", ["column"], {("threadsFullName",): 120}
+            ),
+        ],
+    )
+    return held
+
+
+def milliseconds(samples: list[float]) -> str:
+    """Median and 95th percentile, in ms."""
+    p95 = statistics.quantiles(samples, n=20)[18] if len(samples) >= 20 else max(samples)
+    return f"median {statistics.median(samples) * 1000:.3f} ms, p95 {p95 * 1000:.3f} ms"
+
+
+def timed(call: object, repeat: int) -> list[float]:
+    """Wall time of each of `repeat` calls."""
+    assert callable(call)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def run(interval: float, repeat: int) -> None:
+    """A live view full of a day of probes and a page full of an hour, at this probe interval."""
+    rng, clock, held = random.Random(1), Clock(), snapshots()  # noqa: S311  # not secrets
+    tracker = MigrationTracker(clock)
+    settings = BaselineSettings.model_validate({"fixed": {"success_ratio": 0.995, "p95": "70ms"}})
+    baseline = Baseline(settings, interval, tracker, "001", clock, snapshots=held)
+    live = LiveView(held, tracker, baseline, Thresholds(), clock)
+    history = History(held, clock)
+    applied = datetime.fromtimestamp(START, UTC)
+    tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
+    page = StatusPage(
+        migration="001",
+        live=live,
+        tracker=tracker,
+        baseline=baseline,
+        history=history,
+        thresholds=Thresholds(),
+        clock=clock,
+    )
+    probes = int(WINDOW_SECONDS / interval)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    record_times = []
+    for _ in range(probes):
+        result = probe(rng)
+        started = time.perf_counter()
+        live.record(result)
+        history.record(result)
+        record_times.append(time.perf_counter() - started)
+        clock.now += interval
+    held_bytes = sum(
+        s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename")
+    )
+    tracemalloc.stop()
+    body = page.render()
+    print(f"probe every {interval:g}s: {probes} probes in the live window (24 h), ", end="")
+    print(f"{len(history.samples())} on the page (1 h)")
+    print(f"  record (live view + page history), per probe: {milliseconds(record_times)}")
+    scrape = milliseconds(timed(lambda: list(live.collect()), repeat))
+    print(f"  collect (rollout_success_criterion), per scrape: {scrape}")
+    load = milliseconds(timed(page.render, repeat))
+    print(f"  render the status page, per load: {load}, {len(body) / 1024:.1f} KiB")
+    print(f"  memory held by both: {held_bytes / 2**20:.1f} MiB")
+
+
+def main() -> None:
+    """Both intervals, one after the other, in one process (compare them, not machines)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=50, help="calls timed per figure")
+    args = parser.parse_args()
+    for interval in (15.0, 1.0):
+        run(interval, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
