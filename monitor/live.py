@@ -192,16 +192,9 @@ class LiveView:
             indexes_valid=self._all_one("rollout_schema_index_valid"),
             trigger_enabled=self._trigger_enabled(),
             wrongly_invalid=highest([wrongly_invalid, seen]),
-            logins=highest(
-                [v for _, v in self._samples("rollout_users_logged_in_since_migration")]
-            ),
-            logins_missing_field=highest(
-                [
-                    v
-                    for _, v in self._samples(
-                        "rollout_users_logged_in_since_migration_missing_field"
-                    )
-                ]
+            logins=self._highest("rollout_users_logged_in_since_migration"),
+            logins_missing_field=self._highest(
+                "rollout_users_logged_in_since_migration_missing_field"
             ),
             probes=probes,
             successes=successes,
@@ -245,6 +238,9 @@ class LiveView:
     def _wrongly_invalid(self) -> float | None:
         found = self._samples("rollout_token_validity_drift")
         return highest([v for labels, v in found if labels.get("kind") == "wrongly_invalid"])
+
+    def _highest(self, name: str) -> float | None:
+        return highest([v for _, v in self._samples(name)])
 
     def _all_one(self, name: str) -> bool | None:
         values = [v for _, v in self._samples(name)]
