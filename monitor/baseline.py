@@ -22,9 +22,11 @@ from monitor.config import BaselineSettings, FixedBaseline
 from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.stats import Latencies
 
 QUANTILES = ("0.5", "0.95", "0.99")
-STATE_VERSION = 2  # 2 added the database context; version 1 files are still read
+# 2 added the database context, 3 the latency buckets; older files are still read
+STATE_VERSION = 3
 SAVE_EVERY_SECONDS = 60.0
 MAX_PROBES = 100_000
 # Prometheus may be down when the baseline freezes; asking again each probe would hammer it.
@@ -78,17 +80,28 @@ class Summary(Record):
     user_lookup_seconds: float | None = None
     user_lookup_plan: Plan | None = None
     db_connections_ratio: float | None = None
+    # Answered probes no slower than each of PROBE_BUCKETS, and all answered: what the latency
+    # test needs (a version 2 file and a configured baseline have none: p95 is taken as exact).
+    bucket_counts: tuple[int, ...] = ()
+    answered: int | None = None
 
     @property
     def p95_seconds(self) -> float | None:
         """The 0.95 latency quantile, if known."""
         return self.duration_seconds.get("0.95")
 
+    @property
+    def latencies(self) -> Latencies | None:
+        """The answered probes by bucket, when known."""
+        if self.answered is None or len(self.bucket_counts) != len(PROBE_BUCKETS):
+            return None
+        return Latencies(PROBE_BUCKETS, self.bucket_counts, self.answered)
+
 
 class SavedState(Record):
     """The state file: a learning window's probes, or the frozen summary and where it came from."""
 
-    version: Literal[1, 2]
+    version: Literal[1, 2, 3]
     migration: str
     frozen: bool
     confirmed_until: float | None
@@ -105,29 +118,15 @@ class SavedState(Record):
 
 def bucket_quantile(q: float, bounds: Sequence[float], values: Sequence[float]) -> float | None:
     """The q-quantile of values in buckets with these upper bounds, as histogram_quantile does."""
-    counts = [sum(1 for v in values if v <= bound) for bound in bounds]
-    return counts_quantile(q, bounds, counts, len(values))
-
-
-def counts_quantile(
-    q: float, bounds: Sequence[float], counts: Sequence[int], total: int
-) -> float | None:
-    """The q-quantile from cumulative bucket counts (total counts the +Inf bucket too)."""
-    if total == 0:
-        return None
-    rank = q * total
-    found = next((i for i, count in enumerate(counts) if count >= rank), None)
-    if found is None:  # in the +Inf bucket: Prometheus answers the highest finite bound
-        return bounds[-1]
-    start, below = (bounds[found - 1], counts[found - 1]) if found else (0.0, 0)
-    return start + (bounds[found] - start) * ((rank - below) / (counts[found] - below))
+    return Latencies.of(values, bounds).quantile(q)
 
 
 def summarize(probes: Sequence[Probe], bounds: Sequence[float] = PROBE_BUCKETS) -> Summary:
     """The summary of these probes; latency from the answered ones only, like the histogram."""
     answered = [p.duration_seconds for p in probes if p.duration_seconds is not None]
     successes = sum(1 for p in probes if p.outcome == "success")
-    quantiles = {q: bucket_quantile(float(q), bounds, answered) for q in QUANTILES}
+    latencies = Latencies.of(answered, bounds)
+    quantiles = {q: latencies.quantile(float(q)) for q in QUANTILES}
     lookups = [p.user_lookup_seconds for p in probes if p.user_lookup_seconds is not None]
     plans = [p.user_lookup_plan for p in probes if p.user_lookup_plan is not None]
     ratios = [p.db_connections_ratio for p in probes if p.db_connections_ratio is not None]
@@ -138,6 +137,8 @@ def summarize(probes: Sequence[Probe], bounds: Sequence[float] = PROBE_BUCKETS) 
         user_lookup_seconds=statistics.median(lookups) if lookups else None,
         user_lookup_plan=plans[-1] if plans else None,
         db_connections_ratio=max(ratios) if ratios else None,
+        bucket_counts=latencies.cumulative,
+        answered=latencies.total,
     )
 
 
@@ -216,7 +217,30 @@ def callback_families(summary: Summary) -> list[Metric]:
                 {(q,): v for q, v in summary.duration_seconds.items()},
             )
         )
+    if (latencies := summary.latencies) is not None:
+        result.append(answered_probes_family(latencies))
     return result
+
+
+ANSWERED_PROBES = "rollout_baseline_auth_callback_answered_probes"
+
+
+def answered_probes_family(latencies: Latencies) -> Metric:
+    """The baseline's answered probes per latency bucket, cumulative like a histogram's: what
+    the verdict's latency test needs of it."""
+    bounds = [*(format_bound(b) for b in latencies.bounds), "+Inf"]
+    counts = [*latencies.cumulative, latencies.total]
+    return labelled_gauge(
+        ANSWERED_PROBES,
+        "Answered callback probes before the migration no slower than le seconds (cumulative).",
+        ["le"],
+        {(le,): float(count) for le, count in zip(bounds, counts, strict=True)},
+    )
+
+
+def format_bound(bound: float) -> str:
+    """A bucket bound as prometheus_client writes le (0.005, 1.0, 10.0)."""
+    return repr(float(bound))
 
 
 def database_families(summary: Summary) -> list[Metric]:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from monitor.stats import ERRORS_ALPHA, LATENCY_ALPHA, Latencies, errors_exceed, quantile_ratio
+
 Result = Literal["pass", "fail", "inconclusive"]
 RESULTS: tuple[Result, ...] = ("pass", "fail", "inconclusive")
 
@@ -33,6 +35,8 @@ class Thresholds:
     objective: float = 0.99
     min_probes: int = 20
     latency_tolerance: float = 1.10
+    errors_alpha: float = ERRORS_ALPHA  # one-sided false-alarm rate of the error tests
+    latency_alpha: float = LATENCY_ALPHA  # of the latency test
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class BaselineView:
     success_ratio: float | None
     p95_seconds: float | None
     source: str  # where it came from: monitor, prometheus_history, configuration
+    latencies: Latencies | None = None  # its answered probes by bucket; None: p95 taken as exact
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,14 @@ class Observation:
     logins_missing_field: float | None  # of those, the most still missing one new column
     probes: int  # callback probes in the window
     successes: int  # of those, outcome success
-    p95_seconds: float | None  # the window's p95 callback latency, from the histogram's buckets
+    latencies: Latencies | None  # the window's answered probes by latency bucket
     baseline: BaselineView | None
     window_complete: bool = True  # False: a pass is not final yet, so it is inconclusive
+
+    @property
+    def p95_seconds(self) -> float | None:
+        """The window's p95 callback latency, as histogram_quantile computes it."""
+        return None if self.latencies is None else self.latencies.quantile(0.95)
 
 
 @dataclass(frozen=True)
@@ -153,13 +163,30 @@ def users_can_authenticate(o: Observation, t: Thresholds) -> Decision:
         return few
     ratio = o.successes / o.probes
     numbers = {"success_ratio": ratio, "probes": o.probes, "wrongly_invalid": o.wrongly_invalid}
-    if round(ratio, 9) < t.objective:
-        return _fail(name, f"callback success {ratio:.2%} below the {t.objective:.2%}", **numbers)
+    judged = _errors_against(o, 1 - t.objective, t)
+    text = f"callback success {ratio:.2%} of {o.probes} probes"
+    if judged == "fail":
+        return _fail(name, f"{text}, below the {t.objective:.2%} objective", **numbers)
+    if o.wrongly_invalid is not None and o.wrongly_invalid > 0:
+        return _fail(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
+    if judged == "inconclusive":
+        return _unknown(name, f"{text}: below {t.objective:.2%}, {_WITHIN_CHANCE}", **numbers)
     if o.wrongly_invalid is None:
         return _unknown(name, "no data on tokens wrongly flagged invalid", **numbers)
-    if o.wrongly_invalid > 0:
-        return _fail(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
-    return _pass(name, f"callback success {ratio:.2%} of {o.probes} probes", **numbers)
+    return _pass(name, text, **numbers)
+
+
+_WITHIN_CHANCE = "but not beyond chance yet"
+
+
+def _errors_against(o: Observation, limit: float, t: Thresholds) -> Result:
+    """fail: the window's errors are above the limit beyond chance (exact binomial test);
+    inconclusive: above it, but within chance; pass: at or below it."""
+    errors = o.probes - o.successes
+    if errors_exceed(errors, o.probes, limit, t.errors_alpha):
+        return "fail"
+    # Rounded: 1 - 0.99 is 0.010000000000000009, and 99 of 100 must meet a 99% objective.
+    return "inconclusive" if round(errors / o.probes, 9) > round(limit, 9) else "pass"
 
 
 def new_fields_populated(o: Observation) -> Decision:
@@ -189,59 +216,90 @@ def token_validity_tracking(o: Observation) -> Decision:
     return _pass(name, "the trigger is enabled; no token wrongly invalid", **numbers)
 
 
-def baseline_usable(baseline: BaselineView | None, thresholds: Thresholds) -> bool:
-    """Enough probes behind it, or set by the operator (a configured baseline has no probes)."""
+def baseline_problem(baseline: BaselineView | None, thresholds: Thresholds) -> str | None:
+    """Why the baseline cannot be evidence: missing, too short or unhealthy; None when usable.
+
+    A configured baseline is the operator's word and always usable (it has no probes).
+    """
     if baseline is None:
-        return False
-    return baseline.source == "configuration" or baseline.probes >= thresholds.min_probes
+        return "no baseline"
+    if baseline.source == "configuration":
+        return None
+    if baseline.probes < thresholds.min_probes:
+        return (
+            f"too short: {baseline.probes} probes before the migration,"
+            f" {thresholds.min_probes} needed"
+        )
+    ratio = baseline.success_ratio
+    if ratio is not None and round(ratio, 9) < thresholds.objective:
+        return (
+            f"unhealthy: callback success {ratio:.2%} before the migration,"
+            f" below the {thresholds.objective:.2%} objective"
+        )
+    return None
 
 
-def _baseline(name: str, o: Observation, t: Thresholds, value: str) -> float | Decision:
-    """The baseline's value, or the inconclusive decision saying why there is none."""
-    b = o.baseline
-    known = getattr(b, value) if baseline_usable(b, t) else None
-    if known is None:
-        probes = 0 if b is None else b.probes
-        reason = f"no baseline ({probes} probes before the migration, {t.min_probes} needed)"
-        return _unknown(name, reason, baseline_probes=probes)
-    return float(known)
-
-
-def _comparable(name: str, o: Observation, t: Thresholds, value: str) -> float | Decision:
-    """The baseline's value when the window can be compared with it, else why it cannot."""
-    base = _baseline(name, o, t, value)
-    if isinstance(base, Decision):
-        return base
-    return _too_few_probes(name, o, t) or base
+def baseline_usable(baseline: BaselineView | None, thresholds: Thresholds) -> bool:
+    """Long enough and healthy, or set by the operator."""
+    return baseline_problem(baseline, thresholds) is None
 
 
 def latency_within_10pct(o: Observation, t: Thresholds) -> Decision:
-    """The window's p95 is at most the tolerance (1.1) times the baseline's p95."""
+    """The window's p95 is not above the tolerance (1.1) times the baseline's beyond chance."""
     name = "latency_within_10pct"
-    base = _comparable(name, o, t, "p95_seconds")
-    if isinstance(base, Decision):
-        return base
-    numbers = {"p95_seconds": o.p95_seconds, "baseline_p95_seconds": base}
-    if o.p95_seconds is None:
+    b = o.baseline
+    problem = baseline_problem(b, t)
+    if b is None or problem is not None or b.p95_seconds is None:
+        why = problem or "no baseline latency"
+        return _unknown(name, f"baseline unusable ({why})", baseline_probes=_probes_of(b))
+    if (few := _too_few_probes(name, o, t)) is not None:
+        return few
+    base = b.latencies if b.latencies is not None else b.p95_seconds
+    ratio = (
+        None if o.latencies is None else quantile_ratio(o.latencies, base, 0.95, t.latency_alpha)
+    )
+    numbers: dict[str, float | None] = {
+        "p95_seconds": o.p95_seconds,
+        "baseline_p95_seconds": b.p95_seconds,
+    }
+    if ratio is None or o.p95_seconds is None:
         return _unknown(name, "no probe got an answer in the window", **numbers)
-    ratio = o.p95_seconds / base
-    text = f"p95 {o.p95_seconds * 1000:.1f} ms, {ratio:.2f}x the baseline {base * 1000:.1f} ms"
-    if round(ratio, 9) > t.latency_tolerance:
-        return _fail(name, f"{text}, above {t.latency_tolerance:.2f}x", **numbers)
-    return _pass(name, text, **numbers)
+    numbers["ratio_lower_bound"] = ratio.lower
+    text = (
+        f"p95 {o.p95_seconds * 1000:.1f} ms, {ratio.estimate:.2f}x the baseline"
+        f" {b.p95_seconds * 1000:.1f} ms"
+    )
+    if round(ratio.estimate, 9) <= t.latency_tolerance:
+        return _pass(name, text, **numbers)
+    if ratio.lower > 1.0:
+        return _fail(name, f"{text}, above {t.latency_tolerance:.2f}x beyond chance", **numbers)
+    return _unknown(name, f"{text}: above {t.latency_tolerance:.2f}x, {_WITHIN_CHANCE}", **numbers)
+
+
+def _probes_of(baseline: BaselineView | None) -> int:
+    return 0 if baseline is None else baseline.probes
 
 
 def error_rate_within_baseline(o: Observation, t: Thresholds) -> Decision:
-    """The window's error ratio is at most the baseline's, or the error budget if that is more."""
+    """The window's error ratio is not above the baseline's, or the error budget if that is
+    more, beyond chance; an unusable baseline leaves the error budget alone as the limit."""
     name = "error_rate_within_baseline"
-    base = _comparable(name, o, t, "success_ratio")
-    if isinstance(base, Decision):
-        return base
-    # Rounded: 1 - 0.99 is 0.010000000000000009, and 99 of 100 must meet a 99% objective.
+    if (few := _too_few_probes(name, o, t)) is not None:
+        return few
+    budget = 1 - t.objective
+    problem = baseline_problem(o.baseline, t)
+    base_ratio = None if problem is not None or o.baseline is None else o.baseline.success_ratio
+    limit = budget if base_ratio is None else max(1 - base_ratio, budget)
     errors = round(1 - o.successes / o.probes, 9)
-    limit = round(max(1 - base, 1 - t.objective), 9)
-    numbers = {"error_ratio": errors, "limit_ratio": limit, "probes": o.probes}
+    numbers: dict[str, float | None] = {
+        "error_ratio": errors,
+        "limit_ratio": round(limit, 9),
+        "probes": o.probes,
+    }
     text = f"errors {errors:.2%} of {o.probes} probes, limit {limit:.2%}"
-    if errors > limit:
-        return _fail(name, text, **numbers)
-    return _pass(name, text, **numbers)
+    if problem is not None:
+        text += f" (the error budget alone: baseline unusable, {problem})"
+    judged = _errors_against(o, limit, t)
+    if judged == "inconclusive":
+        return _unknown(name, f"{text}: above the limit, {_WITHIN_CHANCE}", **numbers)
+    return Decision(name, judged, text, numbers)

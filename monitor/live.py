@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from monitor.baseline import Baseline, Fetch, Summary, counts_quantile
+from monitor.baseline import Baseline, Fetch, Summary
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import BaselineView, Decision, Observation, Thresholds, decide
 from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.promapi import Prometheus
+from monitor.stats import Latencies
 from monitor.verdict.history import baseline_before
 
 WINDOW_SECONDS = 24 * 3600.0  # the plan's monitoring period
@@ -105,10 +106,10 @@ class Window:
         while self.probes and self.probes[0].at < start:
             self._drop()
 
-    def cumulative(self) -> tuple[list[int], int]:
-        """Cumulative counts of the answered probes per finite bucket, and all answered."""
-        running = list(itertools.accumulate(self.buckets))
-        return running[:-1], running[-1]
+    def latencies(self) -> Latencies:
+        """The answered probes by bucket (cumulative counts, as the histogram exports them)."""
+        running = tuple(itertools.accumulate(self.buckets))
+        return Latencies(PROBE_BUCKETS, running[:-1], running[-1])
 
     def _drop(self) -> None:
         gone = self.probes.popleft()
@@ -183,7 +184,7 @@ class LiveView:
             start = self._follow()
             probes = len(self._window.probes)
             successes = self._window.successes
-            cumulative, answered = self._window.cumulative()
+            latencies = self._window.latencies()
             seen = self._window.highest_wrongly_invalid()
             stayed = None if start is None else self._left_at is None or self._left_at < start
         return Observation(
@@ -198,7 +199,7 @@ class LiveView:
             ),
             probes=probes,
             successes=successes,
-            p95_seconds=counts_quantile(0.95, PROBE_BUCKETS, cumulative, answered),
+            latencies=latencies,
             baseline=self._baseline_view(),
         )
 
@@ -260,7 +261,13 @@ class LiveView:
         summary, source = self._baseline.frozen()
         if summary is None:
             return None
-        return BaselineView(summary.probes, summary.success_ratio, summary.p95_seconds, source)
+        return BaselineView(
+            summary.probes,
+            summary.success_ratio,
+            summary.p95_seconds,
+            source,
+            latencies=summary.latencies,
+        )
 
 
 def highest(values: list[float | None]) -> float | None:

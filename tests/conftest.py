@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 import pytest
@@ -24,6 +25,8 @@ from promql import exposed_names
 
 from monitor.baseline import SavedState, Summary
 from monitor.demo.postgres import PostgresServer
+from monitor.metrics import PROBE_BUCKETS
+from monitor.stats import Latencies
 
 SERVER_TIMEZONE = "Pacific/Kiritimati"
 
@@ -109,13 +112,19 @@ def exported_names(fresh_db: FreshDatabase, tmp_path: Path) -> set[str]:
     return exposed_names(generate_latest(monitor.registry).decode())
 
 
-def frozen_baseline_state() -> str:
-    """A baseline state file as a monitor leaves it once the migration left pending."""
+def frozen_baseline_state(version: Literal[1, 3] = 3) -> str:
+    """A baseline state file as a monitor leaves it once the migration left pending; version 1
+    has no latency buckets."""
+    latencies = Latencies.of([0.03] * 200 + [0.06] * 40, PROBE_BUCKETS)
+    buckets = {"bucket_counts": latencies.cumulative, "answered": latencies.total}
     summary = Summary(
-        probes=240, success_ratio=1.0, duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09}
+        probes=240,
+        success_ratio=1.0,
+        duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09},
+        **(buckets if version == 3 else {}),
     )
     return SavedState(
-        version=1,
+        version=version,
         migration=fixtures.MIGRATION_001_NAME,
         frozen=True,
         confirmed_until=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import socket
 import subprocess
@@ -279,7 +280,7 @@ def test_frozen_baseline_survives_a_restart(fresh_db: FreshDatabase, tmp_path: P
             assert frozen["frozen"] == 1
             assert frozen["auth_callback_probes"] == 3
     saved = json.loads(state.read_text())
-    assert (saved["version"], saved["frozen"], saved["probes"]) == (2, True, [])
+    assert (saved["version"], saved["frozen"], saved["probes"]) == (3, True, [])
     assert saved["baseline"]["probes"] == 3
     assert saved["migration"] == fixtures.MIGRATION_001_NAME
 
@@ -321,9 +322,9 @@ def test_started_after_the_migration_without_a_state_file_has_no_baseline(
     [
         ("{not json", "Invalid JSON: key must be a string at line 1 column 2"),
         (
-            '{"version": 3, "migration": "001_threads_oauth_enhancements", "frozen": false,'
+            '{"version": 4, "migration": "001_threads_oauth_enhancements", "frozen": false,'
             ' "confirmed_until": null}',
-            "version: Input should be 1 or 2",
+            "version: Input should be 1, 2 or 3",
         ),
         (
             '{"version": 1, "migration": "001_threads_oauth_enhancements", "frozen": true,'
@@ -359,7 +360,7 @@ def test_unusable_state_file_logs_a_warning_and_learning_starts_afresh(
             "action": "relearn",
         }
     ]
-    assert json.loads(state.read_text())["version"] == 2  # replaced by a good one on close
+    assert json.loads(state.read_text())["version"] == 3  # replaced by a good one on close
 
 
 # --- the window, with an injected clock ------------------------------------------------------
@@ -398,6 +399,18 @@ def gauges(baseline: Baseline) -> dict[str, float]:
     }
 
 
+def answered_gauges(*durations: float) -> dict[str, float]:
+    """rollout_baseline_auth_callback_answered_probes{le} for these answered probes."""
+    bounds = [*(repr(float(b)) for b in PROBE_BUCKETS), "+Inf"]
+    limits = [*PROBE_BUCKETS, math.inf]
+    return {
+        f"rollout_baseline_auth_callback_answered_probes{{{le}}}": float(
+            sum(1 for d in durations if d <= limit)
+        )
+        for le, limit in zip(bounds, limits, strict=True)
+    }
+
+
 def test_window_drops_probes_older_than_the_window() -> None:
     clock = Clock()
     baseline, tracker = window_baseline(clock)
@@ -415,6 +428,7 @@ def test_window_drops_probes_older_than_the_window() -> None:
         "rollout_baseline_auth_callback_duration_seconds{0.5}": pytest.approx(0.0125),
         "rollout_baseline_auth_callback_duration_seconds{0.95}": pytest.approx(0.01475),
         "rollout_baseline_auth_callback_duration_seconds{0.99}": pytest.approx(0.01495),
+        **answered_gauges(0.012, 0.012, 0.012),
     }
 
 
@@ -449,6 +463,7 @@ def test_probes_after_the_last_pending_schema_check_are_left_out() -> None:
         "rollout_baseline_auth_callback_duration_seconds{0.5}": pytest.approx(0.0025),
         "rollout_baseline_auth_callback_duration_seconds{0.95}": pytest.approx(0.00475),
         "rollout_baseline_auth_callback_duration_seconds{0.99}": pytest.approx(0.00495),
+        **answered_gauges(0.004),
     }
 
 
@@ -556,6 +571,7 @@ def test_daemon_run_after_a_watched_rollout_exports_every_new_gauge(
         "rollout_baseline_auth_callback_probes",
         "rollout_baseline_auth_callback_success_ratio",
         "rollout_baseline_auth_callback_duration_seconds",
+        "rollout_baseline_auth_callback_answered_probes",
         "rollout_baseline_source",
         "rollout_success_criterion",
         "rollout_success_criterion_inconclusive",
@@ -791,7 +807,7 @@ def test_a_baseline_with_enough_probes_is_not_replaced_from_history() -> None:
 
 def test_a_version_1_state_file_is_still_read(fresh_db: FreshDatabase, tmp_path: Path) -> None:
     state = tmp_path / "baseline.json"
-    state.write_text(frozen_baseline_state())
+    state.write_text(frozen_baseline_state(version=1))
     assert json.loads(state.read_text())["version"] == 1
     with (
         delayed_server(401, 0.0) as app,
@@ -803,4 +819,4 @@ def test_a_version_1_state_file_is_still_read(fresh_db: FreshDatabase, tmp_path:
         )
         assert value(m, "rollout_baseline_auth_callback_duration_seconds", quantile="0.95") == 0.06
         assert value(m, "rollout_baseline_user_lookup_execution_seconds") is None
-    assert json.loads(state.read_text())["version"] == 2
+    assert json.loads(state.read_text())["version"] == 3

@@ -60,7 +60,7 @@ def problems_of(tmp_path: Path, text: str) -> list[str]:
         ),
         (
             "checks:\n  callback:\n    timeout: 20s\n",
-            ["F: checks.callback.timeout: must be shorter than interval (15s)"],
+            ["F: checks.callback.timeout: must be shorter than interval (4s)"],
         ),
         (
             "checks:\n  callback:\n    method: DELETE\n",

@@ -17,8 +17,20 @@ from monitor.criteria import (
     decide,
     overall,
 )
+from monitor.metrics import PROBE_BUCKETS
+from monitor.stats import Latencies
 
-BASELINE = BaselineView(probes=20, success_ratio=1.0, p95_seconds=0.0395, source="monitor")
+
+def answered(*durations: float) -> Latencies:
+    """Probes that got an answer after these many seconds, in the callback histogram's buckets."""
+    return Latencies.of(durations, PROBE_BUCKETS)
+
+
+# 20 answers in the 30-40 ms bucket: p95 interpolated at 39.5 ms, as histogram_quantile does.
+STEADY = answered(*[0.035] * 20)
+BASELINE = BaselineView(
+    probes=20, success_ratio=1.0, p95_seconds=0.0395, source="monitor", latencies=STEADY
+)
 HEALTHY = Observation(
     state="applied",
     stayed_applied=True,
@@ -29,7 +41,7 @@ HEALTHY = Observation(
     logins_missing_field=0.0,
     probes=20,
     successes=20,
-    p95_seconds=0.0395,
+    latencies=STEADY,
     baseline=BASELINE,
 )
 PASSING: dict[str, tuple[Result, str]] = {
@@ -42,7 +54,8 @@ PASSING: dict[str, tuple[Result, str]] = {
 }
 Expected = tuple[Result, str]
 TOO_FEW: Expected = ("inconclusive", "19 callback probes in the window, fewer than 20")
-NO_BASELINE: Expected = ("inconclusive", "no baseline (0 probes before the migration, 20 needed)")
+NO_BASELINE: Expected = ("inconclusive", "baseline unusable (no baseline)")
+BUDGET_ALONE = "the error budget alone: baseline unusable"
 TRIGGER: Expected = ("fail", "the trigger is missing or disabled")
 WRONGLY_INVALID: Expected = ("fail", "3 unexpired tokens flagged invalid")
 
@@ -94,11 +107,46 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         },
     ),
     (
-        "one error in 20",
+        "one error in 20 is within chance for a 1% error rate",
         {"successes": 19},
         {
-            "users_can_authenticate": ("fail", "callback success 95.00% below the 99.00%"),
-            "error_rate_within_baseline": ("fail", "errors 5.00% of 20 probes, limit 1.00%"),
+            "users_can_authenticate": (
+                "inconclusive",
+                "callback success 95.00% of 20 probes: below 99.00%, but not beyond chance yet",
+            ),
+            "error_rate_within_baseline": (
+                "inconclusive",
+                "errors 5.00% of 20 probes, limit 1.00%: above the limit,"
+                " but not beyond chance yet",
+            ),
+        },
+    ),
+    (
+        # P(3 or more of 20 | 1%) = 0.001, below the 0.005 the test allows.
+        "three errors in 20 are beyond chance",
+        {"successes": 17},
+        {
+            "users_can_authenticate": (
+                "fail",
+                "callback success 85.00% of 20 probes, below the 99.00% objective",
+            ),
+            "error_rate_within_baseline": ("fail", "errors 15.00% of 20 probes, limit 1.00%"),
+        },
+    ),
+    (
+        # P(2 or more of 20 | 1%) = 0.017: not yet.
+        "two errors in 20 are not",
+        {"successes": 18},
+        {
+            "users_can_authenticate": (
+                "inconclusive",
+                "callback success 90.00% of 20 probes: below 99.00%, but not beyond chance yet",
+            ),
+            "error_rate_within_baseline": (
+                "inconclusive",
+                "errors 10.00% of 20 probes, limit 1.00%: above the limit,"
+                " but not beyond chance yet",
+            ),
         },
     ),
     (
@@ -110,11 +158,41 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         },
     ),
     (
-        "as many errors as the baseline had",
-        {"successes": 18, "baseline": replace(BASELINE, success_ratio=0.9)},
+        "an unhealthy baseline is no excuse: the error budget decides",
+        {"successes": 17, "baseline": replace(BASELINE, success_ratio=0.85)},
         {
-            "users_can_authenticate": ("fail", "callback success 90.00% below the 99.00%"),
-            "error_rate_within_baseline": ("pass", "errors 10.00% of 20 probes, limit 10.00%"),
+            "users_can_authenticate": (
+                "fail",
+                "callback success 85.00% of 20 probes, below the 99.00% objective",
+            ),
+            "latency_within_10pct": (
+                "inconclusive",
+                "baseline unusable (unhealthy: callback success 85.00% before the migration,"
+                " below the 99.00% objective)",
+            ),
+            "error_rate_within_baseline": (
+                "fail",
+                "errors 15.00% of 20 probes, limit 1.00% (the error budget alone: baseline"
+                " unusable, unhealthy: callback success 85.00% before the migration, below the"
+                " 99.00% objective)",
+            ),
+        },
+    ),
+    (
+        "a dead callback before the migration is no baseline",
+        {"baseline": replace(BASELINE, success_ratio=0.0)},
+        {
+            "latency_within_10pct": (
+                "inconclusive",
+                "baseline unusable (unhealthy: callback success 0.00% before the migration,"
+                " below the 99.00% objective)",
+            ),
+            "error_rate_within_baseline": (
+                "pass",
+                "errors 0.00% of 20 probes, limit 1.00% (the error budget alone: baseline"
+                " unusable, unhealthy: callback success 0.00% before the migration, below the"
+                " 99.00% objective)",
+            ),
         },
     ),
     (
@@ -149,29 +227,49 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         {"new_fields_populated": ("fail", "1 of 2 users who logged in miss a new field")},
     ),
     (
-        "p95 just within 1.1x",
-        {"p95_seconds": 0.11, "baseline": replace(BASELINE, p95_seconds=0.1)},
-        {"latency_within_10pct": ("pass", "p95 110.0 ms, 1.10x the baseline 100.0 ms")},
+        "p95 exactly 1.1x a configured baseline",
+        {
+            "baseline": replace(
+                BASELINE, source="configuration", p95_seconds=0.0395 / 1.1, latencies=None
+            )
+        },
+        {"latency_within_10pct": ("pass", "p95 39.5 ms, 1.10x the baseline 35.9 ms")},
     ),
     (
-        "p95 above 1.1x",
-        {"p95_seconds": 0.111, "baseline": replace(BASELINE, p95_seconds=0.1)},
+        "p95 1.5x the baseline beyond chance",
+        {"latencies": answered(*[0.055] * 20)},
         {
             "latency_within_10pct": (
                 "fail",
-                "p95 111.0 ms, 1.11x the baseline 100.0 ms, above 1.10x",
+                "p95 59.5 ms, 1.51x the baseline 39.5 ms, above 1.10x beyond chance",
+            )
+        },
+    ),
+    (
+        "p95 above 1.1x within chance: too spread to tell",
+        {"latencies": answered(*[0.02] * 10, *[0.045] * 9, 0.2)},
+        {
+            "latency_within_10pct": (
+                "inconclusive",
+                "p95 50.0 ms, 1.27x the baseline 39.5 ms: above 1.10x, but not beyond chance yet",
             )
         },
     ),
     (
         "no answer in the window",
-        {"p95_seconds": None},
+        {"latencies": answered()},
         {"latency_within_10pct": ("inconclusive", "no probe got an answer in the window")},
     ),
     (
         "no baseline",
         {"baseline": None},
-        {"latency_within_10pct": NO_BASELINE, "error_rate_within_baseline": NO_BASELINE},
+        {
+            "latency_within_10pct": NO_BASELINE,
+            "error_rate_within_baseline": (
+                "pass",
+                f"errors 0.00% of 20 probes, limit 1.00% ({BUDGET_ALONE}, no baseline)",
+            ),
+        },
     ),
     (
         "a thin baseline",
@@ -179,28 +277,24 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         {
             "latency_within_10pct": (
                 "inconclusive",
-                "no baseline (5 probes before the migration, 20 needed)",
+                "baseline unusable (too short: 5 probes before the migration, 20 needed)",
             ),
             "error_rate_within_baseline": (
-                "inconclusive",
-                "no baseline (5 probes before the migration, 20 needed)",
+                "pass",
+                "errors 0.00% of 20 probes, limit 1.00% (the error budget alone: baseline"
+                " unusable, too short: 5 probes before the migration, 20 needed)",
             ),
         },
     ),
     (
         "a configured baseline stands whatever min_probes asks",
-        {"baseline": replace(BASELINE, probes=5, source="configuration")},
+        {"baseline": replace(BASELINE, probes=5, source="configuration", latencies=None)},
         {},
     ),
     (
         "a baseline without latency",
         {"baseline": replace(BASELINE, p95_seconds=None)},
-        {
-            "latency_within_10pct": (
-                "inconclusive",
-                "no baseline (20 probes before the migration, 20 needed)",
-            )
-        },
+        {"latency_within_10pct": ("inconclusive", "baseline unusable (no baseline latency)")},
     ),
 ]
 
@@ -217,24 +311,27 @@ def test_decide(changes: dict[str, Any], expected: dict[str, tuple[Result, str]]
 
 
 def test_a_pass_before_the_window_is_over_is_inconclusive_and_a_fail_is_final() -> None:
-    decisions = decide(replace(HEALTHY, window_complete=False, successes=19))
+    decisions = decide(replace(HEALTHY, window_complete=False, successes=17))
     assert results(decisions) == {
         **{
             name: ("inconclusive", f"passing so far; the window is not over ({reason})")
             for name, (_, reason) in PASSING.items()
         },
-        "users_can_authenticate": ("fail", "callback success 95.00% below the 99.00%"),
-        "error_rate_within_baseline": ("fail", "errors 5.00% of 20 probes, limit 1.00%"),
+        "users_can_authenticate": (
+            "fail",
+            "callback success 85.00% of 20 probes, below the 99.00% objective",
+        ),
+        "error_rate_within_baseline": ("fail", "errors 15.00% of 20 probes, limit 1.00%"),
     }
 
 
 def test_thresholds_are_the_callers() -> None:
-    loose = Thresholds(objective=0.95, min_probes=10, latency_tolerance=1.5)
-    observed = replace(HEALTHY, successes=19, p95_seconds=0.059, probes=20)
+    loose = Thresholds(objective=0.95, min_probes=10, latency_tolerance=1.55)
+    observed = replace(HEALTHY, successes=19, latencies=answered(*[0.055] * 20), probes=20)
     assert results(decide(observed, loose)) == {
         **PASSING,
         "users_can_authenticate": ("pass", "callback success 95.00% of 20 probes"),
-        "latency_within_10pct": ("pass", "p95 59.0 ms, 1.49x the baseline 39.5 ms"),
+        "latency_within_10pct": ("pass", "p95 59.5 ms, 1.51x the baseline 39.5 ms"),
         "error_rate_within_baseline": ("pass", "errors 5.00% of 20 probes, limit 5.00%"),
     }
 

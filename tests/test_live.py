@@ -16,7 +16,7 @@ from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, loaded_pro
 from prometheus_client import CollectorRegistry
 from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
 
-from monitor.baseline import Baseline, bucket_quantile, counts_quantile
+from monitor.baseline import Baseline, bucket_quantile
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import CRITERIA, Result, Thresholds
 from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Seen, Window, thresholds
@@ -26,6 +26,7 @@ from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
 from monitor.redact import Redactor
 from monitor.service import Monitor
+from monitor.stats import Latencies, counts_quantile
 
 NAMES = [name for name, _ in CRITERIA]
 ALL_PASS = dict.fromkeys(NAMES, 1.0)
@@ -156,7 +157,7 @@ def test_slower_callback_after_the_migration_fails_latency_only(fresh_db: FreshD
         # 0.15 + 0.05 * 0.95 before).
         assert reasons(m)["latency_within_10pct"] == (
             "fail",
-            f"{latency(m, since)}, above 1.10x",
+            f"{latency(m, since)}, above 1.10x beyond chance",
         )
 
 
@@ -170,9 +171,9 @@ def test_errors_after_the_migration_fail_authentication_and_error_rate(
     ):
         rollout(fresh_db, m, answers)
         answers.append((503, AFTER))
-        probe(m, 1)
+        probe(m, 2)  # P(2 or more errors of 10 | 1%) = 0.004: beyond chance
         answers.append((401, AFTER))
-        probe(m, 9)
+        probe(m, 8)
         assert verdicts(m) == {
             **ALL_PASS,
             "users_can_authenticate": 0.0,
@@ -180,13 +181,40 @@ def test_errors_after_the_migration_fail_authentication_and_error_rate(
         }, reasons(m)
         assert reasons(m)["users_can_authenticate"] == (
             "fail",
-            "callback success 90.00% below the 99.00%",
+            "callback success 80.00% of 10 probes, below the 99.00% objective",
         )
         assert reasons(m)["error_rate_within_baseline"] == (
             "fail",
-            "errors 10.00% of 10 probes, limit 1.00%",
+            "errors 20.00% of 10 probes, limit 1.00%",
         )
         assert inconclusive(m) == dict.fromkeys(NAMES, 0.0)
+
+
+def test_a_callback_dead_before_the_migration_is_no_baseline_and_still_fails(
+    fresh_db: FreshDatabase,
+) -> None:
+    """A baseline learned from a dead callback (success 0.0) once let a dead callback pass the
+    error rate (limit 100%): it is unhealthy, so the error budget alone decides."""
+    answers = [(503, BEFORE)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        rollout(fresh_db, m, [])
+        probe(m, 10)
+        unhealthy = (
+            "unhealthy: callback success 0.00% before the migration, below the 99.00% objective"
+        )
+        assert reasons(m)["error_rate_within_baseline"] == (
+            "fail",
+            f"errors 100.00% of 10 probes, limit 1.00% (the error budget alone: baseline"
+            f" unusable, {unhealthy})",
+        )
+        assert reasons(m)["latency_within_10pct"] == (
+            "inconclusive",
+            f"baseline unusable ({unhealthy})",
+        )
+        assert verdicts(m)["users_can_authenticate"] == 0.0
 
 
 def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(
@@ -261,7 +289,7 @@ def test_tokens_wrongly_invalid_fail_until_the_window_has_passed(fresh_db: Fresh
 TRIGGER_OFF = ("fail", "the trigger is missing or disabled")
 
 
-def test_started_after_the_migration_the_baseline_criteria_are_inconclusive(
+def test_started_after_the_migration_latency_is_inconclusive_and_the_budget_decides_errors(
     fresh_db: FreshDatabase,
 ) -> None:
     migrate(fresh_db)
@@ -271,19 +299,17 @@ def test_started_after_the_migration_the_baseline_criteria_are_inconclusive(
     ):
         look(m)
         probe(m, 10)
-        assert verdicts(m) == {
-            **ALL_PASS,
-            "latency_within_10pct": None,
-            "error_rate_within_baseline": None,
-        }, reasons(m)
-        assert inconclusive(m) == {
-            **dict.fromkeys(NAMES, 0.0),
-            "latency_within_10pct": 1.0,
-            "error_rate_within_baseline": 1.0,
-        }
-        assert reasons(m)["error_rate_within_baseline"] == (
+        assert verdicts(m) == {**ALL_PASS, "latency_within_10pct": None}, reasons(m)
+        assert inconclusive(m) == {**dict.fromkeys(NAMES, 0.0), "latency_within_10pct": 1.0}
+        assert reasons(m)["latency_within_10pct"] == (
             "inconclusive",
-            "no baseline (0 probes before the migration, 10 needed)",
+            "baseline unusable (too short: 0 probes before the migration, 10 needed)",
+        )
+        # An unusable baseline is no excuse: the error budget decides the error rate alone.
+        assert reasons(m)["error_rate_within_baseline"] == (
+            "pass",
+            "errors 0.00% of 10 probes, limit 1.00% (the error budget alone: baseline unusable,"
+            " too short: 0 probes before the migration, 10 needed)",
         )
 
 
@@ -392,10 +418,10 @@ def test_started_after_the_migration_the_baseline_comes_from_prometheus(
             )
             assert observed.p95_seconds == pytest.approx(p95)
             assert p95 == pytest.approx(0.06 + 0.015 * (0.95 * 480 - 432) / 48)
-            # Unhurried: "p95 197.5 ms, 2.93x the baseline 67.5 ms, above 1.10x".
+            # Unhurried: "p95 197.5 ms, 2.93x the baseline 67.5 ms, above 1.10x beyond chance".
             assert reasons(m)["latency_within_10pct"] == (
                 "fail",
-                f"{latency(m, [0.0] * 26)}, above 1.10x",
+                f"{latency(m, [0.0] * 26)}, above 1.10x beyond chance",
             )
 
 
@@ -520,7 +546,7 @@ def test_window_memory_is_bounded() -> None:
     assert len(window.probes) == MAX_PROBES
     assert window.probes[0].at == 5
     assert window.successes == sum(1 for i in range(5, MAX_PROBES + 5) if i % 2 == 0)
-    assert window.cumulative() == ([0] * len(PROBE_BUCKETS), 0)
+    assert window.latencies() == Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)
 
 
 def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() -> None:
@@ -545,4 +571,4 @@ def test_a_copied_window_is_independent_of_the_old_one() -> None:
     new.trim(1.5)
     assert (len(old.probes), old.successes, old.highest_wrongly_invalid()) == (2, 1, 9.0)
     assert (len(new.probes), new.successes, new.highest_wrongly_invalid()) == (0, 0, None)
-    assert new.cumulative() == ([0] * len(PROBE_BUCKETS), 0)
+    assert new.latencies() == Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from monitor.baseline import QUANTILES, Summary
+from monitor.baseline import ANSWERED_PROBES, QUANTILES, Summary
 from monitor.criteria import BaselineView
+from monitor.metrics import PROBE_BUCKETS
 from monitor.promapi import Prometheus, Sample
+from monitor.stats import Latencies
 from monitor.verdict.query import Selector, exact_increase
 
 HISTORY_SECONDS = 3600.0  # the probes of the hour before the migration stand in for a baseline
@@ -38,6 +41,31 @@ def window_counts(
         if value is not None:
             found[q] = value
     return probes, successes, found
+
+
+def window_latencies(
+    prom: Prometheus, select: Selector, end: float, seconds: float
+) -> Latencies | None:
+    """The answered probes of the `seconds` before `end` by latency bucket, all replicas."""
+    by_le = prom.vector(f"sum by (le) ({exact_increase(select(BUCKETS), seconds)})", end)
+    return latencies_of(by_le)
+
+
+def latencies_of(samples: Sequence[Sample]) -> Latencies | None:
+    """Cumulative bucket samples (label le) as Latencies; None unless the monitor's own buckets
+    are all there (a replica with other buckets would make the counts disagree)."""
+    counts = {_bound(s.labels.get("le", "")): round(s.value) for s in samples}
+    total = counts.pop(math.inf, None)
+    if total is None or sorted(counts) != list(PROBE_BUCKETS):
+        return None
+    return Latencies(PROBE_BUCKETS, tuple(counts[b] for b in PROBE_BUCKETS), total)
+
+
+def _bound(le: str) -> float:
+    try:
+        return float(le)
+    except ValueError:
+        return math.nan
 
 
 def last_pending(prom: Prometheus, select: Selector, applied_at: float) -> float | None:
@@ -72,7 +100,14 @@ def baseline_before(
     probes, successes, quantiles = window_counts(prom, select, end, window_seconds)
     if probes <= 0:
         return None
-    return Summary(probes=probes, success_ratio=successes / probes, duration_seconds=quantiles)
+    latencies = window_latencies(prom, select, end, window_seconds)
+    return Summary(
+        probes=probes,
+        success_ratio=successes / probes,
+        duration_seconds=quantiles,
+        bucket_counts=() if latencies is None else latencies.cumulative,
+        answered=None if latencies is None else latencies.total,
+    )
 
 
 def exported_baseline(prom: Prometheus, select: Selector, at: float) -> BaselineView | None:
@@ -88,12 +123,14 @@ def exported_baseline(prom: Prometheus, select: Selector, at: float) -> Baseline
         select("rollout_baseline_auth_callback_duration_seconds", quantile="0.95"), at
     )
     sources = prom.vector(f"{select('rollout_baseline_source')} == 1", at)
+    answered = prom.vector(select(ANSWERED_PROBES), at)
     complete = [
         BaselineView(
             probes=round(replica.value),
             success_ratio=ratio,
             p95_seconds=p95,
             source=_matching(sources, replica).get("source", "monitor"),
+            latencies=latencies_of(_all_matching(answered, replica)),
         )
         for replica in sorted(frozen, key=lambda s: sorted(s.labels.items()))
         if (ratio := _value(ratios, replica)) is not None
@@ -109,6 +146,12 @@ def _matching(samples: Sequence[Sample], target: Sample) -> dict[str, str]:
     return next((s.labels for s in samples if _replica(s.labels) == want), {})
 
 
+def _all_matching(samples: Sequence[Sample], target: Sample) -> list[Sample]:
+    """Every sample of the target's replica (its own labels aside)."""
+    want = _replica(target.labels)
+    return [s for s in samples if _replica(s.labels) == want]
+
+
 def _value(samples: Sequence[Sample], target: Sample) -> float | None:
     """The value of the sample of the target's replica, if there is one."""
     want = _replica(target.labels)
@@ -117,7 +160,7 @@ def _value(samples: Sequence[Sample], target: Sample) -> float | None:
 
 def _replica(labels: dict[str, str]) -> dict[str, str]:
     """The labels naming a monitor replica: the series' own (name, quantile, source) aside."""
-    return {k: v for k, v in labels.items() if k not in ("__name__", "quantile", "source")}
+    return {k: v for k, v in labels.items() if k not in ("__name__", "quantile", "source", "le")}
 
 
 def choose_baseline(
@@ -142,4 +185,5 @@ def view(summary: Summary, source: str) -> BaselineView:
         success_ratio=summary.success_ratio,
         p95_seconds=summary.duration_seconds.get("0.95"),
         source=source,
+        latencies=summary.latencies,
     )

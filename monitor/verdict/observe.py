@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from monitor.criteria import Observation, Thresholds
 from monitor.promapi import Prometheus
-from monitor.verdict.history import STATE, choose_baseline, window_counts
+from monitor.verdict.history import STATE, choose_baseline, window_counts, window_latencies
 from monitor.verdict.query import Selector, milliseconds
 
 # How far before --at to look for the applied time: it is exported only while the migration is
@@ -60,9 +60,9 @@ def observe(
     end, span = window.end, window.span
     answer = _Answers(prom, end)
     range_ = f"[{milliseconds(span)}]" if span >= 0.001 else None
-    probes, successes, quantiles = (
-        window_counts(prom, select, end, span, ("0.95",)) if range_ else (0, 0, {})
-    )
+    # p95 comes from the bucket counts themselves, computed as histogram_quantile does.
+    probes, successes, _ = window_counts(prom, select, end, span, ()) if range_ else (0, 0, {})
+    latencies = window_latencies(prom, select, end, span) if range_ else None
     wrongly = select("rollout_token_validity_drift", kind="wrongly_invalid")
     state = state_at(prom, select, end)
     return Observation(
@@ -77,7 +77,7 @@ def observe(
         ),
         probes=probes,
         successes=successes,
-        p95_seconds=quantiles.get("0.95"),
+        latencies=latencies,
         baseline=choose_baseline(prom, select, window.applied_at, end, thresholds.min_probes),
         window_complete=window.complete,
     )
@@ -143,7 +143,7 @@ def _not_applied(prom: Prometheus, select: Selector, at: float) -> Observation:
         logins_missing_field=None,
         probes=0,
         successes=0,
-        p95_seconds=None,
+        latencies=None,
         baseline=None,
         window_complete=False,
     )
