@@ -216,27 +216,38 @@ def token_validity_tracking(o: Observation) -> Decision:
     return _pass(name, "the trigger is enabled; no token wrongly invalid", **numbers)
 
 
-def baseline_problem(baseline: BaselineView | None, thresholds: Thresholds) -> str | None:
-    """Why the baseline cannot be evidence: missing, too short or unhealthy; None when usable.
+BaselineHealth = Literal["usable", "missing", "too_short", "unhealthy"]
+BASELINE_HEALTH: tuple[BaselineHealth, ...] = ("usable", "missing", "too_short", "unhealthy")
+
+
+def judge_baseline(
+    baseline: BaselineView | None, thresholds: Thresholds
+) -> tuple[BaselineHealth, str | None]:
+    """Whether the baseline can be evidence, and if not, why: missing, too short or unhealthy.
 
     A configured baseline is the operator's word and always usable (it has no probes).
     """
     if baseline is None:
-        return "no baseline"
+        return "missing", "no baseline"
     if baseline.source == "configuration":
-        return None
+        return "usable", None
     if baseline.probes < thresholds.min_probes:
-        return (
+        return "too_short", (
             f"too short: {baseline.probes} probes before the migration,"
             f" {thresholds.min_probes} needed"
         )
     ratio = baseline.success_ratio
     if ratio is not None and round(ratio, 9) < thresholds.objective:
-        return (
+        return "unhealthy", (
             f"unhealthy: callback success {ratio:.2%} before the migration,"
             f" below the {thresholds.objective:.2%} objective"
         )
-    return None
+    return "usable", None
+
+
+def baseline_problem(baseline: BaselineView | None, thresholds: Thresholds) -> str | None:
+    """Why the baseline cannot be evidence; None when it is usable."""
+    return judge_baseline(baseline, thresholds)[1]
 
 
 def baseline_usable(baseline: BaselineView | None, thresholds: Thresholds) -> bool:

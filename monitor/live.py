@@ -19,8 +19,16 @@ from prometheus_client.metrics_core import Metric
 
 from monitor.baseline import Baseline, Fetch, Summary
 from monitor.config import BaselineSettings, Config
-from monitor.criteria import BaselineView, Decision, Observation, Thresholds, decide
-from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge
+from monitor.criteria import (
+    BASELINE_HEALTH,
+    BaselineView,
+    Decision,
+    Observation,
+    Thresholds,
+    decide,
+    judge_baseline,
+)
+from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.promapi import Prometheus
@@ -32,6 +40,7 @@ MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memor
 # The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
 # at most four queries of this, once a minute, and only while the baseline is too thin.
 PROMETHEUS_TIMEOUT_SECONDS = 5.0
+HEALTH_STATES = ("learning", *BASELINE_HEALTH)
 
 
 def thresholds(config: Config) -> Thresholds:
@@ -228,6 +237,23 @@ class LiveView:
             ["criterion"],
             {(d.criterion,): float(d.result == "inconclusive") for d in decisions},
         )
+        health, _ = self.baseline_health()
+        yield one_hot(
+            "rollout_baseline_health",
+            "1 for the baseline's health: learning while the migration is pending, then usable,"
+            " or unusable as evidence because missing, too_short or unhealthy (its success"
+            " below the objective).",
+            "health",
+            HEALTH_STATES,
+            health,
+        )
+
+    def baseline_health(self) -> tuple[str, str | None]:
+        """The baseline's health and, when it is unusable, why (learning: not frozen yet)."""
+        view = self._baseline_view()
+        if view is None:
+            return "learning", None
+        return judge_baseline(view, self._thresholds)
 
     def describe(self) -> list[Metric]:
         """Nothing: the families change at run time (avoids a collect at registration)."""

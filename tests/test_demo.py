@@ -267,6 +267,18 @@ DEMO = [sys.executable, "-m", "monitor", "demo"]
             "number with a unit ms, s, m or h, e.g. 15s",
         ),
         (
+            ["--migrate-after", "30s"],
+            "rollout-monitor demo: --migrate-after 30s leaves about 12 callback probes before"
+            " the migration, fewer than the 20 a usable baseline needs: use --migrate-after 45s"
+            " or more, a shorter --probe-interval, or --allow-short-baseline",
+        ),
+        (
+            ["--migrate-after", "20s", "--probe-interval", "1s", "--check-interval", "1s"],
+            "rollout-monitor demo: --migrate-after 20s leaves about 19 callback probes before"
+            " the migration, fewer than the 20 a usable baseline needs: use --migrate-after 21s"
+            " or more, a shorter --probe-interval, or --allow-short-baseline",
+        ),
+        (
             ["--probe-interval", "500ms"],
             "rollout-monitor demo: argument --probe-interval: '500ms' is shorter than 1s",
         ),
@@ -287,7 +299,11 @@ def test_bad_demo_options_are_one_line_and_exit_2(args: list[str], expected: str
 def test_the_demo_command_starts_everything_and_ctrl_c_removes_it_all() -> None:
     """After SIGINT: exit 0, every port it printed closed, no process left, no directory left."""
     demo = subprocess.Popen(
-        [*DEMO, "--users", "200", "--migrate-after", "5s", "--check-interval", "1s"],
+        [
+            *DEMO,
+            *("--users", "200", "--migrate-after", "5s", "--check-interval", "1s"),
+            "--allow-short-baseline",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

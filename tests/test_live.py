@@ -114,6 +114,7 @@ def test_healthy_rollout_passes_every_criterion(fresh_db: FreshDatabase) -> None
     ):
         learn(m, 1)
         look(m)
+        assert health(m) == "learning"
         assert verdicts(m) == dict.fromkeys(NAMES)  # all inconclusive: absent
         assert inconclusive(m) == dict.fromkeys(NAMES, 1.0)
         assert reasons(m)["migration_completed"] == (
@@ -138,6 +139,7 @@ def test_healthy_rollout_passes_every_criterion(fresh_db: FreshDatabase) -> None
         baseline = m.live.observation().baseline
         assert baseline is not None
         assert (baseline.source, baseline.probes) == ("monitor", 11)
+        assert health(m) == "usable"
 
 
 def test_slower_callback_after_the_migration_fails_latency_only(fresh_db: FreshDatabase) -> None:
@@ -215,6 +217,15 @@ def test_a_callback_dead_before_the_migration_is_no_baseline_and_still_fails(
             f"baseline unusable ({unhealthy})",
         )
         assert verdicts(m)["users_can_authenticate"] == 0.0
+        assert health(m) == "unhealthy"
+
+
+def health(monitor: Monitor) -> str:
+    """The one rollout_baseline_health{health} at 1 (all five are always exported)."""
+    states = ("learning", "usable", "missing", "too_short", "unhealthy")
+    values = {h: value(monitor, "rollout_baseline_health", health=h) for h in states}
+    assert sorted(v if v is not None else -1.0 for v in values.values()) == [0, 0, 0, 0, 1], values
+    return next(h for h, v in values.items() if v == 1)
 
 
 def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(
@@ -300,6 +311,7 @@ def test_started_after_the_migration_latency_is_inconclusive_and_the_budget_deci
         look(m)
         probe(m, 10)
         assert verdicts(m) == {**ALL_PASS, "latency_within_10pct": None}, reasons(m)
+        assert health(m) == "too_short"
         assert inconclusive(m) == {**dict.fromkeys(NAMES, 0.0), "latency_within_10pct": 1.0}
         assert reasons(m)["latency_within_10pct"] == (
             "inconclusive",

@@ -384,7 +384,21 @@ def test_latency_chart_has_no_baseline_with_too_few_probes_behind_it() -> None:
     few = Summary(probes=19, success_ratio=1.0, duration_seconds={"0.95": 0.06})
     html = render(status(baseline=few))
     assert "baseline p95" not in html
-    assert "Baseline: 19 probes from monitor, success 100.0%, p95 60.0 ms." in html
+    assert (
+        "Baseline: unusable as evidence (too short: 19 probes before the migration, 20 needed);"
+        " 19 probes from monitor, success 100.0%, p95 60.0 ms." in html
+    )
+
+
+def test_a_baseline_of_a_dead_callback_is_shown_unusable_and_draws_no_line() -> None:
+    """The callback failed all along before the migration: that is no standard to meet."""
+    dead = Summary(probes=34, success_ratio=0.0, duration_seconds={"0.95": 0.06})
+    html = render(status(baseline=dead))
+    assert "baseline p95" not in html
+    assert (
+        "Baseline: unusable as evidence (unhealthy: callback success 0.00% before the migration,"
+        " below the 99.00% objective); 34 probes from monitor, success 0.0%, p95 60.0 ms." in html
+    )
 
 
 def test_footer_says_when_the_baseline_is_still_learning() -> None:

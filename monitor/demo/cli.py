@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from monitor.config import parse_duration
+from monitor.config import BaselineSettings, format_duration, parse_duration
 from monitor.demo import console
 from monitor.demo.stack import DemoSettings
 
@@ -31,6 +31,11 @@ def add_demo_parser(commands: Any) -> None:
         help="apply migration 001 this long after start (default 60s)",
     )
     demo.add_argument("--no-migration", action="store_true", help="never apply it by itself")
+    demo.add_argument(
+        "--allow-short-baseline",
+        action="store_true",
+        help="migrate even if too few probes come before it for a usable baseline",
+    )
     for option, value in (
         ("--check-interval", defaults.check_interval),
         ("--probe-interval", defaults.probe_interval),
@@ -44,7 +49,37 @@ def add_demo_parser(commands: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; typed actions are read when stdin is a terminal."""
-    settings = DemoSettings(
+    settings = settings_of(args)
+    if not args.allow_short_baseline and (problem := short_baseline(settings)) is not None:
+        print(f"rollout-monitor demo: {problem} (see --help)", file=sys.stderr)
+        return 2
+    commands = sys.stdin if sys.stdin.isatty() else None
+    return console.run(settings, commands, lambda line: print(line, flush=True))
+
+
+def short_baseline(settings: DemoSettings) -> str | None:
+    """Why the migration would come too soon for a usable baseline; None when it would not.
+
+    Only probes a later schema check confirmed as pending count: the last check interval's do not.
+    """
+    if settings.migrate_after is None:
+        return None
+    needed = BaselineSettings().min_probes
+    confirmed = int((settings.migrate_after - settings.check_interval) // settings.probe_interval)
+    if confirmed >= needed:
+        return None
+    shortest = settings.check_interval + needed * settings.probe_interval
+    return (
+        f"--migrate-after {format_duration(settings.migrate_after)} leaves about"
+        f" {max(confirmed, 0)} callback probes before the migration, fewer than the {needed} a"
+        f" usable baseline needs: use --migrate-after {format_duration(shortest)} or more, a"
+        " shorter --probe-interval, or --allow-short-baseline"
+    )
+
+
+def settings_of(args: argparse.Namespace) -> DemoSettings:
+    """The demo's settings from its command line."""
+    return DemoSettings(
         users=args.users,
         logins_per_second=args.logins_per_second,
         migrate_after=None if args.no_migration else args.migrate_after,
@@ -53,8 +88,6 @@ def run_demo(args: argparse.Namespace) -> int:
         scrape_interval=args.scrape_interval,
         prometheus=not args.no_prometheus,
     )
-    commands = sys.stdin if sys.stdin.isatty() else None
-    return console.run(settings, commands, lambda line: print(line, flush=True))
 
 
 def duration(text: str) -> float:

@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from html import escape
 
 from monitor.baseline import Baseline, Summary
-from monitor.criteria import BaselineView, Decision, Thresholds, baseline_usable, overall
+from monitor.criteria import (
+    BaselineView,
+    Decision,
+    Thresholds,
+    baseline_problem,
+    baseline_usable,
+    overall,
+)
 from monitor.live import LiveView
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.status.charts import (
@@ -245,17 +252,25 @@ def latency_chart(status: Status, start: float, end: float) -> Chart:
 
 
 def baseline_lines(status: Status) -> tuple[Reference, ...]:
-    """The baseline's p95 and the limit above it, once enough probes are behind it."""
+    """The baseline's p95 and the limit above it, once the baseline is usable as evidence."""
     base = status.baseline
     p95 = None if base is None else base.duration_seconds.get("0.95")
-    view = None if base is None else BaselineView(base.probes, None, p95, status.baseline_source)
-    if base is None or p95 is None or not baseline_usable(view, status.thresholds):
+    if base is None or p95 is None or not baseline_usable(baseline_view(status), status.thresholds):
         return ()
     limit = status.thresholds.latency_tolerance
     return (
         Reference(f"baseline p95 ({base.probes} probes, {status.baseline_source})", p95),
         Reference(f"limit {limit:.2f}x baseline", p95 * limit),
     )
+
+
+def baseline_view(status: Status) -> BaselineView | None:
+    """The criteria's view of the frozen baseline; None while it is being learned."""
+    base = status.baseline
+    if base is None:
+        return None
+    p95 = base.duration_seconds.get("0.95")
+    return BaselineView(base.probes, base.success_ratio, p95, status.baseline_source)
 
 
 def drift(samples: Sequence[Sample]) -> tuple[Series, ...]:
@@ -293,7 +308,9 @@ def baseline_text(status: Status) -> str:
     ratio = "no data" if base.success_ratio is None else percent(base.success_ratio)
     p95 = base.duration_seconds.get("0.95")
     latency = "no data" if p95 is None else milliseconds(p95)
-    return f"{base.probes} probes from {status.baseline_source}, success {ratio}, p95 {latency}"
+    text = f"{base.probes} probes from {status.baseline_source}, success {ratio}, p95 {latency}"
+    problem = baseline_problem(baseline_view(status), status.thresholds)
+    return text if problem is None else f"unusable as evidence ({problem}); {text}"
 
 
 CSS = (
