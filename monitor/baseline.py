@@ -336,7 +336,9 @@ class Baseline:
             self._spawn(lambda: self._fetch_history(applied_at))
 
     def _learn(self, result: ProbeResult, around: Context) -> None:
-        if self._frozen is not None or self._tracker.known_state() != "pending":
+        if self._frozen is not None or not self._tracker.current().quiet:
+            return
+        if self._tracker.known_state() is None:
             return
         now = self._clock()
         answered = result.duration if result.status is not None else None
@@ -430,11 +432,19 @@ class Baseline:
             self._confirmed_until = pending_at if known is None else max(known, pending_at)
             if self._confirmed_until != known:
                 self._learned_cache = None
-        state = self._tracker.known_state()
-        if state not in (None, "pending"):
+        state, view = self._tracker.known_state(), self._tracker.current()
+        if state not in (None, "pending") or view.running:
+            # The migration's run (a lock queue, an index build) is not "before the migration":
+            # probes after its start are left out even if a look still called them pending.
+            if view.started_at is not None and self._confirmed_until is not None:
+                started = view.started_at.timestamp()
+                self._confirmed_until = min(self._confirmed_until, started)
+                self._learned_cache = None
             self._frozen = self._learned()
             self._window.clear()
-            log.info("baseline_frozen", state=state, probes=self._frozen.probes)
+            log.info(
+                "baseline_frozen", state=state, running=view.running, probes=self._frozen.probes
+            )
             self._save()
 
     def _learned(self) -> Summary:

@@ -66,6 +66,8 @@ class Observation:
     latencies: Latencies | None  # the window's answered probes by latency bucket
     baseline: BaselineView | None
     window_complete: bool = True  # False: a pass is not final yet, so it is inconclusive
+    run_probes: int = 0  # of the probes, those taken while the migration ran (before applied)
+    run_failures: int = 0  # of those, the ones that failed
 
     @property
     def p95_seconds(self) -> float | None:
@@ -166,7 +168,7 @@ def users_can_authenticate(o: Observation, t: Thresholds) -> Decision:
     judged = _errors_against(o, 1 - t.objective, t)
     text = f"callback success {ratio:.2%} of {o.probes} probes"
     if judged == "fail":
-        return _fail(name, f"{text}, below the {t.objective:.2%} objective", **numbers)
+        return _fail(name, f"{text}, below the {t.objective:.2%} objective{_run(o)}", **numbers)
     if o.wrongly_invalid is not None and o.wrongly_invalid > 0:
         return _fail(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
     if judged == "inconclusive":
@@ -177,6 +179,13 @@ def users_can_authenticate(o: Observation, t: Thresholds) -> Decision:
 
 
 _WITHIN_CHANCE = "but not beyond chance yet"
+
+
+def _run(o: Observation) -> str:
+    """Where failures came while the migration ran, say how many (its lock queue, Risk 1)."""
+    if o.run_failures == 0:
+        return ""
+    return f" ({o.run_failures} of {o.run_probes} failed during the migration)"
 
 
 def _errors_against(o: Observation, limit: float, t: Thresholds) -> Result:
@@ -313,4 +322,4 @@ def error_rate_within_baseline(o: Observation, t: Thresholds) -> Decision:
     judged = _errors_against(o, limit, t)
     if judged == "inconclusive":
         return _unknown(name, f"{text}: above the limit, {_WITHIN_CHANCE}", **numbers)
-    return Decision(name, judged, text, numbers)
+    return Decision(name, judged, text + (_run(o) if judged == "fail" else ""), numbers)

@@ -132,6 +132,19 @@ class Window:
             self.buckets[seen.bucket] += sign
 
 
+@dataclass(slots=True)
+class RunCounts:
+    """Probes taken while the migration ran, and how many of them failed."""
+
+    probes: int = 0
+    failures: int = 0
+
+    def add(self, success: bool) -> None:
+        """Count one probe."""
+        self.probes += 1
+        self.failures += not success
+
+
 class LiveView:
     """A collector of rollout_success_criterion{criterion}; records probes once applied."""
 
@@ -151,39 +164,56 @@ class LiveView:
         self._lock = threading.Lock()
         self._window = Window()
         self._applied_at: float | None = None  # of the latest application seen
+        self._started_at: float | None = None  # when its run started, if seen or recorded
         self._left_at: float | None = None  # last seen not applied after having been applied
+        self._run = RunCounts()  # probes taken while the migration ran, before it was applied
 
     def inherit(self, previous: LiveView) -> None:
         """Carry on the previous monitor's window (a reload watching the same migration)."""
         with previous._lock:
             window, applied_at = previous._window.copy(), previous._applied_at
-            left_at = previous._left_at
+            started_at, left_at, run = previous._started_at, previous._left_at, previous._run
         with self._lock:
             self._window, self._applied_at, self._left_at = window, applied_at, left_at
+            self._started_at, self._run = started_at, RunCounts(run.probes, run.failures)
 
     def record(self, result: ProbeResult) -> None:
-        """Keep the probe while the migration is applied (the window since it was applied)."""
+        """Keep the probe while the migration runs or is applied (the window since it started)."""
         wrongly_invalid = self._wrongly_invalid()
         with self._lock:
             start = self._follow()
-            if self._tracker.known_state() != "applied" or start is None:
+            view = self._tracker.current()
+            running = view.running and self._tracker.known_state() is not None
+            if start is None or not (running or self._tracker.known_state() == "applied"):
                 return
             answered = result.duration if result.status is not None else None
             bucket = None if answered is None else bisect.bisect_left(PROBE_BUCKETS, answered)
             seen = Seen(self._clock(), result.outcome == "success", bucket, wrongly_invalid)
             self._window.add(seen)
+            if running:
+                self._run.add(seen.success)
 
     def _follow(self) -> float | None:
-        """Follow the schema check's state; the window's start, None before it was applied."""
+        """Follow the schema check's state; the window's start (the run's start, else the
+        applied time), None before the migration started."""
         now, view = self._clock(), self._tracker.current()
+        if view.started_at is not None and (view.running or view.state == "applied"):
+            if self._started_at is None:
+                self._run = RunCounts()
+            self._started_at = view.started_at.timestamp()
         if view.state == "applied" and view.applied_at is not None:
             self._applied_at = view.applied_at.timestamp()
         elif self._applied_at is not None and self._tracker.known_state() is not None:
             self._left_at = now
-        if self._applied_at is None:
+        if self._applied_at is None and not view.running:
             return None
-        start = max(self._applied_at, now - WINDOW_SECONDS)
+        first = self._applied_at if self._started_at is None else self._started_at
+        if first is None:
+            return None
+        start = max(first, now - WINDOW_SECONDS)
         self._window.trim(start)
+        if self._applied_at is not None and start >= self._applied_at:
+            self._run = RunCounts()  # the run has left the window
         return start
 
     def observation(self) -> Observation:
@@ -196,6 +226,7 @@ class LiveView:
             latencies = self._window.latencies()
             seen = self._window.highest_wrongly_invalid()
             stayed = None if start is None else self._left_at is None or self._left_at < start
+            run = RunCounts(self._run.probes, self._run.failures)
         return Observation(
             state=self._tracker.known_state(),
             stayed_applied=stayed,
@@ -210,6 +241,8 @@ class LiveView:
             successes=successes,
             latencies=latencies,
             baseline=self._baseline_view(),
+            run_probes=run.probes,
+            run_failures=run.failures,
         )
 
     def decisions(self) -> list[Decision]:

@@ -22,13 +22,21 @@ def migration_state(present: int, total: int, was_applied: bool) -> str:
 
 @dataclass(frozen=True)
 class MigrationView:
-    """The migration's state and, while it is applied, when that happened (UTC) and who says so."""
+    """The migration's state and, while it is applied, when that happened (UTC) and who says so;
+    whether it is running now, and when its run started (UTC), once known."""
 
     state: str = "pending"
     seen_applied: bool = False
     observed_applied_at: datetime | None = None
     applied_at: datetime | None = None
     applied_source: str | None = None
+    running: bool = False  # the migration's run is under way (its DDL holds or awaits locks)
+    started_at: datetime | None = None  # when its run started: Prisma's started_at, else seen
+
+    @property
+    def quiet(self) -> bool:
+        """Pending with no run under way: what a probe before the migration saw."""
+        return self.state == "pending" and not self.running
 
 
 class MigrationTracker:
@@ -52,7 +60,8 @@ class MigrationTracker:
             return self._view.state if self._published else None
 
     def last_pending_at(self) -> float | None:
-        """Unix time the schema check last found the migration pending; None if it never did."""
+        """Unix time the schema check last found the migration pending with no run under way;
+        None if it never did."""
         with self._lock:
             return self._pending_at
 
@@ -61,5 +70,5 @@ class MigrationTracker:
         with self._lock:
             self._view = view
             self._published = True
-            if view.state == "pending":
+            if view.quiet:
                 self._pending_at = self._clock()

@@ -72,6 +72,16 @@ def healthy_applied_at(instance: str, t: int) -> float | None:
     return float(APPLIED_AT if instance == "a" else seen_applied_from(instance))
 
 
+def not_running(instance: str, t: int) -> bool:
+    """No run of the migration seen (it ran between two looks)."""
+    return False
+
+
+def no_start(instance: str, t: int) -> float | None:
+    """No start time of the migration's run exported."""
+    return None
+
+
 def nothing(instance: str, t: int) -> float:
     """Zero all along."""
     return 0.0
@@ -103,6 +113,8 @@ class Scenario:
     probe: Callable[[str, int], Probe | None] = healthy_probe
     state: Callable[[str, int], str] = healthy_state
     applied_at: Callable[[str, int], float | None] = healthy_applied_at
+    running: Callable[[str, int], bool] = not_running  # rollout_migration_running
+    started_at: Callable[[str, int], float | None] = no_start
     wrongly_invalid: Callable[[str, int], float] = nothing
     missing_field: Callable[[str, int], float] = nothing
     trigger_present: Callable[[str, int], bool] = always  # once the migration's objects exist
@@ -215,6 +227,8 @@ def _write_gauges(out: _Families, s: Scenario, instance: str, target: Labels, t:
     for name in ("pending", "partial", "applied", "rolled_back"):
         _gauge(out, "rollout_migration_state", (*target, ("state", name)), t, float(name == state))
     _gauge(out, "rollout_migration_applied_timestamp_seconds", target, t, s.applied_at(instance, t))
+    _gauge(out, "rollout_migration_running", target, t, float(s.running(instance, t)))
+    _gauge(out, "rollout_migration_started_timestamp_seconds", target, t, s.started_at(instance, t))
     exists = state in ("applied", "partial")
     trigger_present = exists and s.trigger_present(instance, t)
     for index in INDEXES:

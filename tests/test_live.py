@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import fixtures
+import psycopg
 import pytest
 from conftest import FreshDatabase
 from monitoring import make_config, value
@@ -226,6 +228,81 @@ def health(monitor: Monitor) -> str:
     values = {h: value(monitor, "rollout_baseline_health", health=h) for h in states}
     assert sorted(v if v is not None else -1.0 for v in values.values()) == [0, 0, 0, 0, 1], values
     return next(h for h, v in values.items() if v == 1)
+
+
+PRISMA_START = """
+INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count)
+VALUES ('run-1', md5('001'), %s, now(), 0)
+"""
+PRISMA_FINISH = "UPDATE _prisma_migrations SET finished_at = now() WHERE id = 'run-1'"
+
+
+def test_logins_failing_while_the_migration_waits_in_a_lock_queue_fail_authentication(
+    fresh_db: FreshDatabase,
+) -> None:
+    """The plan's Risk 1: the migration's ALTER TABLE queues behind an open transaction and
+    logins fail until it commits. That run is no baseline (it once learned its timeouts as
+    "before the migration") and is judged: its failures fail users_can_authenticate."""
+    answers = [(401, AFTER)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        learn(m, 10)
+        blocker, migrator = fresh_db.conn(), fresh_db.conn()
+        blocker.execute("BEGIN")
+        blocker.execute('SELECT count(*) FROM "users"')  # idle in transaction: holds its lock
+        migrator.execute(PRISMA_START, (fixtures.MIGRATION_001_NAME,))
+        queued = threading.Thread(target=lambda: apply_in_one_transaction(migrator))
+        queued.start()
+        wait_for_lock_waiter(fresh_db)
+        run(m, "schema")
+        assert m.tracker.current().running
+        assert value(m, "rollout_migration_running") == 1
+        answers.append((503, AFTER))  # logins hang behind the queue, then fail
+        probe(m, 5)
+        run(m, "schema")
+        baseline = m.live.observation().baseline
+        assert baseline is not None
+        assert (baseline.probes, baseline.success_ratio) == (10, 1.0)  # nothing of the run
+        blocker.execute("ROLLBACK")
+        queued.join(timeout=30)
+        migrator.execute(PRISMA_FINISH)
+        fixtures.apply(fresh_db.conn(), "seed_after")
+        answers.append((401, AFTER))
+        look(m)
+        assert value(m, "rollout_migration_running") == 0
+        probe(m, 10)
+        assert reasons(m)["users_can_authenticate"] == (
+            "fail",
+            "callback success 66.67% of 15 probes, below the 99.00% objective"
+            " (5 of 5 failed during the migration)",
+        )
+        started = value(m, "rollout_migration_started_timestamp_seconds")
+        applied = value(m, "rollout_migration_applied_timestamp_seconds")
+        assert started is not None
+        assert applied is not None
+        assert started < applied
+
+
+def apply_in_one_transaction(conn: psycopg.Connection[Any]) -> None:
+    """Migration 001 as one transaction, as `prisma migrate deploy` runs it."""
+    with conn.transaction():
+        fixtures.apply(conn, "migration_001")
+
+
+def wait_for_lock_waiter(fresh_db: FreshDatabase) -> None:
+    """Until a session waits for an ACCESS EXCLUSIVE lock (the queued ALTER TABLE)."""
+    conn = fresh_db.conn()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'"
+        ).fetchone()
+        if row is not None and row[0] > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the migration never queued for its lock")
 
 
 def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(
@@ -536,6 +613,7 @@ def test_absent_while_inconclusive_in_the_exposition() -> None:
         (s.name, s.labels["criterion"]): s.value
         for family in registry.collect()
         for s in family.samples
+        if s.name != "rollout_baseline_health"
     }
     # No schema snapshot (indexes, trigger) and no logins: those two are inconclusive.
     assert samples == {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC
 
 import fixtures
 import pytest
 from conftest import FreshDatabase
 from monitoring import make_config, run_once, value
+from test_live import wait_for_lock_waiter
 
 from monitor.migration import STATES, migration_state
 from monitor.redact import Redactor
@@ -185,3 +187,88 @@ def test_other_schema_and_names_come_from_config(fresh_db: FreshDatabase) -> Non
     assert state_of(monitor) == "applied"
     monitor, _ = run_once(make_config(fresh_db.url))
     assert state_of(monitor) == "pending"
+
+
+def running(monitor: Monitor) -> tuple[float | None, float | None]:
+    """rollout_migration_running, and the run's start time if exported."""
+    return (
+        value(monitor, "rollout_migration_running"),
+        value(monitor, "rollout_migration_started_timestamp_seconds"),
+    )
+
+
+def test_nothing_running_before_the_migration(fresh_db: FreshDatabase) -> None:
+    monitor, _ = run_once(make_config(fresh_db.url))
+    assert running(monitor) == (0.0, None)
+    assert monitor.tracker.current().quiet
+
+
+def test_prisma_migrates_advisory_lock_means_the_migration_runs(fresh_db: FreshDatabase) -> None:
+    """`prisma migrate deploy` holds pg_advisory_lock(72707369) for its whole run."""
+    migrator = fresh_db.conn()
+    migrator.execute("SELECT pg_advisory_lock(72707369)")
+    monitor, _ = run_once(make_config(fresh_db.url))
+    state, started = running(monitor)
+    assert (state_of(monitor), state) == ("pending", 1.0)
+    assert started is not None
+    assert not monitor.tracker.current().quiet
+    migrator.execute("SELECT pg_advisory_unlock(72707369)")
+    monitor, _ = run_once(make_config(fresh_db.url))
+    assert running(monitor) == (0.0, None)
+
+
+def test_another_advisory_lock_is_not_the_migration(fresh_db: FreshDatabase) -> None:
+    fresh_db.conn().execute("SELECT pg_advisory_lock(72707370)")
+    monitor, _ = run_once(make_config(fresh_db.url))
+    assert running(monitor) == (0.0, None)
+
+
+def test_a_started_prisma_record_gives_the_runs_start(fresh_db: FreshDatabase) -> None:
+    """Prisma writes started_at (timestamptz) before the migration's SQL runs."""
+    conn = fresh_db.conn()
+    conn.execute(
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at)"
+        " VALUES ('x1', 'c', %s, '2026-11-01 00:50:00+00')",
+        [fixtures.MIGRATION_001_NAME],
+    )
+    monitor, _ = run_once(make_config(fresh_db.url))
+    assert value(monitor, "rollout_prisma_migration_state", state="started") == 1.0
+    assert running(monitor) == (1.0, 1793494200.0)
+
+
+def test_objects_appearing_one_by_one_are_the_run(fresh_db: FreshDatabase) -> None:
+    fixtures.apply(fresh_db.conn(), "migration_001_partial")
+    monitor, _ = run_once(make_config(fresh_db.url))
+    assert (state_of(monitor), running(monitor)[0]) == ("partial", 1.0)
+
+
+def test_a_queued_alter_table_is_the_run(fresh_db: FreshDatabase) -> None:
+    """The plan's Risk 1: the ALTER TABLE waits behind an open transaction, holding nothing yet."""
+    blocker, migrator = fresh_db.conn(), fresh_db.conn()
+    blocker.execute("BEGIN")
+    blocker.execute('SELECT count(*) FROM "users"')
+    migrator.execute("SET lock_timeout = '20s'")
+    queued = threading.Thread(
+        target=lambda: migrator.execute('ALTER TABLE "users" ADD COLUMN "x" text'), daemon=True
+    )
+    queued.start()
+    try:
+        wait_for_lock_waiter(fresh_db)
+        monitor, _ = run_once(make_config(fresh_db.url))
+        assert (state_of(monitor), running(monitor)[0]) == ("pending", 1.0)
+    finally:
+        blocker.execute("ROLLBACK")
+        queued.join(timeout=30)
+
+
+def test_applied_keeps_prismas_start_and_stops_running(fresh_db: FreshDatabase) -> None:
+    conn = fresh_db.conn()
+    for name in ("migration_001", "prisma_record_001"):
+        fixtures.apply(conn, name)
+    monitor, _ = run_once(make_config(fresh_db.url))
+    state, started = running(monitor)
+    applied = value(monitor, "rollout_migration_applied_timestamp_seconds")
+    assert (state_of(monitor), state) == ("applied", 0.0)
+    assert started is not None
+    assert applied is not None
+    assert started <= applied

@@ -74,6 +74,8 @@ class Clock:
     [
         (None, "pending", None, "unknown"),
         ("pending", "pending", None, "not_applied"),
+        ("pending", "running", None, "migrating"),
+        ("partial", "running", None, "migrating"),
         ("partial", "partial", None, "not_applied"),
         ("rolled_back", "rolled_back", None, "not_applied"),
         ("applied", "applied", None, "not_applied"),  # applied, but when is not known
@@ -88,7 +90,9 @@ def test_phase_follows_the_recording_rule(
     known: str | None, state: str, applied_at: float | None, expected: str
 ) -> None:
     at = None if applied_at is None else datetime.fromtimestamp(applied_at, UTC)
-    assert phase(known, MigrationView(state=state, applied_at=at), NOW) == expected
+    running = state == "running"  # the migration's run under way, still pending or partial
+    view = MigrationView(state=known or state if running else state, applied_at=at, running=running)
+    assert phase(known, view, NOW) == expected
 
 
 @pytest.mark.parametrize(

@@ -161,6 +161,21 @@ def migrating_for_ten_minutes(instance: str, t: int) -> str:
     return "applied" if t >= seen_applied_from(instance) else "partial"
 
 
+def timing_out_in_the_lock_queue(instance: str, t: int) -> Probe | None:
+    """While the migration waits in a lock queue (00:50:15..01:00:00) every login times out."""
+    return Probe("timeout", None) if RUN_STARTS < t <= APPLIED else healthy_probe(instance, t)
+
+
+def queued_from_0050(instance: str, t: int) -> bool:
+    """Running (its ALTER TABLE queued) from 00:50:15 until the replica sees it applied."""
+    return RUN_STARTS < t < seen_applied_from(instance)
+
+
+def started_0050(instance: str, t: int) -> float | None:
+    """Prisma's started_at, 00:50:00, exported from the first look that saw the run."""
+    return float(RUN_STARTS) if t > RUN_STARTS else None
+
+
 def applied(instance: str, t: int) -> str:
     """Applied all along: the monitor started after the migration."""
     return "applied"
@@ -208,6 +223,13 @@ SCENARIOS = [
         "slow_migration",
         probe=slow_while_migrating,
         state=migrating_for_ten_minutes,
+        baseline_gauges=False,
+    ),
+    Scenario(
+        "lock_queue",
+        probe=timing_out_in_the_lock_queue,
+        running=queued_from_0050,
+        started_at=started_0050,
         baseline_gauges=False,
     ),
     Scenario("never_pending", state=applied, applied_at=applied_at_01, baseline_gauges=False),
@@ -306,6 +328,7 @@ def test_a_healthy_rollout_passes_with_the_exact_numbers(
         },
         "evaluated_at": AT,
         "applied_at": "2026-11-01T01:00:07Z",
+        "started_at": None,
         "baseline": {"source": "monitor", "probes": 240, "success_ratio": 1.0, "p95_seconds": P95},
         "thresholds": {"objective": 0.99, "min_probes": 20, "latency_tolerance": 1.1},
     }
@@ -421,6 +444,34 @@ def test_the_baseline_ends_where_the_migration_stopped_being_pending(
     assert summary is not None
     assert (summary.probes, summary.success_ratio) == (480, 1.0)
     assert summary.duration_seconds["0.99"] == pytest.approx(0.0735)
+
+
+def test_logins_failing_in_the_migrations_lock_queue_fail_and_stay_out_of_the_baseline(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan's Risk 1: the migration's ALTER TABLE queues from 00:50 to 01:00:07, still
+    pending, and logins time out. The window starts at the run (its 80 timeouts fail
+    authentication; starting at the applied time it passed), and the baseline from history ends
+    where the run began (it learned 80 of 480 probes as timeouts, "before the migration")."""
+    code, document = as_json(capsys, prometheus, "lock_queue")
+    assert code == 1
+    assert document["window"]["start"] == "2026-11-01T00:50:00Z"
+    assert document["started_at"] == "2026-11-01T00:50:00Z"
+    assert document["baseline"] == {
+        "source": "prometheus_history",
+        "probes": 480,
+        "success_ratio": 1.0,
+        "p95_seconds": pytest.approx(P95),
+    }
+    assert results(document) == {
+        **dict.fromkeys(CRITERIA, "pass"),
+        "users_can_authenticate": "fail",
+        "error_rate_within_baseline": "fail",
+    }
+    assert criterion(document, "users_can_authenticate")["reason"] == (
+        "callback success 85.71% of 560 probes, below the 99.00% objective"
+        " (80 of 80 failed during the migration)"
+    )
 
 
 def test_without_a_pending_scrape_there_is_no_baseline_from_history(

@@ -27,17 +27,31 @@ class PrismaRecord:
 
     state: str = "absent"
     finished_at: datetime | None = None
+    started_at: datetime | None = None
 
 
 def prisma_record(row: Row | None) -> PrismaRecord:
     """Classify the newest _prisma_migrations row for the migration."""
     if row is None:
         return PrismaRecord()
+    started = row["started_at"]
     if row["rolled_back_at"] is not None:
         return PrismaRecord("rolled_back", row["finished_at"])
     if row["finished_at"] is not None:
-        return PrismaRecord("finished", row["finished_at"])
-    return PrismaRecord("failed" if row["has_logs"] else "started")
+        return PrismaRecord("finished", row["finished_at"], started)
+    return PrismaRecord("failed" if row["has_logs"] else "started", None, started)
+
+
+@dataclass(frozen=True)
+class RunSigns:
+    """What says the migration's run is under way, besides its objects appearing."""
+
+    prisma_lock: bool = False  # Prisma Migrate's advisory lock held or awaited
+    ddl_lock: bool = False  # an ACCESS EXCLUSIVE lock held or awaited on a watched table
+
+    def any(self, record: PrismaRecord) -> bool:
+        """Whether anything, Prisma's record of a started attempt included, says it runs."""
+        return self.prisma_lock or self.ddl_lock or record.state == "started"
 
 
 class SchemaCheck:
@@ -57,6 +71,8 @@ class SchemaCheck:
         self._migration = config.migration
         self._tracker = tracker
         self._clock = clock
+        self._users_table = config.app.users.table
+        self._tokens_table = config.app.tokens.table
         self.interval = config.checks.schema_check.interval
         self._params = self._object_params()
 
@@ -78,8 +94,9 @@ class SchemaCheck:
         with self._db.session() as session:
             objects = session.rows(sql.query("schema_objects"), self._params)
             record = self._read_prisma(session)
+            signs = self._run_signs(session)
             version = session.row(sql.query("server_version"))["version"]
-        view = self._conclude(objects, record)
+        view = self._conclude(objects, record, signs)
         self._tracker.publish(view)
         return [
             *self._object_families(objects),
@@ -102,17 +119,44 @@ class SchemaCheck:
         rows = session.rows(query, {"name": self._migration.prisma_name})
         return prisma_record(rows[0] if rows else None)
 
-    def _conclude(self, objects: list[Row], record: PrismaRecord) -> MigrationView:
+    def _run_signs(self, session: Session) -> RunSigns:
+        """Locks that only a running migration (or DDL as disruptive) holds or awaits."""
+        tables = [self._users_table, self._tokens_table]
+        ddl = session.rows(sql.query("exclusive_locks"), {"schema": self._schema, "tables": tables})
+        prisma = session.row(sql.query("prisma_migrate_lock"))["held"]
+        return RunSigns(prisma_lock=bool(prisma), ddl_lock=bool(ddl))
+
+    def _conclude(self, objects: list[Row], record: PrismaRecord, signs: RunSigns) -> MigrationView:
         before = self._tracker.current()
         present = sum(1 for row in objects if row["present"])
         was_applied = before.seen_applied or record.finished_at is not None
         state = migration_state(present, len(objects), was_applied)
         if state != "applied":
-            return MigrationView(state, was_applied)
+            # Before it was ever applied, objects appearing one by one are its run too.
+            running = not was_applied and (signs.any(record) or state == "partial")
+            started = self._started_at(record, before) if running else None
+            return MigrationView(state, was_applied, running=running, started_at=started)
         observed = before.observed_applied_at if before.state == "applied" else None
         observed = observed or datetime.fromtimestamp(self._clock(), UTC)
         source, applied_at = self._applied_at(record, observed)
-        return MigrationView(state, True, observed, applied_at, source)
+        return MigrationView(
+            state, True, observed, applied_at, source, started_at=self._run_of(record, before)
+        )
+
+    def _run_of(self, record: PrismaRecord, before: MigrationView) -> datetime | None:
+        """When the applied migration's run started: as seen running, else Prisma's, else None
+        (applied between two looks, with no record of its start)."""
+        if before.running or before.started_at is not None:
+            return self._started_at(record, before)
+        return as_utc(record.started_at) if record.started_at is not None else None
+
+    def _started_at(self, record: PrismaRecord, before: MigrationView) -> datetime:
+        """When the run started: Prisma's started_at of this attempt, else when first seen."""
+        if record.state in ("started", "finished") and record.started_at is not None:
+            return as_utc(record.started_at)
+        if before.started_at is not None:
+            return before.started_at
+        return datetime.fromtimestamp(self._clock(), UTC)
 
     def _applied_at(self, record: PrismaRecord, observed: datetime) -> tuple[str, datetime]:
         """When the migration was applied and who says so: config, then Prisma, then us."""
@@ -172,7 +216,22 @@ class SchemaCheck:
                 PRISMA_STATES,
                 prisma_state,
             ),
+            gauge(
+                "rollout_migration_running",
+                "1 while the migration's run is under way: Prisma's lock or record of a started"
+                " attempt, DDL locks on a watched table, or its objects appearing one by one.",
+                float(view.running),
+            ),
         ]
+        if view.started_at is not None:
+            families.append(
+                gauge(
+                    "rollout_migration_started_timestamp_seconds",
+                    "Unix time the migration's run started (Prisma's started_at, else when this"
+                    " monitor first saw it running); exported while it runs and once applied.",
+                    view.started_at.timestamp(),
+                )
+            )
         if view.applied_at is not None and view.applied_source is not None:
             families += [
                 gauge(

@@ -41,6 +41,7 @@ MONITORING_SECONDS = 86400.0  # the plan's 24-hour monitoring period
 PHASES = {
     "unknown": "unknown: the schema check has not reported yet",
     "not_applied": "not applied: the migration is not in place",
+    "migrating": "migrating: the migration's run is under way; logins failing now count",
     "critical": "critical: the first hour after the migration",
     "monitoring": "monitoring: within 24 hours of the migration",
     "done": "done: 24 hours have passed since the migration",
@@ -105,9 +106,11 @@ class StatusPage:
 
 
 def phase(known_state: str | None, view: MigrationView, now: float) -> str:
-    """Where the rollout is: unknown, not_applied, critical, monitoring or done."""
+    """Where the rollout is: unknown, not_applied, migrating, critical, monitoring or done."""
     if known_state is None:
         return "unknown"
+    if known_state != "applied" and view.running:
+        return "migrating"
     if known_state != "applied" or view.applied_at is None:
         return "not_applied"
     age = now - view.applied_at.timestamp()
@@ -163,7 +166,7 @@ def migration_section(status: Status) -> str:
     applied = status.view.applied_at
     when = (
         "not applied"
-        if current in ("unknown", "not_applied") or applied is None
+        if current in ("unknown", "not_applied", "migrating") or applied is None
         else (
             f"{duration(status.now - applied.timestamp())} ago, at {utc(applied)}"
             f" (from {status.view.applied_source or 'unknown'})"

@@ -16,6 +16,7 @@ HISTORY_SECONDS = 3600.0  # the probes of the hour before the migration stand in
 REQUESTS = "rollout_auth_callback_requests_total"
 BUCKETS = "rollout_auth_callback_duration_seconds_bucket"
 STATE = "rollout_migration_state"
+RUNNING = "rollout_migration_running"
 # How far before the applied time to look for the last sample of the migration pending, and the
 # subquery's step: each scrape is found when scraped at most this often, else one up to a step
 # earlier (a baseline ending a little early, never one holding the migration's run).
@@ -72,11 +73,15 @@ def last_pending(prom: Prometheus, select: Selector, applied_at: float) -> float
     """When a replica last exported the migration pending, at or before the applied time.
 
     Prisma's finished_at is the end of the migration's run (index builds, lock queues), which the
-    schema check sees as partial: the last pending scrape is the baseline's end, not finished_at.
+    schema check sees as running or partial: the last pending scrape with no run under way is the
+    baseline's end, not finished_at.
     timestamp() of the selector itself gives the scrape's own time, not the subquery's step.
     """
     pending = select(STATE, state="pending")
-    seen = f"(timestamp({pending}) and {pending} == 1)[{PENDING_LOOKBACK}:{PENDING_STEP}]"
+    # Pending with its run under way (a lock queue) is the migration, not before it.
+    running = f"{select(RUNNING)} == 1"
+    quiet = f"{pending} == 1 unless ignoring (state) {running}"
+    seen = f"(timestamp({pending}) and {quiet})[{PENDING_LOOKBACK}:{PENDING_STEP}]"
     found = prom.scalar(f"max(max_over_time({seen}))", applied_at)
     return None if found is None else min(found, applied_at)
 

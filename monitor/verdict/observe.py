@@ -18,16 +18,27 @@ WORST_FIRST = ("rolled_back", "partial", "pending", "applied")
 
 @dataclass(frozen=True)
 class Window:
-    """The window evaluated: from the applied time, `seconds` long, cut at the evaluation time."""
+    """The window evaluated: from the migration's start (its run, else its applied time) to
+    `seconds` after it was applied, cut at the evaluation time."""
 
     name: str
     seconds: float
     at: float  # the evaluation time (--at, or now)
-    applied_at: float | None  # the window's start; None: the migration was not applied
+    applied_at: float | None  # None: the migration was not applied
+    started_at: float | None = None  # when its run started, if a monitor saw or Prisma recorded it
+
+    @property
+    def start(self) -> float | None:
+        """The window's start: the run's start when known (its lock queue is judged too)."""
+        if self.applied_at is None:
+            return None
+        if self.started_at is None or self.started_at > self.applied_at:
+            return self.applied_at
+        return self.started_at
 
     @property
     def end(self) -> float | None:
-        """The window's end: its full length after the start, or the evaluation time if sooner."""
+        """The window's end: its full length after the applied time, or the evaluation time."""
         if self.applied_at is None:
             return None
         return max(self.applied_at, min(self.at, self.applied_at + self.seconds))
@@ -40,15 +51,23 @@ class Window:
     @property
     def span(self) -> float:
         """Seconds from the start to the end (0 without a start)."""
-        end = self.end
-        return 0.0 if end is None or self.applied_at is None else end - self.applied_at
+        start, end = self.start, self.end
+        return 0.0 if end is None or start is None else end - start
+
+    @property
+    def run_seconds(self) -> float:
+        """Seconds of the window the migration spent running, before it was applied."""
+        start = self.start
+        return 0.0 if start is None or self.applied_at is None else self.applied_at - start
 
 
 def find_window(prom: Prometheus, select: Selector, name: str, seconds: float, at: float) -> Window:
-    """The window since the migration was applied (the earliest time any replica reports)."""
+    """The window since the migration started (the earliest time any replica reports)."""
     applied = f"last_over_time({select('rollout_migration_applied_timestamp_seconds')}"
     applied_at = prom.scalar(f"min({applied}[{APPLIED_LOOKBACK}]))", at)
-    return Window(name, seconds, at, applied_at)
+    started = f"last_over_time({select('rollout_migration_started_timestamp_seconds')}"
+    started_at = prom.scalar(f"min({started}[{APPLIED_LOOKBACK}]))", at)
+    return Window(name, seconds, at, applied_at, started_at)
 
 
 def observe(
@@ -62,6 +81,10 @@ def observe(
     range_ = f"[{milliseconds(span)}]" if span >= 0.001 else None
     # p95 comes from the bucket counts themselves, computed as histogram_quantile does.
     probes, successes, _ = window_counts(prom, select, end, span, ()) if range_ else (0, 0, {})
+    run = window.run_seconds
+    run_probes, run_successes, _ = (
+        window_counts(prom, select, window.applied_at, run, ()) if run >= 0.001 else (0, 0, {})
+    )
     latencies = window_latencies(prom, select, end, span) if range_ else None
     wrongly = select("rollout_token_validity_drift", kind="wrongly_invalid")
     state = state_at(prom, select, end)
@@ -80,6 +103,8 @@ def observe(
         latencies=latencies,
         baseline=choose_baseline(prom, select, window.applied_at, end, thresholds.min_probes),
         window_complete=window.complete,
+        run_probes=run_probes,
+        run_failures=run_probes - run_successes,
     )
 
 

@@ -54,12 +54,13 @@ def as_json(verdict: Verdict) -> str:
         "window": {
             "name": w.name,
             "seconds": w.seconds,
-            "start": rfc3339(w.applied_at),
+            "start": rfc3339(w.start),
             "end": rfc3339(w.end),
             "complete": w.complete,
         },
         "evaluated_at": rfc3339(w.at),
         "applied_at": rfc3339(w.applied_at),
+        "started_at": rfc3339(w.started_at),
         "baseline": {
             "source": "none" if b is None else b.source,
             "probes": 0 if b is None else b.probes,
@@ -92,7 +93,7 @@ def as_table(verdict: Verdict) -> str:
         window = f"window {w.name}: no applied time in Prometheus"
     else:
         done = "complete" if w.complete else "not over"
-        window = f"window {w.name} {rfc3339(w.applied_at)} .. {rfc3339(w.end)} ({done})"
+        window = f"window {w.name} {rfc3339(w.start)} .. {rfc3339(w.end)} ({done})"
     source = "none" if b is None else f"{b.source}, {b.probes} probes"
     lines = [
         f"verdict: {verdict.result.upper()} (exit {verdict.exit_code})",
