@@ -26,7 +26,6 @@ from monitor.demo.stack import DemoSettings, DemoStack
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "rollout-overview.json"
 PAGE_ALERT = "RolloutCallbackDown"
-BURN_ALERT = "RolloutCallbackErrorBudgetBurnCriticalHour"
 FAST = DemoSettings(
     users=300,
     logins_per_second=5.0,
