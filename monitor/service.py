@@ -23,6 +23,7 @@ from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.status.history import History, Sample
+from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
 from monitor.webconfig import load_web_config
 
@@ -37,6 +38,7 @@ class Monitor:
         self, config: Config, redact: Callable[[str], str], previous: Monitor | None = None
     ) -> None:
         self.config = config
+        self._postgres_up: float | None = None  # the status page's "database reachable"
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
@@ -57,6 +59,8 @@ class Monitor:
             baseline=self.baseline,
             history=self.history,
             thresholds=thresholds(config),
+            vitals=lambda: read_vitals(self.metrics.snapshots, self._postgres_up),
+            redact=redact,
         )
         checks = build_checks(config, self.db, self.metrics, self.tracker, self._on_probe)
         self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
@@ -100,6 +104,7 @@ class Monitor:
         self.history.record(result)
 
     def _report_postgres(self, up: bool) -> None:
+        self._postgres_up = float(up)
         self.metrics.postgres_up.set(float(up))
 
     def ready(self) -> bool:

@@ -26,6 +26,7 @@ from monitor.demo.stack import DemoSettings, DemoStack
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "rollout-overview.json"
 PAGE_ALERT = "RolloutCallbackDown"
+HEALTHY_PROBE = "rollout_auth_callback_last_success"
 FAST = DemoSettings(
     users=300,
     logins_per_second=5.0,
@@ -183,8 +184,13 @@ def test_a_failing_callback_pages_then_resolves_when_healed(
     wait_for("the pager receiver notified", lambda: paged(stack, PAGE_ALERT), 60)
 
     stack.act("heal")
-    wait_for("alert resolved", lambda: prometheus.alert_state(PAGE_ALERT) is None, 30)
-    assert prometheus.value("rollout_auth_callback_last_success") == 1
+    wait_for("probes healthy", lambda: prometheus.value(HEALTHY_PROBE) == 1, 30)
+    # keep_firing_for (2m): healed, the page holds a while instead of resolving at the first
+    # good probe (and paging again at the next bad one), then resolves by itself.
+    for _ in range(6):
+        assert prometheus.alert_state(PAGE_ALERT) == "firing"
+        time.sleep(5)
+    wait_for("alert resolved", lambda: prometheus.alert_state(PAGE_ALERT) is None, 150)
 
 
 def paged(stack: DemoStack, alertname: str) -> bool:

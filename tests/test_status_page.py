@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import fixtures
@@ -22,6 +25,8 @@ from monitoring import make_config
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from selenium.webdriver.common.by import By
+from test_baseline import closing, learn, monitor_for, run, scripted_server
+from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction, wait_for_lock_waiter
 
 from monitor.baseline import SavedState, Summary
 from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
@@ -38,12 +43,16 @@ from monitor.status.charts import (
     Reference,
     Series,
     count,
+    milliseconds,
     nice_ceiling,
     render_chart,
     segments,
+    short_count,
+    short_duration,
 )
 from monitor.status.history import History, Minute, Sample, per_minute
-from monitor.status.page import Status, duration, phase, render
+from monitor.status.now import Vitals, now_decisions, would_page
+from monitor.status.page import CSS, Status, duration, phase, render
 from monitor.webconfig import WebConfig
 
 __all__ = ["browser"]  # the fixture, imported so that pytest finds it here
@@ -222,16 +231,16 @@ def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() ->
     history.record(result(None, "timeout", 5.0))
     assert history.samples() == [
         Sample(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
-               {"threadsFullName": 7, "threadsProfilePic": 9}),
+               {"threadsFullName": 7, "threadsProfilePic": 9}, 401),
         Sample(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
-               {"threadsFullName": 7, "threadsProfilePic": 9}),
+               {"threadsFullName": 7, "threadsProfilePic": 9}, None),
     ]  # fmt: skip
 
 
 def test_history_without_drift_or_backfill_keeps_empty_maps() -> None:
     history = History(Snapshots(), Clock(NOW))
     history.record(result(401))
-    assert history.samples() == [Sample(NOW, "success", 0.031, {}, {})]
+    assert history.samples() == [Sample(NOW, "success", 0.031, {}, {}, 401)]
 
 
 def test_history_forgets_what_is_an_hour_old() -> None:
@@ -337,7 +346,7 @@ def test_page_states_every_criterion_result_in_words() -> None:
     assert '<p class="reason">1 of 2 users who logged in miss a new field</p>' in html
     assert "p95 72.5 ms, 1.21x the baseline 60.0 ms, above 1.10x beyond chance" in html
     assert '<span id="verdict" class="result fail">fail</span>' in html
-    assert "<title>fail - rollout-monitor</title>" in html
+    assert "<title>NO DATA now, fail since the migration - rollout-monitor</title>" in html
 
 
 def test_page_states_migration_state_phase_and_time_since_applied() -> None:
@@ -672,7 +681,7 @@ def test_basic_auth_guards_the_page_in_chromium(
             browser.credentials(USER, PASSWORD)
             browser.driver.get(page.url)
             assert status_code(browser) == 200
-            assert texts(browser, "h2")[1].startswith("Success criteria")
+            assert texts(browser, "h2")[2].startswith("Success criteria")
         finally:
             browser.credentials(None)
 
@@ -698,7 +707,7 @@ def test_the_running_daemon_serves_the_status_page_behind_its_basic_auth(
         monitor.stop()
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert "<h2>Success criteria: " in response.text
+    assert "<h2>Success criteria since the migration: " in response.text
     assert f"<code>{config.migration.name}</code>" in response.text
 
 
@@ -727,3 +736,283 @@ def test_a_page_that_fails_to_render_is_a_500_and_metrics_still_answer() -> None
         exporter.stop()
     assert (page.status_code, page.text) == (500, "the status page failed; see the log\n")
     assert metrics.status_code == 200
+
+
+# -- "now": the last probe, the last five minutes, the database, what would page ---------------
+
+
+def probes_every(
+    seconds: float, span: float, outcome: str = "success", **fields: Any
+) -> list[Sample]:
+    """Samples ending at NOW, one every `seconds` over `span` seconds."""
+    count = int(span // seconds)
+    status = 401 if outcome == "success" else fields.pop("status", None)
+    return [
+        Sample(
+            NOW - span + (i + 1) * seconds,
+            outcome,
+            0.04 if status else None,
+            status=status,
+            **fields,
+        )
+        for i in range(count)
+    ]
+
+
+def now_of(html: str) -> str:
+    """The "now" section's markup."""
+    start = html.index('<section id="now"')
+    return html[start : html.index("</section>", start)]
+
+
+def test_now_is_ok_when_every_recent_probe_succeeded() -> None:
+    samples = probes_every(4, 600)
+    html = render(replace(status(samples=samples), vitals=HEALTHY_DB))
+    now = now_of(html)
+    assert 'class="now-ok"' in now
+    assert '<dd id="now-callback">success (HTTP 401), 0 s ago</dd>' in now
+    assert '<dd id="now-recent">0 of 75 probes failed; p95 39.5 ms</dd>' in now
+    assert '<dd id="now-database">reachable</dd>' in now
+    assert '<dd id="now-locks">0 sessions waiting on a lock, 0 of them behind DDL</dd>' in now
+    assert '<dd id="now-connections">12 of 100 (12%)</dd>' in now
+    assert '<dd id="now-paging">nothing</dd>' in now
+    assert "<title>OK now, fail since the migration - rollout-monitor</title>" in html
+
+
+HEALTHY_DB = Vitals(
+    postgres_up=True, connections=12, max_connections=100, lock_waiting=0, blocked_by_ddl=0
+)
+
+
+def test_a_callback_down_before_the_migration_is_red_though_every_criterion_is_inconclusive() -> (
+    None
+):
+    """Before the migration nothing can be decided; the page must still be red."""
+    samples = probes_every(4, 600, "server_error", status=503)
+    pending = replace(
+        status(samples=samples),
+        known_state="pending",
+        view=MigrationView("pending"),
+        vitals=HEALTHY_DB,
+    )
+    paging = would_page(samples, HEALTHY_DB, "pending", NOW, Thresholds())
+    html = render(replace(pending, paging=paging))
+    now = now_of(html)
+    assert 'class="now-bad"' in now
+    assert '<span id="now-level" class="level bad">FAILING</span>' in now
+    assert '<dd id="now-callback">server_error (HTTP 503), 0 s ago</dd>' in now
+    assert (
+        '<dd id="now-paging">RolloutCallbackDown (the last probe: server_error);'
+        " RolloutLoginsFailing (150 of 150 probes failed in 10 minutes)</dd>"
+    ) in now
+    assert html.index('id="now"') < html.index('id="criteria"')
+
+
+def test_a_timeout_names_its_reason_and_the_database_down_is_said() -> None:
+    samples = probes_every(4, 60, "timeout")
+    down = Vitals(postgres_up=False)
+    shown = replace(
+        status(samples=samples),
+        vitals=down,
+        last_detail="no answer by the deadline",
+        paging=would_page(samples, down, "applied", NOW, Thresholds()),
+    )
+    now = now_of(render(shown))
+    assert '<dd id="now-callback">timeout (no answer by the deadline), 0 s ago</dd>' in now
+    assert (
+        '<dd id="now-database">UNREACHABLE: the criteria below use the last data seen before</dd>'
+        in now
+    )
+    assert "RolloutPostgresDown (the last poll could not connect and query)" in now
+
+
+def test_one_failed_probe_in_five_minutes_is_degraded_not_failing() -> None:
+    samples = probes_every(4, 300)
+    samples[10] = replace(samples[10], outcome="timeout", duration_seconds=None, status=None)
+    now = now_of(render(replace(status(samples=samples), vitals=HEALTHY_DB)))
+    assert '<span id="now-level" class="level warn">DEGRADED</span>' in now
+    assert '<dd id="now-recent">1 of 75 probes failed; p95 39.5 ms</dd>' in now
+
+
+def test_a_criterion_that_failed_earlier_but_passes_now_says_so() -> None:
+    """The window keeps a failure; the last five minutes are healthy again."""
+    failed = replace(
+        OBSERVED_APPLIED,
+        probes=240,
+        successes=200,
+        latencies=Latencies.of([0.05] * 200, PROBE_BUCKETS),
+    )
+    healed = probes_every(4, 300, drift={"wrongly_invalid": 0.0})
+    shown = replace(
+        status(decisions_of=failed, samples=healed),
+        now_decisions=now_decisions(failed, healed, NOW, Thresholds()),
+    )
+    html = render(shown)
+    item = html[html.index('id="criterion-users_can_authenticate"') :]
+    item = item[: item.index("</li>")]
+    assert "callback success 83.33% of 240 probes, below the 99.00% objective" in item
+    assert (
+        '<p class="now pass">Failed earlier in the window, passing now (last 5 minutes):'
+        " callback success 100.00% of 75 probes.</p>"
+    ) in item
+
+
+def test_a_criterion_still_failing_says_so() -> None:
+    failed = replace(OBSERVED_APPLIED, probes=240, successes=200)
+    failing = probes_every(4, 300, "server_error", status=503)
+    shown = replace(
+        status(decisions_of=failed, samples=failing),
+        now_decisions=now_decisions(failed, failing, NOW, Thresholds()),
+    )
+    html = render(shown)
+    assert (
+        '<p class="now fail">Still failing now: callback success 0.00% of 75 probes, below'
+        " the 99.00% objective.</p>"
+    ) in html
+
+
+OBSERVED_APPLIED = Observation(
+    state="applied",
+    stayed_applied=True,
+    indexes_valid=True,
+    trigger_enabled=True,
+    wrongly_invalid=0,
+    logins=2,
+    logins_missing_field=0,
+    probes=240,
+    successes=240,
+    latencies=Latencies.of([0.05] * 240, PROBE_BUCKETS),
+    baseline=BaselineView(240, 1.0, 0.06, "monitor"),
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (0.0001, "0.1 ms"),
+        (0.0025, "2.5 ms"),
+        (0.0314, "31 ms"),
+        (0.25, "250 ms"),
+        (0.999, "999 ms"),
+        (1.0, "1 s"),
+        (2.5, "2.5 s"),
+        (10.0, "10 s"),
+    ],
+)
+def test_latency_axis_labels_are_short(value: float, label: str) -> None:
+    assert short_duration(value) == label
+
+
+def test_axis_labels_are_never_clipped_in_chromium(browser: Browser) -> None:
+    """Latency from 0.1 ms to 10 s and drift counts to ten million: every axis label is inside
+    the drawing ("1000.0 ms" used to show as "000.0 ms")."""
+    figures = []
+    for seconds in (0.0001, 0.001, 0.01, 0.1, 0.999, 1.0, 10.0):
+        points = ((NOW - 60, seconds), (NOW, seconds))
+        chart = Chart("latency", "p95", NOW - 3600, NOW, (Series("p95", points),), (),
+                      milliseconds, axis=short_duration)  # fmt: skip
+        figures.append(render_chart(chart))
+    for tokens in (9.0, 12_345.0, 10_000_000.0):
+        points = ((NOW - 60, tokens), (NOW, tokens))
+        chart = Chart("drift", "drift", NOW - 3600, NOW, (Series("t", points),), (), count,
+                      axis=short_count)  # fmt: skip
+        figures.append(render_chart(chart))
+    html = f"<!doctype html><html><head><style>{CSS}</style></head><body>{''.join(figures)}</body></html>"
+    browser.credentials(None)
+    browser.phone()
+    browser.driver.get("data:text/html;base64," + base64.b64encode(html.encode()).decode())
+    boxes = browser.driver.execute_script(
+        "return [...document.querySelectorAll('svg text.axis')].map(t => {"
+        " const b = t.getBBox(); return [t.textContent, b.x, b.x + b.width]; })"
+    )
+    assert len(boxes) == 10 * 5
+    clipped = [(text, left, right) for text, left, right in boxes if left < 0 or right > 320]
+    assert clipped == []
+
+
+# -- the daemon's "now" through a real monitor, PostgreSQL and callback server -----------------
+
+
+def show(browser: Browser, monitor: Monitor, name: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Render the monitor's page in Chromium as a phone, save a screenshot; the page's HTML."""
+    html = monitor.status_page.render().decode()
+    browser.credentials(None)
+    browser.phone()
+    browser.driver.get("data:text/html;base64," + base64.b64encode(html.encode()).decode())
+    shot = browser.full_page_screenshot(name, PHONE[0], mobile=True)
+    with capsys.disabled():
+        print(f"\nstatus page ({name}): {shot}")
+    return html
+
+
+def wait_for_waiters(fresh_db: FreshDatabase, count: int) -> None:
+    """Until this many sessions wait for a lock."""
+    conn = fresh_db.conn()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+        if row is not None and row[0] >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} sessions ever waited for a lock")
+
+
+def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
+    browser: Browser, fresh_db: FreshDatabase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Screenshots at each step: the callback down before the migration (red, though every
+    criterion is inconclusive), the migration queued behind an open transaction (sessions
+    behind DDL, phase migrating), then applied and healed (the window remembers the failures,
+    now is healthy again)."""
+    answers = [(503, 0.01)]
+    with (
+        scripted_server(answers) as app,
+        closing(monitor_for(fresh_db, app.url, min_probes=10)) as m,
+    ):
+        learn(m, 10)
+        run(m, "connections")
+        html = show(browser, m, "status-now-callback-down.png", capsys)
+        now = now_of(html)
+        assert '<span id="now-level" class="level bad">FAILING</span>' in now
+        assert '<dd id="now-callback">server_error (HTTP 503), 0 s ago</dd>' in now
+        assert "RolloutCallbackDown (the last probe: server_error)" in now
+        assert '<dd id="now-database">reachable</dd>' in now
+        assert '<span id="verdict" class="result inconclusive">' in html
+
+        answers.append((401, 0.01))
+        blocker, migrator = fresh_db.conn(), fresh_db.conn()
+        blocker.execute("BEGIN")
+        blocker.execute('SELECT count(*) FROM "users"')
+        migrator.execute(PRISMA_START, (fixtures.MIGRATION_001_NAME,))
+        queued = threading.Thread(target=lambda: apply_in_one_transaction(migrator))
+        queued.start()
+        login = fresh_db.conn()
+        login.execute("SET statement_timeout = '30s'")
+        hung = threading.Thread(target=lambda: login.execute('SELECT count(*) FROM "users"'))
+        try:
+            wait_for_lock_waiter(fresh_db)
+            hung.start()  # a login's query, queued behind the ALTER TABLE (Risk 1)
+            wait_for_waiters(fresh_db, 2)
+            for check in ("schema", "connections", "callback"):
+                run(m, check)
+            html = show(browser, m, "status-now-lock-queue.png", capsys)
+            assert '<dd id="phase-migrating">' in html
+            locks = html[html.index('<dd id="now-locks">') :]
+            assert locks.startswith('<dd id="now-locks">2 sessions waiting on a lock, 1 of them')
+            assert "RolloutSessionsBlockedByDDL (1 behind DDL)" in now_of(html)
+        finally:
+            blocker.execute("ROLLBACK")
+            queued.join(timeout=30)
+            if hung.is_alive() or hung.ident is not None:
+                hung.join(timeout=30)
+        migrator.execute(PRISMA_FINISH)
+        fixtures.apply(fresh_db.conn(), "seed_after")
+        for check in ("schema", "drift", "activity", "connections"):
+            run(m, check)
+        for _ in range(12):
+            run(m, "callback")
+        html = show(browser, m, "status-now-after-heal.png", capsys)
+        now = now_of(html)
+        assert '<span id="now-level" class="level warn">DEGRADED</span>' in now
+        assert '<dd id="now-paging">nothing</dd>' in now
+        assert '<dd id="now-callback">success (HTTP 401), 0 s ago</dd>' in now

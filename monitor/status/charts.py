@@ -49,6 +49,7 @@ class Chart:
     fmt: Format = str
     low: float = 0.0
     high: float | None = None  # None: fitted to the highest value shown
+    axis: Format | None = None  # the axis's shorter labels (they must fit LEFT); None: fmt
 
 
 def percent(value: float) -> str:
@@ -64,6 +65,23 @@ def milliseconds(value: float) -> str:
 def count(value: float) -> str:
     """1234.0 -> '1,234'."""
     return f"{value:,.0f}"
+
+
+def short_duration(value: float) -> str:
+    """An axis label of at most 7 characters: 0.0001 -> '0.1 ms', 0.25 -> '250 ms', 10 -> '10 s'."""
+    if value >= 1:
+        return f"{value:.3g} s"
+    if value >= 0.01:
+        return f"{value * 1000:.0f} ms"
+    return f"{value * 1000:.2g} ms"
+
+
+def short_count(value: float) -> str:
+    """An axis label of at most 5 characters: 950 -> '950', 12500 -> '12.5k', 1e7 -> '10M'."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.3g}"
 
 
 def nice_ceiling(value: float) -> float:
@@ -124,7 +142,7 @@ def render_chart(chart: Chart) -> str:
         f'aria-labelledby="{title_id} {desc_id}" data-chart="{escape(chart.key)}">',
         f'<title id="{title_id}">{escape(chart.title)}</title>',
         f'<desc id="{desc_id}">{escape(describe(chart))}</desc>',
-        *frame(plot, chart.fmt),
+        *frame(plot, chart.axis or chart.fmt),
         *(reference(plot, r, i, chart.fmt) for i, r in enumerate(chart.references)),
         *(line for i, s in enumerate(chart.series) for line in series(plot, s, i)),
     ]

@@ -28,6 +28,8 @@ class Sample:
     duration_seconds: float | None  # None when the probe got no answer (timeout, refused)
     drift: dict[str, float] = field(default_factory=dict)  # kind -> tokens
     missing: dict[str, float] = field(default_factory=dict)  # column -> users still NULL
+    status: int | None = None  # the HTTP status, None when no answer came
+    detail: str = ""  # why it got no answer (the probe's own words; redacted when shown)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class History:
             duration_seconds=answered,
             drift=by_label(self._snapshots.samples("rollout_token_validity_drift"), "kind"),
             missing=by_label(self._snapshots.samples("rollout_users_missing_field"), "column"),
+            status=result.status,
+            detail=result.detail,
         )
         with self._lock:
             self._samples.append(sample)

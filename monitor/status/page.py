@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 
@@ -19,6 +19,7 @@ from monitor.criteria import (
     Thresholds,
     baseline_problem,
     baseline_usable,
+    decide,
     overall,
 )
 from monitor.live import LiveView
@@ -31,8 +32,11 @@ from monitor.status.charts import (
     milliseconds,
     percent,
     render_chart,
+    short_count,
+    short_duration,
 )
 from monitor.status.history import DRIFT_KINDS, History, Sample, per_minute
+from monitor.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
 
 REFRESH_SECONDS = 15
 CRITICAL_SECONDS = 3600.0  # the plan's first hour after the migration, as the recording rule
@@ -62,6 +66,10 @@ class Status:
     thresholds: Thresholds
     now: float
     refresh_seconds: int = REFRESH_SECONDS
+    vitals: Vitals = field(default_factory=Vitals)
+    now_decisions: Sequence[Decision] = ()  # the criteria on the last five minutes
+    paging: Sequence[Paging] = ()  # alerts the daemon's own numbers say are due
+    last_detail: str = ""  # the last probe's detail, redacted
 
 
 class StatusPage:
@@ -76,6 +84,8 @@ class StatusPage:
         baseline: Baseline,
         history: History,
         thresholds: Thresholds,
+        vitals: Callable[[], Vitals],
+        redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._migration = migration
@@ -84,20 +94,29 @@ class StatusPage:
         self._baseline = baseline
         self._history = history
         self._thresholds = thresholds
+        self._vitals = vitals
+        self._redact = redact
         self._clock = clock
 
     def status(self) -> Status:
         """What the page would show now."""
+        now, samples, vitals = self._clock(), self._history.samples(), self._vitals()
+        observation = self._live.observation()
+        known = self._tracker.known_state()
         return Status(
             migration=self._migration,
-            known_state=self._tracker.known_state(),
+            known_state=known,
             view=self._tracker.current(),
-            decisions=self._live.decisions(),
+            decisions=decide(observation, self._thresholds),
             baseline=self._baseline.summary(),
             baseline_source=self._baseline.source,
-            samples=self._history.samples(),
+            samples=samples,
             thresholds=self._thresholds,
-            now=self._clock(),
+            now=now,
+            vitals=vitals,
+            now_decisions=now_decisions(observation, samples, now, self._thresholds),
+            paging=would_page(samples, vitals, known, now, self._thresholds),
+            last_detail=self._redact(samples[-1].detail) if samples else "",
         )
 
     def render(self) -> bytes:
@@ -141,17 +160,20 @@ def utc(moment: float | datetime) -> str:
 def render(status: Status) -> str:
     """The whole page."""
     verdict = overall(status.decisions)
+    level = now_level(status)
+    title = f"{NOW_WORDS[level]} now, {verdict} since the migration"
     return "".join(
         [
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f'<meta http-equiv="refresh" content="{status.refresh_seconds}">',
-            f"<title>{escape(verdict)} - rollout-monitor</title>",
+            f"<title>{escape(title)} - rollout-monitor</title>",
             f"<style>{CSS}</style></head><body><main>",
             "<header><h1>rollout-monitor</h1>",
             f"<p>Migration <code>{escape(status.migration)}</code></p></header>",
+            now_section(status, level),
             migration_section(status),
-            criteria_section(status.decisions, verdict),
+            criteria_section(status.decisions, verdict, status.now_decisions),
             charts_section(status),
             footer(status),
             "</main></body></html>\n",
@@ -181,20 +203,127 @@ def migration_section(status: Status) -> str:
     return f'<section id="migration"><h2>Migration</h2><dl>{items}</dl></section>'
 
 
-def criteria_section(decisions: Sequence[Decision], verdict: str) -> str:
-    """The plan's success criteria, each with its result in words and the reason."""
+def criteria_section(
+    decisions: Sequence[Decision], verdict: str, now: Sequence[Decision] = ()
+) -> str:
+    """The plan's success criteria, each with its result in words and the reason, and whether
+    one that failed in the window still fails now."""
+    current = {d.criterion: d for d in now}
     items = "".join(
         f'<li id="criterion-{escape(d.criterion)}" class="criterion {escape(d.result)}">'
         f'<span class="result {escape(d.result)}">{escape(d.result)}</span> '
         f'<strong class="title">{escape(d.title)}</strong>'
-        f'<p class="reason">{escape(d.reason)}</p></li>'
+        f'<p class="reason">{escape(d.reason)}</p>{now_note(d, current.get(d.criterion))}</li>'
         for d in decisions
     )
     return (
-        '<section id="criteria"><h2>Success criteria: '
+        '<section id="criteria"><h2>Success criteria since the migration: '
         f'<span id="verdict" class="result {escape(verdict)}">{escape(verdict)}</span></h2>'
         f'<ol class="criteria">{items}</ol></section>'
     )
+
+
+def now_note(window: Decision, now: Decision | None) -> str:
+    """For a criterion that failed in the window: does it still fail now, or pass again?"""
+    if window.result != "fail" or now is None or now.result == "inconclusive":
+        return ""
+    words = (
+        f"Still failing now: {now.reason}."
+        if now.result == "fail"
+        else f"Failed earlier in the window, passing now (last 5 minutes): {now.reason}."
+    )
+    return f'<p class="now {escape(now.result)}">{escape(words)}</p>'
+
+
+NOW_WORDS = {"bad": "FAILING", "warn": "DEGRADED", "ok": "OK", "unknown": "NO DATA"}
+
+
+def now_level(status: Status) -> str:
+    """bad: the last probe failed, the database is down or something would page; warn: some
+    probe failed in the last five minutes; ok: none did; unknown: no probe yet."""
+    samples = status.samples
+    last_failed = bool(samples) and samples[-1].outcome != "success"
+    if last_failed or status.paging or status.vitals.postgres_up is False:
+        return "bad"
+    if not samples:
+        return "unknown"
+    return "warn" if recent(samples, status.now).failures else "ok"
+
+
+def now_section(status: Status, level: str) -> str:
+    """The last probe, the last five minutes, the database, and what would page."""
+    rows = [
+        ("Callback", last_probe_text(status), "now-callback"),
+        ("Last 5 minutes", recent_text(recent(status.samples, status.now)), "now-recent"),
+        *database_rows(status.vitals),
+        ("Would page", paging_text(status.paging), "now-paging"),
+    ]
+    items = "".join(
+        f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
+        for name, text, ident in rows
+    )
+    return (
+        f'<section id="now" class="now-{escape(level)}"><h2>Now: '
+        f'<span id="now-level" class="level {escape(level)}">{NOW_WORDS[level]}</span></h2>'
+        f"<dl>{items}</dl></section>"
+    )
+
+
+def last_probe_text(status: Status) -> str:
+    """The last probe's outcome, status code or reason, and how long ago."""
+    if not status.samples:
+        return "no probe yet"
+    last = status.samples[-1]
+    answer = f"HTTP {last.status}" if last.status is not None else status.last_detail
+    ago = duration(status.now - last.at)
+    return f"{last.outcome} ({answer or 'no answer'}), {ago} ago"
+
+
+def recent_text(last: Recent) -> str:
+    """How many probes, how many failed, their p95."""
+    if not last.probes:
+        return "no probe"
+    p95 = last.latencies.quantile(0.95)
+    latency = "no answer" if p95 is None else f"p95 {milliseconds(p95)}"
+    return f"{last.failures} of {last.probes} probes failed; {latency}"
+
+
+def database_rows(vitals: Vitals) -> list[tuple[str, str, str]]:
+    """Reachable, locks and connections, as the checks last saw them."""
+    reachable = {
+        True: "reachable",
+        False: "UNREACHABLE: the criteria below use the last data seen before",
+        None: "unknown",
+    }[vitals.postgres_up]
+    locks = (
+        "unknown"
+        if vitals.lock_waiting is None
+        else f"{sessions(vitals.lock_waiting)} waiting on a lock,"
+        f" {vitals.blocked_by_ddl or 0:g} of them behind DDL"
+    )
+    ratio = vitals.connections_ratio
+    connections = (
+        "unknown"
+        if ratio is None or vitals.connections is None
+        else f"{vitals.connections:g} of {vitals.max_connections:g} ({ratio:.0%})"
+    )
+    return [
+        ("Database", reachable, "now-database"),
+        ("Locks", locks, "now-locks"),
+        ("Connections", connections, "now-connections"),
+    ]
+
+
+def sessions(number: float) -> str:
+    """'1 session', '3 sessions'."""
+    return f"{number:g} session" + ("" if number == 1 else "s")
+
+
+def paging_text(paging: Sequence[Paging]) -> str:
+    """The alerts due, with why; 'nothing' when none is."""
+    if not paging:
+        return "nothing"
+    return "; ".join(f"{p.alert} ({p.why})" for p in paging)
 
 
 def charts_section(status: Status) -> str:
@@ -210,10 +339,24 @@ def charts(status: Status) -> list[Chart]:
         success_chart(status, start, end),
         latency_chart(status, start, end),
         Chart(
-            "drift", "Token validity drift (tokens)", start, end, drift(status.samples), (), count
+            "drift",
+            "Token validity drift (tokens)",
+            start,
+            end,
+            drift(status.samples),
+            (),
+            count,
+            axis=short_count,
         ),
         Chart(
-            "backfill", "Users missing a new field", start, end, backfill(status.samples), (), count
+            "backfill",
+            "Users missing a new field",
+            start,
+            end,
+            backfill(status.samples),
+            (),
+            count,
+            axis=short_count,
         ),
     ]
 
@@ -251,6 +394,7 @@ def latency_chart(status: Status, start: float, end: float) -> Chart:
         (Series("p95", points),),
         baseline_lines(status),
         milliseconds,
+        axis=short_duration,
     )
 
 
@@ -354,6 +498,14 @@ CSS = (
     ".key.r0{border-color:#555;border-top-style:dashed}"
     ".key.r1{border-color:#c62828;border-top-style:dotted}"
     "footer{margin-top:1.5rem;font-size:0.9rem;color:#444}"
+    "#now{background:#fff;border-left:0.4rem solid #666;padding:0.25rem 0.75rem 0.5rem}"
+    "#now h2{margin-top:0.25rem}"
+    "#now.now-ok{border-color:#1a7f37}#now.now-warn{border-color:#9a6700}"
+    "#now.now-bad{border-color:#c62828;background:#fdecea}"
+    ".level{display:inline-block;font-weight:700;padding:0 0.4rem;border-radius:0.25rem;"
+    "color:#fff;background:#666}"
+    ".level.ok{background:#1a7f37}.level.warn{background:#9a6700}.level.bad{background:#c62828}"
+    "p.now{margin:0.25rem 0 0;font-weight:600}p.now.pass{color:#1a7f37}p.now.fail{color:#c62828}"
     # Two charts a row where there is room, so that they stay small on a wide screen.
     "@media (min-width:40rem){#charts{display:grid;grid-template-columns:1fr 1fr;"
     "gap:0.75rem}#charts h2{grid-column:1/-1;margin-bottom:0}#charts figure{margin:0}}"
