@@ -406,6 +406,15 @@ def test_a_replica_restarted_just_before_the_start_is_not_subtracted_from_itself
     assert (errors["result"], errors["observed"]["error_ratio"]) == ("fail", 0.05)
 
 
+# The hour before the migration from Prometheus's history: both replicas' 240 healthy probes.
+HISTORY_BASELINE = {
+    "source": "prometheus_history",
+    "probes": 480,
+    "success_ratio": 1.0,
+    "p95_seconds": pytest.approx(P95),
+}
+
+
 def test_the_baseline_ends_where_the_migration_stopped_being_pending(
     prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -420,12 +429,7 @@ def test_the_baseline_ends_where_the_migration_stopped_being_pending(
     assert (len(before), {p.outcome for p in before}) == (480, {"success"})
     code, document = as_json(capsys, prometheus, "slow_migration")
     assert code == 1
-    assert document["baseline"] == {
-        "source": "prometheus_history",
-        "probes": 480,
-        "success_ratio": 1.0,
-        "p95_seconds": pytest.approx(P95),
-    }
+    assert document["baseline"] == HISTORY_BASELINE
     assert results(document) == {
         **dict.fromkeys(CRITERIA, "pass"),
         "users_can_authenticate": "fail",
@@ -457,12 +461,7 @@ def test_logins_failing_in_the_migrations_lock_queue_fail_and_stay_out_of_the_ba
     assert code == 1
     assert document["window"]["start"] == "2026-11-01T00:50:00Z"
     assert document["started_at"] == "2026-11-01T00:50:00Z"
-    assert document["baseline"] == {
-        "source": "prometheus_history",
-        "probes": 480,
-        "success_ratio": 1.0,
-        "p95_seconds": pytest.approx(P95),
-    }
+    assert document["baseline"] == HISTORY_BASELINE
     assert results(document) == {
         **dict.fromkeys(CRITERIA, "pass"),
         "users_can_authenticate": "fail",
@@ -519,12 +518,7 @@ def test_an_exported_baseline_without_a_p95_is_passed_over(
     }
     code, document = as_json(capsys, prometheus, "configured_without_p95")
     assert code == 0
-    assert document["baseline"] == {
-        "source": "prometheus_history",
-        "probes": 480,
-        "success_ratio": 1.0,
-        "p95_seconds": pytest.approx(P95),
-    }
+    assert document["baseline"] == HISTORY_BASELINE
 
 
 def test_a_trigger_gone_after_the_migration_fails(
@@ -549,12 +543,7 @@ def test_an_infinite_value_is_no_data(
     before from Prometheus's history (b exports none)."""
     code, document = as_json(capsys, prometheus, "infinite")
     assert code == 0
-    assert document["baseline"] == {
-        "source": "prometheus_history",
-        "probes": 480,
-        "success_ratio": 1.0,
-        "p95_seconds": pytest.approx(P95),
-    }
+    assert document["baseline"] == HISTORY_BASELINE
 
 
 def test_a_30pct_latency_regression_fails_on_latency_only(
@@ -760,12 +749,7 @@ def test_without_exported_gauges_the_baseline_comes_from_prometheus_history(
     """The hour before 01:00: 480 probes, all successes, p95 0.0675 s as in the window."""
     code, document = as_json(capsys, prometheus, "history")
     assert code == 0
-    assert document["baseline"] == {
-        "source": "prometheus_history",
-        "probes": 480,
-        "success_ratio": 1.0,
-        "p95_seconds": pytest.approx(P95),
-    }
+    assert document["baseline"] == HISTORY_BASELINE
 
 
 def test_baseline_before_summarizes_the_hour_before_the_migration(
