@@ -165,7 +165,8 @@ class LiveView:
         self._window = Window()
         self._applied_at: float | None = None  # of the latest application seen
         self._started_at: float | None = None  # when its run started, if seen or recorded
-        self._left_at: float | None = None  # last seen not applied after having been applied
+        self._left_at: float | None = None  # last seen leaving the applied state
+        self._last_look: str | None = None  # the state at the last look
         self._run = RunCounts()  # probes taken while the migration ran, before it was applied
 
     def inherit(self, previous: LiveView) -> None:
@@ -173,8 +174,10 @@ class LiveView:
         with previous._lock:
             window, applied_at = previous._window.copy(), previous._applied_at
             started_at, left_at, run = previous._started_at, previous._left_at, previous._run
+            last_look = previous._last_look
         with self._lock:
             self._window, self._applied_at, self._left_at = window, applied_at, left_at
+            self._last_look = last_look
             self._started_at, self._run = started_at, RunCounts(run.probes, run.failures)
 
     def record(self, result: ProbeResult) -> None:
@@ -201,10 +204,15 @@ class LiveView:
             if self._started_at is None:
                 self._run = RunCounts()
             self._started_at = view.started_at.timestamp()
+        known = self._tracker.known_state()
         if view.state == "applied" and view.applied_at is not None:
             self._applied_at = view.applied_at.timestamp()
-        elif self._applied_at is not None and self._tracker.known_state() is not None:
+        elif self._last_look == "applied" and known is not None:
+            # Left the applied state: a transition, not every look at a migration not applied
+            # (a re-apply's own run, still rolled back, is not a departure from its window).
             self._left_at = now
+        if known is not None:
+            self._last_look = known
         if self._applied_at is None and not view.running:
             return None
         first = self._applied_at if self._started_at is None else self._started_at

@@ -530,9 +530,13 @@ class Parts:
             self.snapshots, self.tracker, self.baseline, Thresholds(min_probes=2), self.clock
         )
 
-    def publish(self, state: str, applied_at: float | None = None) -> None:
+    def publish(
+        self, state: str, applied_at: float | None = None, started_at: float | None = None
+    ) -> None:
         when = None if applied_at is None else datetime.fromtimestamp(applied_at, UTC)
-        self.tracker.publish(MigrationView(state, state != "pending", when, when, "observed"))
+        start = None if started_at is None else datetime.fromtimestamp(started_at, UTC)
+        view = MigrationView(state, state != "pending", when, when, "observed", started_at=start)
+        self.tracker.publish(view)
 
     def probe(self, duration: float, outcome: str = "success", after: float = 10.0) -> None:
         self.clock.now += after
@@ -662,3 +666,41 @@ def test_a_copied_window_is_independent_of_the_old_one() -> None:
     assert (len(old.probes), old.successes, old.highest_wrongly_invalid()) == (2, 1, 9.0)
     assert (len(new.probes), new.successes, new.highest_wrongly_invalid()) == (0, 0, None)
     assert new.latencies() == Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)
+
+
+def test_a_rollback_then_a_reapply_starts_a_new_window_as_the_verdict_does() -> None:
+    """Rolled back, then applied again by a new `prisma migrate deploy` (a new applied time): the
+    window is the re-apply's. Looks at the migration during the re-apply's own run (still rolled
+    back) are not a departure from it; only a transition from applied is (the verdict counts
+    changes of the applied state in its window the same way)."""
+    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts.publish("pending")
+    parts.publish("applied", parts.clock.now)
+    parts.probe(0.012)
+    parts.publish("rolled_back")  # the plan's rollback
+    parts.probe(0.012)
+    assert parts.live.observation().stayed_applied is False
+    parts.clock.now += 60
+    started = parts.clock.now  # the re-apply's run starts (Prisma's new started_at)
+    parts.clock.now += 5
+    parts.publish("rolled_back")  # a look during the re-apply's run
+    parts.probe(0.012, "server_error", after=1)  # the daemon probes on meanwhile
+    parts.clock.now += 5
+    parts.publish("applied", parts.clock.now - 2, started)  # Prisma's new finished_at
+    parts.probe(0.012)
+    observed = parts.live.observation()
+    assert (observed.state, observed.stayed_applied, observed.probes) == ("applied", True, 1)
+
+
+def test_leaving_the_applied_state_inside_the_window_fails_it() -> None:
+    """Applied, rolled back, applied again with the same applied time (psql -f, or Prisma's record
+    untouched): the window still holds the rollback."""
+    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    applied_at = parts.clock.now
+    parts.publish("applied", applied_at)
+    parts.probe(0.012)
+    parts.publish("rolled_back")
+    parts.probe(0.012)
+    parts.publish("applied", applied_at)
+    parts.probe(0.012)
+    assert parts.live.observation().stayed_applied is False
