@@ -181,13 +181,15 @@ class LiveView:
             self._started_at, self._run = started_at, RunCounts(run.probes, run.failures)
 
     def record(self, result: ProbeResult) -> None:
-        """Keep the probe while the migration runs or is applied (the window since it started)."""
+        """Keep the probe once the migration's window started (its run, else its application)."""
         wrongly_invalid = self._wrongly_invalid()
         with self._lock:
             start = self._follow()
             view = self._tracker.current()
             running = view.running and self._tracker.known_state() is not None
-            if start is None or not (running or self._tracker.known_state() == "applied"):
+            # Once the window started, every probe counts, whatever the state: logins during a
+            # rollback or a flap are the rollout's too (the verdict counts them alike).
+            if start is None or self._tracker.known_state() is None:
                 return
             answered = result.duration if result.status is not None else None
             bucket = None if answered is None else bisect.bisect_left(PROBE_BUCKETS, answered)

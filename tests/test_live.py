@@ -553,15 +553,18 @@ class Parts:
         self.snapshots.replace("drift", [family])
 
 
-def test_probes_count_only_while_applied() -> None:
+def test_probes_count_from_the_window_start_whatever_the_state_then() -> None:
+    """Nothing before the migration; after, a probe during a rollback counts too (as in the
+    verdict: logins that failed while it was rolled back are the rollout's)."""
     parts = Parts()
     parts.probe(0.01)  # before the schema check ran
     parts.publish("pending")
     parts.probe(0.01)
     parts.publish("applied", parts.clock.now)
     parts.probe(0.01)
-    parts.probe(0.01)
-    assert (parts.live.observation().probes, parts.live.observation().successes) == (2, 2)
+    parts.publish("rolled_back")
+    parts.probe(0.01, "timeout")
+    assert (parts.live.observation().probes, parts.live.observation().successes) == (2, 1)
 
 
 def test_the_window_is_the_last_24_hours_since_applied() -> None:
@@ -689,7 +692,9 @@ def test_a_rollback_then_a_reapply_starts_a_new_window_as_the_verdict_does() -> 
     parts.publish("applied", parts.clock.now - 2, started)  # Prisma's new finished_at
     parts.probe(0.012)
     observed = parts.live.observation()
-    assert (observed.state, observed.stayed_applied, observed.probes) == ("applied", True, 1)
+    # The window is the re-apply's run and after: the probe that failed during the run counts.
+    assert (observed.state, observed.stayed_applied) == ("applied", True)
+    assert (observed.probes, observed.successes) == (2, 1)
 
 
 def test_leaving_the_applied_state_inside_the_window_fails_it() -> None:

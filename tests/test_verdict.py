@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,7 +27,10 @@ from prometheus_blocks import (
     APPLIED_AT,
     BASE,
     EXPORTED_BASELINE,
+    INDEXES,
     INSTANCES,
+    TIMES,
+    TRIGGER,
     LoadedPrometheus,
     Probe,
     Scenario,
@@ -37,10 +41,17 @@ from prometheus_blocks import (
     seen_applied_from,
     step,
 )
+from test_baseline import Clock
 
-from monitor.baseline import Summary
+from monitor.baseline import Baseline, Summary
 from monitor.cli import main
+from monitor.config import BaselineSettings
+from monitor.criteria import Thresholds
 from monitor.demo.postgres import free_port
+from monitor.live import LiveView
+from monitor.metrics import Snapshots, gauge, labelled_gauge
+from monitor.migration import MigrationTracker, MigrationView
+from monitor.probe import ProbeResult
 from monitor.promapi import Prometheus
 from monitor.verdict.history import baseline_before
 
@@ -953,3 +964,128 @@ def test_the_installed_command_gates_a_pipeline(prometheus: LoadedPrometheus) ->
         )
         assert done.returncode == status, done.stderr
         assert json.loads(done.stdout)["exit_code"] == status
+
+
+# -- one answer on every surface: the same rollout through the daemon and through the verdict --
+
+
+def daemon_decisions(scenario: Scenario, instance: str, until: int) -> dict[str, tuple[str, str]]:
+    """Replay one replica of the scenario through a real LiveView, scrape by scrape: the state and
+    the checks' gauges as its schema, drift and activity checks would report them, and each probe;
+    the daemon's decisions at `until` (what rollout_success_criterion and the page say)."""
+    clock = Clock()
+    tracker = MigrationTracker(clock)
+    snapshots = Snapshots()
+    fixed = {"success_ratio": 1.0, "p95": f"{EXPORTED_BASELINE[instance]['0.95'] * 1000}ms"}
+    settings = BaselineSettings.model_validate({"fixed": fixed})
+    baseline = Baseline(settings, 15.0, tracker, "m", clock)
+    live = LiveView(snapshots, tracker, baseline, Thresholds(), clock)
+    for t in (t for t in TIMES if t <= until):
+        clock.now = float(t)
+        tracker.publish(replica_view(scenario, instance, t))
+        report_checks(snapshots, scenario, instance, t)
+        probe = scenario.probe(instance, t)
+        if probe is not None:
+            status = (
+                None if probe.duration is None else (500 if probe.outcome != "success" else 401)
+            )
+            live.record(ProbeResult(probe.outcome, probe.duration or 0.0, status))
+    return {d.criterion: (d.result, d.reason) for d in live.decisions()}
+
+
+def utc_or_none(unix: float | None) -> datetime | None:
+    return None if unix is None else datetime.fromtimestamp(unix, UTC)
+
+
+def replica_view(scenario: Scenario, instance: str, t: int) -> MigrationView:
+    """What the replica's schema check published at t."""
+    state = scenario.state(instance, t)
+    applied = utc_or_none(scenario.applied_at(instance, t))
+    return MigrationView(
+        state,
+        state != "pending",
+        applied,
+        applied if state == "applied" else None,
+        "prisma" if state == "applied" else None,
+        running=scenario.running(instance, t),
+        started_at=utc_or_none(scenario.started_at(instance, t)),
+    )
+
+
+def report_checks(snapshots: Snapshots, scenario: Scenario, instance: str, t: int) -> None:
+    """The schema, drift and activity checks' families at t, as prometheus_blocks writes them."""
+    exists = scenario.state(instance, t) in ("applied", "partial")
+    trigger = exists and scenario.trigger_present(instance, t)
+    snapshots.replace(
+        "schema",
+        [
+            labelled_gauge("rollout_schema_index_valid", "", ["name"], {(i,): 1.0 for i in INDEXES})
+            if exists
+            else labelled_gauge("rollout_schema_index_valid", "", ["name"], {}),
+            labelled_gauge(
+                "rollout_schema_trigger_enabled", "", ["name"], {(TRIGGER,): 1.0} if trigger else {}
+            ),
+            labelled_gauge(
+                "rollout_schema_object_present",
+                "",
+                ["kind", "name"],
+                {("trigger", TRIGGER): float(trigger)},
+            ),
+        ],
+    )
+    if not exists:
+        snapshots.replace("drift", ())
+        snapshots.replace("activity", ())
+        return
+    wrongly = scenario.wrongly_invalid(instance, t)
+    drift: dict[tuple[str, ...], float] = {("stale_valid",): 0.0, ("wrongly_invalid",): wrongly}
+    snapshots.replace(
+        "drift", [labelled_gauge("rollout_token_validity_drift", "", ["kind"], drift)]
+    )
+    missing: dict[tuple[str, ...], float] = {
+        ("threadsFullName",): scenario.missing_field(instance, t),
+        ("threadsProfilePic",): 0.0,
+    }
+    snapshots.replace(
+        "activity",
+        [
+            gauge("rollout_users_logged_in_since_migration", "", scenario.logins(t) or 0.0),
+            labelled_gauge(
+                "rollout_users_logged_in_since_migration_missing_field", "", ["column"], missing
+            ),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        "healthy",
+        "latency",
+        "errors",
+        "trigger_bug",
+        "backfill",
+        "lock_queue",
+        "rolled_back",
+        "flapped",
+        "trigger_dropped",
+        "slow_migration",
+    ],
+)
+def test_the_daemon_and_the_verdict_decide_the_same_rollout_alike(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str], job: str
+) -> None:
+    """Replica a of each rollout, fed to the daemon probe by probe and read by the verdict from
+    Prometheus at the end of the critical hour: the same result and reason for every criterion."""
+    scenario = next(s for s in SCENARIOS if s.job == job)
+    end = APPLIED_AT + HOUR
+    code = main(
+        [
+            "verdict", "--prometheus-url", prometheus.url, "--format", "json", "--window", "1h",
+            "--at", str(end), "--selector", f'job="{job}",instance="a"',
+        ]
+    )  # fmt: skip
+    document = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    verdict_says = {c["criterion"]: (c["result"], c["reason"]) for c in document["criteria"]}
+    assert daemon_decisions(scenario, "a", end) == verdict_says
