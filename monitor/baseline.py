@@ -18,6 +18,7 @@ import structlog
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from monitor import readings
 from monitor.config import BaselineSettings, FixedBaseline
 from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
@@ -156,14 +157,14 @@ def configured(fixed: FixedBaseline, min_probes: int) -> Summary:
 
 def context(snapshots: Snapshots) -> Context:
     """The user-lookup time and plan and the connection usage the checks last reported."""
-    lookup = [v for _, v in snapshots.samples("rollout_user_lookup_execution_seconds")]
+    lookup = [v for _, v in snapshots.samples(readings.LOOKUP_SECONDS)]
     plans = [
         Plan(node=labels.get("node", ""), index=labels.get("index", ""))
-        for labels, v in snapshots.samples("rollout_user_lookup_plan_info")
+        for labels, v in snapshots.samples(readings.LOOKUP_PLAN)
         if v == 1
     ]
-    connections = [v for _, v in snapshots.samples("rollout_db_connections")]
-    limit = [v for _, v in snapshots.samples("rollout_db_max_connections") if v > 0]
+    connections = [v for _, v in snapshots.samples(readings.DB_CONNECTIONS)]
+    limit = [v for _, v in snapshots.samples(readings.DB_MAX_CONNECTIONS) if v > 0]
     return Context(
         user_lookup_seconds=lookup[0] if lookup else None,
         user_lookup_plan=plans[0] if plans else None,

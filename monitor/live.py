@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
+from monitor import readings
 from monitor.baseline import Baseline, Fetch, Summary
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import (
@@ -240,13 +241,11 @@ class LiveView:
         return Observation(
             state=self._tracker.known_state(),
             stayed_applied=stayed,
-            indexes_valid=self._all_one("rollout_schema_index_valid"),
+            indexes_valid=self._all_one(readings.SCHEMA_INDEX_VALID),
             trigger_enabled=self._trigger_enabled(),
             wrongly_invalid=highest([wrongly_invalid, seen]),
-            logins=self._highest("rollout_users_logged_in_since_migration"),
-            logins_missing_field=self._highest(
-                "rollout_users_logged_in_since_migration_missing_field"
-            ),
+            logins=self._highest(readings.LOGINS),
+            logins_missing_field=self._highest(readings.LOGINS_MISSING_FIELD),
             probes=probes,
             successes=successes,
             latencies=latencies,
@@ -306,7 +305,7 @@ class LiveView:
         return self._snapshots.samples(name)
 
     def _wrongly_invalid(self) -> float | None:
-        found = self._samples("rollout_token_validity_drift")
+        found = self._samples(readings.VALIDITY_DRIFT)
         return highest([v for labels, v in found if labels.get("kind") == "wrongly_invalid"])
 
     def _highest(self, name: str) -> float | None:
@@ -319,10 +318,10 @@ class LiveView:
     def _trigger_enabled(self) -> bool | None:
         """Enabled when present; a trigger the schema check found missing has no enabled gauge,
         which is a failure once the migration left pending (before, it is not there yet)."""
-        enabled = self._all_one("rollout_schema_trigger_enabled")
+        enabled = self._all_one(readings.SCHEMA_TRIGGER_ENABLED)
         if enabled is not None or self._tracker.known_state() in (None, "pending"):
             return enabled
-        present = self._samples("rollout_schema_object_present")
+        present = self._samples(readings.SCHEMA_OBJECT_PRESENT)
         triggers = [v for labels, v in present if labels.get("kind") == "trigger"]
         return False if triggers and not all(triggers) else None
 

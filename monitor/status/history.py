@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from monitor import readings
 from monitor.baseline import bucket_quantile
 from monitor.metrics import PROBE_BUCKETS, Snapshots
 from monitor.probe import ProbeResult
@@ -73,8 +74,8 @@ class History:
             at=self._clock(),
             outcome=result.outcome,
             duration_seconds=answered,
-            drift=by_label(self._snapshots.samples("rollout_token_validity_drift"), "kind"),
-            missing=by_label(self._snapshots.samples("rollout_users_missing_field"), "column"),
+            drift=by_label(self._snapshots.samples(readings.VALIDITY_DRIFT), "kind"),
+            missing=by_label(self._snapshots.samples(readings.USERS_MISSING_FIELD), "column"),
             status=result.status,
             detail=result.detail,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from monitor import readings
 from monitor.criteria import Decision, Observation, Thresholds, decide
 from monitor.metrics import PROBE_BUCKETS, Snapshots
 from monitor.stats import Latencies
@@ -50,10 +51,10 @@ def read_vitals(snapshots: Snapshots, postgres_up: float | None) -> Vitals:
 
     return Vitals(
         postgres_up=None if postgres_up is None else postgres_up == 1,
-        connections=total("rollout_db_connections"),
-        max_connections=total("rollout_db_max_connections"),
-        lock_waiting=total("rollout_db_lock_waiting_sessions"),
-        blocked_by_ddl=total("rollout_db_sessions_blocked_by_ddl"),
+        connections=total(readings.DB_CONNECTIONS),
+        max_connections=total(readings.DB_MAX_CONNECTIONS),
+        lock_waiting=total(readings.DB_LOCK_WAITING),
+        blocked_by_ddl=total(readings.DB_BLOCKED_BY_DDL),
     )
 
 
