@@ -88,6 +88,11 @@ class Session:
         """The single row of a query that always returns one."""
         return self.rows(query, params)[0]
 
+    def cost(self, query: sql.Composed) -> float:
+        """The planner's estimated total cost of the query (EXPLAIN without ANALYZE: not run)."""
+        plan = self.row(sql.SQL("EXPLAIN (FORMAT JSON) ") + query)["QUERY PLAN"]
+        return float(plan[0]["Plan"]["Total Cost"])
+
     def guard(self, schema: str, tables: Sequence[str]) -> None:
         """Raise TableLocked rather than queue behind a DDL lock on any of these tables."""
         params = {"schema": schema, "tables": list(tables)}

@@ -260,3 +260,48 @@ OWN_TABLE_LOCKS = sql.Composed(
         )
     ]
 )
+
+
+RARE = 7  # wrongly invalid tokens among 200k: a 10k-row sample expects 0.35 of them
+
+
+def rare_wrongly_invalid(conn: psycopg.Connection[Any]) -> None:
+    """As right after the migration, every generated token "isValid" = true (the column's
+    default: expired ones stale_valid), but RARE unexpired ones flagged invalid, spread over the
+    table (a subtle trigger bug)."""
+    conn.execute("ALTER TABLE threads_tokens DISABLE TRIGGER trigger_update_token_validity")
+    conn.execute("""UPDATE threads_tokens SET "isValid" = true WHERE id LIKE 'gen-token-%'""")
+    conn.execute(
+        'UPDATE threads_tokens SET "isValid" = false WHERE id = ANY(%s)',
+        # every 28,570th from the first: i % 5 == 1, so none of the expired ones
+        [[f"gen-token-{i}" for i in range(1, ROWS, 28_570)][:RARE]],
+    )
+    conn.execute("ALTER TABLE threads_tokens ENABLE TRIGGER trigger_update_token_validity")
+    conn.execute("VACUUM ANALYZE threads_tokens")
+
+
+def test_rare_wrongly_invalid_tokens_on_a_large_table_are_counted_exactly(
+    fresh_db: FreshDatabase, large: psycopg.Connection[Any]
+) -> None:
+    """The plan's Risk 3 at scale: 7 users locked out among 200k tokens. The sample alone all but
+    always reports 0 (or 20 when a page it reads holds one); the invalid tokens are few, so the
+    count through the migration's "isValid" index is cheap and exact."""
+    rare_wrongly_invalid(large)
+    assert exact_counts(large)["wrongly_invalid"] == RARE
+    monitor = monitor_on(fresh_db, **ESTIMATING)
+    assert value(monitor, "rollout_token_validity_drift", kind="wrongly_invalid") == RARE
+    assert value(monitor, "rollout_token_validity_drift_exact", kind="wrongly_invalid") == 1
+    assert value(monitor, "rollout_token_validity_drift_exact", kind="stale_valid") == 0
+    assert value(monitor, "rollout_check_estimated", check="drift") == 1
+
+
+def test_an_exact_count_too_costly_for_the_budget_stays_estimated(
+    fresh_db: FreshDatabase, large: psycopg.Connection[Any]
+) -> None:
+    """large_tables.exact_max_cost 0: the planner's cost is never that low, the sample decides."""
+    rare_wrongly_invalid(large)
+    monitor = monitor_on(fresh_db, **ESTIMATING, exact_max_cost=0)
+    assert value(monitor, "rollout_token_validity_drift_exact", kind="wrongly_invalid") == 0
+    estimate = value(monitor, "rollout_token_validity_drift", kind="wrongly_invalid")
+    assert estimate is not None
+    assert estimate != RARE  # the sample's scaled count: 0, or a multiple of ~20

@@ -3,8 +3,10 @@
 Neither kind has an index that bounds the work ("isValid" and "expiresAt" are indexed apart, and
 both predicates can match millions of rows), so above large_tables.estimate_above_rows both are
 estimated from one block sample of the token table (monitor.checks.estimates). A handful of
-wrongly invalid tokens in millions can fall outside the sample; a trigger bug that touches a
-share of the tokens written shows up in it.
+wrongly invalid tokens in millions would fall outside the sample, and each is a user locked out:
+so wrongly_invalid is counted exactly whenever the planner costs that count as cheap (few invalid
+tokens, as right after the migration, or an index on ("expiresAt") WHERE NOT "isValid").
+rollout_token_validity_drift_exact says which counts are exact.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from monitor import sql
 from monitor.checks.base import require_columns
 from monitor.checks.estimates import marker_families, plan_for
 from monitor.config import Config
-from monitor.db import Database
+from monitor.db import Database, Session
 from monitor.metrics import gauge, labelled_gauge
 
 
@@ -44,7 +46,9 @@ class DriftCheck:
             plan = plan_for(session, self._schema, table, self._large)
             session.guard(self._schema, [table])
             row = session.row(self._query(plan.relation(sql.table(self._schema, table))))
-        sampled = row["tokens"]
+            sampled = row["tokens"]
+            wrongly = plan.scale(row["wrongly_invalid"], sampled)
+            exact = self._exact_wrongly_invalid(session) if plan.estimated else None
         return [
             labelled_gauge(
                 "rollout_token_validity_drift",
@@ -52,12 +56,33 @@ class DriftCheck:
                 ["kind"],
                 {
                     ("stale_valid",): plan.scale(row["stale_valid"], sampled),
-                    ("wrongly_invalid",): plan.scale(row["wrongly_invalid"], sampled),
+                    ("wrongly_invalid",): wrongly if exact is None else exact,
+                },
+            ),
+            labelled_gauge(
+                "rollout_token_validity_drift_exact",
+                "1 when the drift count of this kind is exact, 0 when estimated from a sample.",
+                ["kind"],
+                {
+                    ("stale_valid",): float(not plan.estimated),
+                    ("wrongly_invalid",): float(not plan.estimated or exact is not None),
                 },
             ),
             gauge("rollout_tokens", "Rows in the token table.", plan.total(sampled)),
             *marker_families(self.name, plan, sampled),
         ]
+
+    def _exact_wrongly_invalid(self, session: Session) -> float | None:
+        """The exact count of wrongly invalid tokens when the planner says it is cheap."""
+        query = sql.query(
+            "wrongly_invalid_exact",
+            tokens=sql.table(self._schema, self._tokens.table),
+            is_valid=sql.column(self._tokens.is_valid),
+            expires_at=sql.column(self._tokens.expires_at),
+        )
+        if session.cost(query) > self._large.exact_max_cost:
+            return None
+        return float(session.row(query)["wrongly_invalid"])
 
     def _query(self, tokens: Composable) -> Composed:
         return sql.query(
