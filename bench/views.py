@@ -2,8 +2,8 @@
 
 Both are built from memory on every scrape or page load, so their cost grows with the probes
 they hold: a day of probes for the live view (rollout_success_criterion), an hour for the page.
-This feeds each the probes of a full window, at the default interval (15 s) and at one a second,
-and reports per call: record() (every probe), collect() (every scrape), render() (every page
+This feeds each the probes of a full window, at the default interval (4 s), at 15 s and at one
+a second, and reports per call: record() (every probe), collect() (every scrape), render() (every page
 load), and the memory the window holds (tracemalloc). No database: the views read memory only.
 
     .venv/bin/python bench/views.py [--repeat 50]
@@ -31,6 +31,8 @@ from monitor.metrics import Snapshots, labelled_gauge
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
 from monitor.status.history import History
+from monitor.redact import Redactor
+from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
 
 HOUR = 3600.0
@@ -103,6 +105,8 @@ def run(interval: float, repeat: int) -> None:
         baseline=baseline,
         history=history,
         thresholds=Thresholds(),
+        vitals=lambda: read_vitals(held, 1.0),
+        redact=Redactor(),
         clock=clock,
     )
     probes = int(WINDOW_SECONDS / interval)
@@ -133,11 +137,11 @@ def run(interval: float, repeat: int) -> None:
 
 
 def main() -> None:
-    """Both intervals, one after the other, in one process (compare them, not machines)."""
+    """Each interval, one after the other, in one process (compare them, not machines)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50, help="calls timed per figure")
     args = parser.parse_args()
-    for interval in (15.0, 1.0):
+    for interval in (15.0, 4.0, 1.0):
         run(interval, args.repeat)
 
 

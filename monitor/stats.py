@@ -89,7 +89,9 @@ def errors_exceed(errors: int, probes: int, limit: float, alpha: float = ERRORS_
     The exact one-sided binomial test: a rollout whose true error rate is at most the limit
     fails it at most alpha of the time.
     """
-    return probes > 0 and binomial_at_least(errors, probes, limit) < alpha
+    if probes <= 0 or errors <= probes * limit:  # at or below the mean: P >= ~0.5, never
+        return False
+    return binomial_at_least(errors, probes, limit) < alpha
 
 
 @dataclass(frozen=True)
