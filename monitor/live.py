@@ -168,26 +168,22 @@ class LiveView:
         self._started_at: float | None = None  # when its run started, if seen or recorded
         self._left_at: float | None = None  # last seen leaving the applied state
         self._last_look: str | None = None  # the state at the last look
-        self._run = RunCounts()  # probes taken while the migration ran, before it was applied
 
     def inherit(self, previous: LiveView) -> None:
         """Carry on the previous monitor's window (a reload watching the same migration)."""
         with previous._lock:
             window, applied_at = previous._window.copy(), previous._applied_at
-            started_at, left_at, run = previous._started_at, previous._left_at, previous._run
+            started_at, left_at = previous._started_at, previous._left_at
             last_look = previous._last_look
         with self._lock:
             self._window, self._applied_at, self._left_at = window, applied_at, left_at
-            self._last_look = last_look
-            self._started_at, self._run = started_at, RunCounts(run.probes, run.failures)
+            self._last_look, self._started_at = last_look, started_at
 
     def record(self, result: ProbeResult) -> None:
         """Keep the probe once the migration's window started (its run, else its application)."""
         wrongly_invalid = self._wrongly_invalid()
         with self._lock:
             start = self._follow()
-            view = self._tracker.current()
-            running = view.running and self._tracker.known_state() is not None
             # Once the window started, every probe counts, whatever the state: logins during a
             # rollback or a flap are the rollout's too (the verdict counts them alike).
             if start is None or self._tracker.known_state() is None:
@@ -196,18 +192,17 @@ class LiveView:
             bucket = None if answered is None else bisect.bisect_left(PROBE_BUCKETS, answered)
             seen = Seen(self._clock(), result.outcome == "success", bucket, wrongly_invalid)
             self._window.add(seen)
-            if running:
-                self._run.add(seen.success)
 
     def _follow(self) -> float | None:
         """Follow the schema check's state; the window's start (the run's start, else the
         applied time), None before the migration started."""
         now, view = self._clock(), self._tracker.current()
-        if view.started_at is not None and (view.running or view.state == "applied"):
-            if self._started_at is None:
-                self._run = RunCounts()
-            self._started_at = view.started_at.timestamp()
         known = self._tracker.known_state()
+        if view.quiet and known is not None and self._applied_at is None:
+            self._started_at = None  # a run that was not one (it went quiet again)
+            self._window = Window()
+        if view.started_at is not None and (view.running or view.state == "applied"):
+            self._started_at = view.started_at.timestamp()
         if view.state == "applied" and view.applied_at is not None:
             self._applied_at = view.applied_at.timestamp()
         elif self._last_look == "applied" and known is not None:
@@ -221,11 +216,21 @@ class LiveView:
         first = self._applied_at if self._started_at is None else self._started_at
         if first is None:
             return None
-        start = max(first, now - WINDOW_SECONDS)
+        # The verdict's window is the run and WINDOW_SECONDS after the applied time: at most
+        # that much before now is kept, the run included.
+        run = 0.0 if self._applied_at is None else max(0.0, self._applied_at - first)
+        start = max(first, now - WINDOW_SECONDS - run)
         self._window.trim(start)
-        if self._applied_at is not None and start >= self._applied_at:
-            self._run = RunCounts()  # the run has left the window
         return start
+
+    def _run_counts(self) -> RunCounts:
+        """The window's probes taken before the applied time (all of them while it runs)."""
+        counts = RunCounts()
+        for seen in self._window.probes:
+            if self._applied_at is not None and seen.at >= self._applied_at:
+                break
+            counts.add(seen.success)
+        return counts
 
     def observation(self) -> Observation:
         """What the daemon knows now about the window since the migration."""
@@ -237,7 +242,7 @@ class LiveView:
             latencies = self._window.latencies()
             seen = self._window.highest_wrongly_invalid()
             stayed = None if start is None else self._left_at is None or self._left_at < start
-            run = RunCounts(self._run.probes, self._run.failures)
+            run = self._run_counts()
         return Observation(
             state=self._tracker.known_state(),
             stayed_applied=stayed,

@@ -531,11 +531,18 @@ class Parts:
         )
 
     def publish(
-        self, state: str, applied_at: float | None = None, started_at: float | None = None
+        self,
+        state: str,
+        applied_at: float | None = None,
+        started_at: float | None = None,
+        *,
+        running: bool = False,
     ) -> None:
         when = None if applied_at is None else datetime.fromtimestamp(applied_at, UTC)
         start = None if started_at is None else datetime.fromtimestamp(started_at, UTC)
-        view = MigrationView(state, state != "pending", when, when, "observed", started_at=start)
+        view = MigrationView(
+            state, state != "pending", when, when, "observed", running=running, started_at=start
+        )
         self.tracker.publish(view)
 
     def probe(self, duration: float, outcome: str = "success", after: float = 10.0) -> None:
@@ -709,3 +716,25 @@ def test_leaving_the_applied_state_inside_the_window_fails_it() -> None:
     parts.publish("applied", applied_at)
     parts.probe(0.012)
     assert parts.live.observation().stayed_applied is False
+
+
+def test_the_run_stays_in_the_window_as_long_as_the_verdicts_24_hours_after_applied() -> None:
+    """A 20-minute lock queue, then applied: 10 minutes before the end of the day after the
+    applied time, the run's failures still count, as in the verdict's window (start of the run
+    to 24 h after the applied time); they used to fall out 20 minutes early."""
+    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts.publish("pending")
+    started = parts.clock.now
+    parts.publish("pending", None, started, running=True)
+    for _ in range(3):
+        parts.probe(0.012, "timeout", after=300)
+    applied = started + 1200
+    parts.clock.now = applied
+    parts.publish("applied", applied, started)
+    parts.probe(0.012)
+    parts.clock.now = applied + WINDOW_SECONDS - 600
+    observed = parts.live.observation()
+    assert (observed.run_probes, observed.run_failures) == (3, 3)
+    # A day and the run's length on, the window (as long as the verdict's) has left the run.
+    parts.clock.now = applied + WINDOW_SECONDS + 1200 + 1
+    assert parts.live.observation().run_probes == 0

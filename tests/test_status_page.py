@@ -51,8 +51,8 @@ from monitor.status.charts import (
     short_duration,
 )
 from monitor.status.history import History, Minute, Sample, per_minute
-from monitor.status.now import Vitals, now_decisions, would_page
-from monitor.status.page import CSS, Status, duration, phase, render
+from monitor.status.now import Paging, Vitals, now_decisions, would_page
+from monitor.status.page import CSS, Status, duration, error_kind, phase, render
 from monitor.webconfig import WebConfig
 
 __all__ = ["browser"]  # the fixture, imported so that pytest finds it here
@@ -1011,3 +1011,24 @@ def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
         assert '<span id="now-level" class="level warn">DEGRADED</span>' in now
         assert '<dd id="now-paging">nothing</dd>' in now
         assert '<dd id="now-callback">success (HTTP 401), 0 s ago</dd>' in now
+
+
+def test_objects_appearing_during_the_run_would_not_page_as_partial() -> None:
+    """A CREATE INDEX CONCURRENTLY leaves the migration partial for minutes: its run, not a fault."""
+    samples = probes_every(4, 60)
+    assert would_page(samples, HEALTHY_DB, "partial", NOW, Thresholds(), running=True) == []
+    assert would_page(samples, HEALTHY_DB, "partial", NOW, Thresholds()) == [
+        Paging("RolloutMigrationPartial", "some of the migration's objects exist")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("detail", "shown"),
+    [
+        ("ConnectError: [Errno 111] Connection refused", "ConnectError"),
+        ("LocalProtocolError: Illegal header value b'Bearer s3cr3t\\n'", "LocalProtocolError"),
+        ("no answer by the deadline", "no answer by the deadline"),
+    ],
+)
+def test_the_page_shows_the_kind_of_a_probe_error_never_its_text(detail: str, shown: str) -> None:
+    assert error_kind(detail) == shown

@@ -177,6 +177,11 @@ def timing_out_in_the_lock_queue(instance: str, t: int) -> Probe | None:
     return Probe("timeout", None) if RUN_STARTS < t <= APPLIED else healthy_probe(instance, t)
 
 
+def timing_out_half_an_hour_before(instance: str, t: int) -> Probe | None:
+    """Timeouts from 00:30 to 00:40, long before the migration: none of its window's business."""
+    return Probe("timeout", None) if BASE + 1800 < t <= BASE + 2400 else healthy_probe(instance, t)
+
+
 def queued_from_0050(instance: str, t: int) -> bool:
     """Running (its ALTER TABLE queued) from 00:50:15 until the replica sees it applied."""
     return RUN_STARTS < t < seen_applied_from(instance)
@@ -185,6 +190,17 @@ def queued_from_0050(instance: str, t: int) -> bool:
 def started_0050(instance: str, t: int) -> float | None:
     """Prisma's started_at, 00:50:00, exported from the first look that saw the run."""
     return float(RUN_STARTS) if t > RUN_STARTS else None
+
+
+def falsely_running(instance: str, t: int) -> bool:
+    """A run that was not one (a deploy with nothing to apply held Prisma's lock over two looks)
+    at 00:30:15..00:30:30; the migration itself is applied between two looks, unseen running."""
+    return BASE + 1800 < t <= BASE + 1830
+
+
+def started_0030(instance: str, t: int) -> float | None:
+    """That false run's start, exported while it ran; nothing for the real application."""
+    return float(BASE + 1800) if falsely_running(instance, t) else None
 
 
 def applied(instance: str, t: int) -> str:
@@ -242,6 +258,12 @@ SCENARIOS = [
         running=queued_from_0050,
         started_at=started_0050,
         baseline_gauges=False,
+    ),
+    Scenario(
+        "false_run",
+        probe=timing_out_half_an_hour_before,
+        running=falsely_running,
+        started_at=started_0030,
     ),
     Scenario("never_pending", state=applied, applied_at=applied_at_01, baseline_gauges=False),
     Scenario(
@@ -481,6 +503,22 @@ def test_logins_failing_in_the_migrations_lock_queue_fail_and_stay_out_of_the_ba
     assert criterion(document, "users_can_authenticate")["reason"] == (
         "callback success 85.71% of 560 probes, below the 99.00% objective"
         " (80 of 80 failed during the migration)"
+    )
+
+
+def test_a_run_that_went_quiet_again_is_not_the_migrations_start(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A start exported for a run at 00:30 that went quiet again is older than the migration's
+    last quiet look: the window starts at the applied time, without the 00:30-00:40 timeouts."""
+    code, document = as_json(capsys, prometheus, "false_run")
+    assert code == 0
+    assert (document["started_at"], document["window"]["start"]) == (
+        None,
+        "2026-11-01T01:00:07Z",
+    )
+    assert criterion(document, "users_can_authenticate")["reason"] == (
+        "callback success 100.00% of 480 probes"
     )
 
 
@@ -1070,6 +1108,7 @@ def report_checks(snapshots: Snapshots, scenario: Scenario, instance: str, t: in
         "flapped",
         "trigger_dropped",
         "slow_migration",
+        "false_run",
     ],
 )
 def test_the_daemon_and_the_verdict_decide_the_same_rollout_alike(

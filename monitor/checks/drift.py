@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import psycopg
 from prometheus_client.metrics_core import Metric
 from psycopg.sql import Composable, Composed
 
@@ -82,7 +83,10 @@ class DriftCheck:
         )
         if session.cost(query) > self._large.exact_max_cost:
             return None
-        return float(session.row(query)["wrongly_invalid"])
+        try:
+            return float(session.row(query)["wrongly_invalid"])
+        except psycopg.errors.QueryCanceled:  # slower than planned (stale statistics)
+            return None  # the last statement of the session: the sample's counts stand
 
     def _query(self, tokens: Composable) -> Composed:
         return sql.query(

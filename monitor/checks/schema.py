@@ -49,9 +49,11 @@ class RunSigns:
     prisma_lock: bool = False  # Prisma Migrate's advisory lock held or awaited
     ddl_lock: bool = False  # an ACCESS EXCLUSIVE lock held or awaited on a watched table
 
-    def any(self, record: PrismaRecord) -> bool:
-        """Whether anything, Prisma's record of a started attempt included, says it runs."""
-        return self.prisma_lock or self.ddl_lock or record.state == "started"
+    @property
+    def locked(self) -> bool:
+        """A lock sign: brief ones (autovacuum truncating, a `prisma migrate deploy` with nothing
+        to apply) are common, so a run needs them on two looks in a row."""
+        return self.prisma_lock or self.ddl_lock
 
 
 class SchemaCheck:
@@ -71,6 +73,7 @@ class SchemaCheck:
         self._migration = config.migration
         self._tracker = tracker
         self._clock = clock
+        self._locked_before = False  # the last look saw a lock sign
         self._users_table = config.app.users.table
         self._tokens_table = config.app.tokens.table
         self.interval = config.checks.schema_check.interval
@@ -133,9 +136,11 @@ class SchemaCheck:
         state = migration_state(present, len(objects), was_applied)
         if state != "applied":
             # Before it was ever applied, objects appearing one by one are its run too.
-            running = not was_applied and (signs.any(record) or state == "partial")
-            started = self._started_at(record, before) if running else None
-            return MigrationView(state, was_applied, running=running, started_at=started)
+            locked, self._locked_before = signs.locked and self._locked_before, signs.locked
+            started = record.state == "started" or state == "partial"
+            running = not was_applied and (started or locked)
+            since = self._started_at(record, before) if running else None
+            return MigrationView(state, was_applied, running=running, started_at=since)
         observed = before.observed_applied_at if before.state == "applied" else None
         observed = observed or datetime.fromtimestamp(self._clock(), UTC)
         source, applied_at = self._applied_at(record, observed)

@@ -119,13 +119,15 @@ def would_page(
     state: str | None,
     now: float,
     thresholds: Thresholds,
+    *,
+    running: bool = False,
 ) -> list[Paging]:
     """The alerts whose condition holds by the daemon's own numbers (their `for:` aside)."""
     found = [*_callback(samples, now, thresholds), *_database(vitals)]
     wrongly = latest_wrongly_invalid(samples)
     if wrongly:
         found.append(Paging("RolloutTokensWronglyInvalid", f"{wrongly:g} unexpired tokens"))
-    if state == "partial":
+    if state == "partial" and not running:  # objects appearing during its run are expected
         found.append(Paging("RolloutMigrationPartial", "some of the migration's objects exist"))
     return found
 

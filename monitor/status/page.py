@@ -101,12 +101,13 @@ class StatusPage:
     def status(self) -> Status:
         """What the page would show now."""
         now, samples, vitals = self._clock(), self._history.samples(), self._vitals()
+        view = self._tracker.current()
         observation = self._live.observation()
         known = self._tracker.known_state()
         return Status(
             migration=self._migration,
             known_state=known,
-            view=self._tracker.current(),
+            view=view,
             decisions=decide(observation, self._thresholds),
             baseline=self._baseline.summary(),
             baseline_source=self._baseline.source,
@@ -115,13 +116,19 @@ class StatusPage:
             now=now,
             vitals=vitals,
             now_decisions=now_decisions(observation, samples, now, self._thresholds),
-            paging=would_page(samples, vitals, known, now, self._thresholds),
-            last_detail=self._redact(samples[-1].detail) if samples else "",
+            paging=would_page(samples, vitals, known, now, self._thresholds, running=view.running),
+            last_detail=self._redact(error_kind(samples[-1].detail)) if samples else "",
         )
 
     def render(self) -> bytes:
         """The page, UTF-8."""
         return render(self.status()).encode()
+
+
+def error_kind(detail: str) -> str:
+    """The kind of a probe's error ('ConnectError'), not its text: a library's message can
+    quote what it was sent (a header's value), and the page is no place for that."""
+    return detail.split(":", 1)[0].strip()
 
 
 def phase(known_state: str | None, view: MigrationView, now: float) -> str:

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from monitor.criteria import Observation, Thresholds
 from monitor.promapi import Prometheus
-from monitor.verdict.history import STATE, choose_baseline, window_counts, window_latencies
+from monitor.verdict.history import (
+    STATE,
+    choose_baseline,
+    last_pending,
+    window_counts,
+    window_latencies,
+)
 from monitor.verdict.query import Selector, milliseconds
 
 # How far before --at to look for the applied time: it is exported only while the migration is
@@ -67,6 +73,12 @@ def find_window(prom: Prometheus, select: Selector, name: str, seconds: float, a
     applied_at = prom.scalar(f"min({applied}[{APPLIED_LOOKBACK}]))", at)
     started = f"last_over_time({select('rollout_migration_started_timestamp_seconds')}"
     started_at = prom.scalar(f"min({started}[{APPLIED_LOOKBACK}]))", at)
+    if started_at is not None and applied_at is not None:
+        # A start from before the migration last looked quiet is another run's (one that was
+        # not one, or an earlier attempt): this application's run started after it.
+        quiet = last_pending(prom, select, applied_at)
+        if quiet is not None and started_at < quiet:
+            started_at = None
     return Window(name, seconds, at, applied_at, started_at)
 
 
