@@ -41,6 +41,9 @@ MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memor
 # The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
 # at most four queries of this, once a minute, and only while the baseline is too thin.
 PROMETHEUS_TIMEOUT_SECONDS = 5.0
+# Probes held before the window starts: longer than a schema check's interval (30 s), after
+# which the run's start is known (the Prisma record or its locks seen).
+RECENT_SECONDS = 600.0
 HEALTH_STATES = ("learning", *BASELINE_HEALTH)
 
 
@@ -168,6 +171,7 @@ class LiveView:
         self._started_at: float | None = None  # when its run started, if seen or recorded
         self._left_at: float | None = None  # last seen leaving the applied state
         self._last_look: str | None = None  # the state at the last look
+        self._recent: deque[Seen] = deque()  # probes of the last minutes before the window
 
     def inherit(self, previous: LiveView) -> None:
         """Carry on the previous monitor's window (a reload watching the same migration)."""
@@ -184,14 +188,28 @@ class LiveView:
         wrongly_invalid = self._wrongly_invalid()
         with self._lock:
             start = self._follow()
-            # Once the window started, every probe counts, whatever the state: logins during a
-            # rollback or a flap are the rollout's too (the verdict counts them alike).
-            if start is None or self._tracker.known_state() is None:
+            if self._tracker.known_state() is None:
                 return
             answered = result.duration if result.status is not None else None
             bucket = None if answered is None else bisect.bisect_left(PROBE_BUCKETS, answered)
             seen = Seen(self._clock(), result.outcome == "success", bucket, wrongly_invalid)
+            # Once the window started, every probe counts, whatever the state: logins during a
+            # rollback or a flap are the rollout's too (the verdict counts them alike). Before,
+            # the last minutes are held: the run's start (Prisma's started_at) is learned only at
+            # the next look, and the probes since are the run's.
+            if start is None:
+                self._recent.append(seen)
+                while self._recent and self._recent[0].at < seen.at - RECENT_SECONDS:
+                    self._recent.popleft()
+                return
             self._window.add(seen)
+
+    def _admit_recent(self, start: float) -> None:
+        """The held probes taken since the window's start, into the window."""
+        for seen in self._recent:
+            if seen.at > start:  # the verdict's range is left-open too
+                self._window.add(seen)
+        self._recent.clear()
 
     def _follow(self) -> float | None:
         """Follow the schema check's state; the window's start (the run's start, else the
@@ -220,6 +238,8 @@ class LiveView:
         # that much before now is kept, the run included.
         run = 0.0 if self._applied_at is None else max(0.0, self._applied_at - first)
         start = max(first, now - WINDOW_SECONDS - run)
+        if self._recent:
+            self._admit_recent(start)
         self._window.trim(start)
         return start
 

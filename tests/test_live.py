@@ -738,3 +738,21 @@ def test_the_run_stays_in_the_window_as_long_as_the_verdicts_24_hours_after_appl
     # A day and the run's length on, the window (as long as the verdict's) has left the run.
     parts.clock.now = applied + WINDOW_SECONDS + 1200 + 1
     assert parts.live.observation().run_probes == 0
+
+
+def test_probes_between_the_runs_start_and_the_look_that_saw_it_count() -> None:
+    """A 25-second lock queue between two schema looks: the look after it already finds the
+    migration applied, with Prisma's started_at. The failed logins of those 25 seconds were held
+    and count, as the verdict counts them from started_at; the probe before the start does not."""
+    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts.publish("pending")
+    parts.probe(0.012, after=5)  # before the run
+    started = parts.clock.now + 1
+    for _ in range(5):
+        parts.probe(0.012, "timeout", after=5)  # the run: logins time out
+    parts.clock.now += 2
+    parts.publish("applied", parts.clock.now - 1, started)
+    parts.probe(0.012)
+    observed = parts.live.observation()
+    assert (observed.probes, observed.successes) == (6, 1)
+    assert (observed.run_probes, observed.run_failures) == (5, 5)
