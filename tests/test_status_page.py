@@ -969,7 +969,7 @@ def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
         html = show(browser, m, "status-now-callback-down.png", capsys)
         now = now_of(html)
         assert '<span id="now-level" class="level bad">FAILING</span>' in now
-        assert '<dd id="now-callback">server_error (HTTP 503), 0 s ago</dd>' in now
+        assert re.search(r'<dd id="now-callback">server_error \(HTTP 503\), \d+ s ago</dd>', now)
         assert "RolloutCallbackDown (the last probe: server_error)" in now
         assert '<dd id="now-database">reachable</dd>' in now
         assert '<span id="verdict" class="result inconclusive">' in html
@@ -1010,7 +1010,7 @@ def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
         now = now_of(html)
         assert '<span id="now-level" class="level warn">DEGRADED</span>' in now
         assert '<dd id="now-paging">nothing</dd>' in now
-        assert '<dd id="now-callback">success (HTTP 401), 0 s ago</dd>' in now
+        assert re.search(r'<dd id="now-callback">success \(HTTP 401\), \d+ s ago</dd>', now)
 
 
 def test_objects_appearing_during_the_run_would_not_page_as_partial() -> None:
