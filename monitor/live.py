@@ -14,10 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
-from monitor import readings
+from monitor import readings, window_state
 from monitor.baseline import Baseline, Fetch, Summary
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import (
@@ -44,6 +45,7 @@ PROMETHEUS_TIMEOUT_SECONDS = 5.0
 # Probes held before the window starts: longer than a schema check's interval (30 s), after
 # which the run's start is known (the Prisma record or its locks seen).
 RECENT_SECONDS = 600.0
+SAVE_EVERY_SECONDS = 60.0  # how often the window goes to its file while probes come in
 HEALTH_STATES = ("learning", *BASELINE_HEALTH)
 
 
@@ -159,6 +161,9 @@ class LiveView:
         baseline: Baseline,
         thresholds: Thresholds,
         clock: Callable[[], float] = time.time,
+        *,
+        state_path: Path | None = None,
+        migration: str = "",
     ) -> None:
         self._snapshots = snapshots
         self._tracker = tracker
@@ -172,6 +177,46 @@ class LiveView:
         self._left_at: float | None = None  # last seen leaving the applied state
         self._last_look: str | None = None  # the state at the last look
         self._recent: deque[Seen] = deque()  # probes of the last minutes before the window
+        self._state_path, self._migration = state_path, migration
+        self._saved_at = clock()
+        if state_path is not None and (kept := window_state.load(state_path, migration)):
+            self._restore(kept)
+
+    def _restore(self, kept: window_state.WindowState) -> None:
+        """Carry on the window a previous process of this monitor kept in its file."""
+        self._applied_at, self._started_at = kept.applied_at, kept.started_at
+        self._left_at, self._last_look = kept.left_at, kept.last_look
+        for at, success, bucket, wrongly_invalid in kept.probes:
+            self._window.add(Seen(at, success, bucket, wrongly_invalid))
+
+    def _state(self) -> window_state.WindowState:
+        return window_state.WindowState(
+            version=window_state.STATE_VERSION,
+            migration=self._migration,
+            applied_at=self._applied_at,
+            started_at=self._started_at,
+            left_at=self._left_at,
+            last_look=self._last_look,
+            probes=tuple(
+                (s.at, s.success, s.bucket, s.wrongly_invalid) for s in self._window.probes
+            ),
+        )
+
+    def close(self) -> None:
+        """Keep the window in its file (the monitor is stopping)."""
+        if self._state_path is None:
+            return
+        with self._lock:
+            state = self._state()
+        window_state.save(self._state_path, state)
+
+    def _save_due(self) -> window_state.WindowState | None:
+        """The state to write, at most once a minute and only with a file (lock held)."""
+        now = self._clock()
+        if self._state_path is None or now - self._saved_at < SAVE_EVERY_SECONDS:
+            return None
+        self._saved_at = now
+        return self._state()
 
     def inherit(self, previous: LiveView) -> None:
         """Carry on the previous monitor's window (a reload watching the same migration)."""
@@ -203,6 +248,9 @@ class LiveView:
                     self._recent.popleft()
                 return
             self._window.add(seen)
+            due = self._save_due()
+        if due is not None and self._state_path is not None:
+            window_state.save(self._state_path, due)  # outside the lock: scrapes go on
 
     def _admit_recent(self, start: float) -> None:
         """The held probes taken since the window's start, into the window."""

@@ -26,6 +26,7 @@ from monitor.status.history import History, Sample
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
 from monitor.webconfig import load_web_config
+from monitor.window_state import window_path
 
 log = structlog.get_logger("monitor")
 STOP_GRACE_SECONDS = 2.0
@@ -46,7 +47,12 @@ class Monitor:
         self.baseline.use_snapshots(self.metrics.snapshots)
         self.registry.register(self.baseline)
         self.live = LiveView(
-            self.metrics.snapshots, self.tracker, self.baseline, thresholds(config)
+            self.metrics.snapshots,
+            self.tracker,
+            self.baseline,
+            thresholds(config),
+            state_path=window_path(config.baseline.state_file),
+            migration=config.migration.name,
         )
         if previous is not None and previous.tracker is self.tracker:
             self.live.inherit(previous.live)  # the window since the migration goes on
@@ -123,8 +129,9 @@ class Monitor:
         )
 
     def close(self) -> None:
-        """Persist the baseline and close the database pool."""
+        """Persist the baseline and the window since the migration; close the database pool."""
         self.baseline.close()
+        self.live.close()
         self.db.close()
 
     def start(self) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import fixtures
 import psycopg
 import pytest
+import structlog.testing
 from conftest import FreshDatabase
 from monitoring import make_config, value
 from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, loaded_prometheus
@@ -520,14 +523,22 @@ def test_started_after_the_migration_the_baseline_comes_from_prometheus(
 class Parts:
     """A live view over a settable clock, a tracker, snapshots and a baseline."""
 
-    def __init__(self, **baseline: Any) -> None:
+    def __init__(
+        self, state_path: Path | None = None, migration: str = "m", **baseline: Any
+    ) -> None:
         self.clock = Clock()
         self.tracker = MigrationTracker(self.clock)
         self.snapshots = Snapshots()
         settings = BaselineSettings.model_validate({"min_probes": 2, **baseline})
         self.baseline = Baseline(settings, 10.0, self.tracker, "m", self.clock)
         self.live = LiveView(
-            self.snapshots, self.tracker, self.baseline, Thresholds(min_probes=2), self.clock
+            self.snapshots,
+            self.tracker,
+            self.baseline,
+            Thresholds(min_probes=2),
+            self.clock,
+            state_path=state_path,
+            migration=migration,
         )
 
     def publish(
@@ -756,3 +767,86 @@ def test_probes_between_the_runs_start_and_the_look_that_saw_it_count() -> None:
     observed = parts.live.observation()
     assert (observed.probes, observed.successes) == (6, 1)
     assert (observed.run_probes, observed.run_failures) == (5, 5)
+
+
+FIXED = {"success_ratio": 1.0, "p95": "15ms"}
+
+
+def a_window_with_a_failed_run(parts: Parts) -> None:
+    """A run with two failed logins, then applied, then probes, some slow."""
+    parts.publish("pending")
+    started = parts.clock.now
+    parts.publish("pending", None, started, running=True)
+    parts.probe(0.012, "timeout", after=5)
+    parts.probe(0.012, "timeout", after=5)
+    parts.clock.now += 5
+    parts.publish("applied", parts.clock.now, started)
+    for duration in (0.012, 0.03, 0.2):
+        parts.probe(duration)
+    parts.report_drift(2)
+    parts.probe(0.012)
+
+
+def test_a_restarted_daemon_carries_on_its_window_from_the_state_file(tmp_path: Path) -> None:
+    """The page and rollout_success_criterion after a restart say what they said before it
+    (they used to forget the failures the verdict still counted)."""
+    path = tmp_path / "baseline-window.json"
+    before = Parts(path, fixed=FIXED)
+    a_window_with_a_failed_run(before)
+    expected = before.live.observation()
+    before.live.close()
+    after = Parts(path, fixed=FIXED)
+    after.clock.now = before.clock.now
+    after.tracker.publish(before.tracker.current())
+    observed = after.live.observation()
+    assert observed == expected
+    assert (observed.probes, observed.run_failures, observed.wrongly_invalid) == (6, 2, 2.0)
+
+
+def test_a_window_kept_for_another_migration_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "baseline-window.json"
+    before = Parts(path, fixed=FIXED)
+    a_window_with_a_failed_run(before)
+    before.live.close()
+    with structlog.testing.capture_logs() as logs:
+        after = Parts(path, migration="002_other", fixed=FIXED)
+    assert after.live.observation().probes == 0
+    assert [entry["reason"] for entry in logs] == ["recorded for migration 'm'"]
+
+
+def test_an_unreadable_window_file_is_logged_and_the_window_starts_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "baseline-window.json"
+    path.write_text('{"version": 1, "migration": "m"}')
+    with structlog.testing.capture_logs() as logs:
+        parts = Parts(path, fixed=FIXED)
+    assert parts.live.observation().probes == 0
+    assert [entry["event"] for entry in logs] == ["window_state_unreadable"]
+
+
+def test_the_window_is_written_at_most_once_a_minute_while_probes_come_in(tmp_path: Path) -> None:
+    path = tmp_path / "baseline-window.json"
+    parts = Parts(path, fixed=FIXED)
+    parts.publish("applied", parts.clock.now)
+    parts.probe(0.012, after=10)
+    assert not path.exists()  # 10 s after start
+    parts.probe(0.012, after=60)
+    kept = json.loads(path.read_text())
+    assert (kept["version"], kept["migration"], len(kept["probes"])) == (1, "m", 2)
+
+
+def test_a_restarted_monitor_reads_its_window_back(fresh_db: FreshDatabase, tmp_path: Path) -> None:
+    """Through the real Monitor: stopped (close) and started again with the same state file."""
+    state = str(tmp_path / "baseline.json")
+    answers = [(401, BEFORE)]
+    with scripted_server(answers) as app:
+        with closing(monitor_for(fresh_db, app.url, min_probes=10, state_file=state)) as m:
+            rollout(fresh_db, m, answers)
+            answers.append((503, AFTER))
+            probe(m, 10)
+            before = m.live.observation()
+        assert (tmp_path / "baseline-window.json").exists()
+        with closing(monitor_for(fresh_db, app.url, min_probes=10, state_file=state)) as again:
+            look(again)
+            after = again.live.observation()
+    assert (after.probes, after.successes) == (before.probes, before.successes) == (10, 0)
+    assert reasons(again)["users_can_authenticate"][0] == "fail"
