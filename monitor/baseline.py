@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import statistics
-import tempfile
 import threading
 import time
 from collections import deque
@@ -16,13 +13,15 @@ from typing import Literal
 
 import structlog
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from monitor import readings
 from monitor.config import BaselineSettings, FixedBaseline
+from monitor.criteria import BaselineView
 from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.state_files import read_for_migration, write_atomically
 from monitor.stats import Latencies
 
 QUANTILES = ("0.5", "0.95", "0.99")
@@ -90,6 +89,12 @@ class Summary(Record):
     def p95_seconds(self) -> float | None:
         """The 0.95 latency quantile, if known."""
         return self.duration_seconds.get("0.95")
+
+    def view(self, source: str) -> BaselineView:
+        """The criteria's view of this baseline, from the given source."""
+        return BaselineView(
+            self.probes, self.success_ratio, self.p95_seconds, source, latencies=self.latencies
+        )
 
     @property
     def latencies(self) -> Latencies | None:
@@ -489,45 +494,6 @@ class Baseline:
 
 def read_state(path: Path, migration: str) -> SavedState | None:
     """The saved state, or None (with a warning if the file exists but cannot be used)."""
-    try:
-        state = SavedState.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValidationError) as error:
-        log.warning(
-            "baseline_state_unreadable", file=str(path), reason=problem(error), action="relearn"
-        )
-        return None
-    if state.migration != migration:
-        log.warning(
-            "baseline_state_unreadable",
-            file=str(path),
-            reason=f"recorded for migration {state.migration!r}",
-            action="relearn",
-        )
-        return None
-    return state
-
-
-def problem(error: OSError | ValidationError) -> str:
-    """One line saying what is wrong with the state file."""
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace the file's content in one step: a crash leaves the old file or the new one."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    return read_for_migration(
+        path, SavedState, migration, "baseline_state_unreadable", action="relearn"
+    )

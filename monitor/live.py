@@ -402,13 +402,7 @@ class LiveView:
         summary, source = self._baseline.frozen()
         if summary is None:
             return None
-        return BaselineView(
-            summary.probes,
-            summary.success_ratio,
-            summary.p95_seconds,
-            source,
-            latencies=summary.latencies,
-        )
+        return summary.view(source)
 
 
 def highest(values: list[float | None]) -> float | None:

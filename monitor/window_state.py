@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from monitor.baseline import problem, write_atomically
+from monitor.state_files import problem, read_for_migration, write_atomically
 
 log = structlog.get_logger("monitor.window")
 STATE_VERSION = 1
@@ -54,15 +54,4 @@ def save(path: Path, state: WindowState) -> None:
 
 def load(path: Path, migration: str) -> WindowState | None:
     """The saved window of this migration, or None (with a warning when it cannot be used)."""
-    try:
-        state = WindowState.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValidationError) as error:
-        log.warning("window_state_unreadable", file=str(path), reason=problem(error))
-        return None
-    if state.migration != migration:
-        reason = f"recorded for migration {state.migration!r}"
-        log.warning("window_state_unreadable", file=str(path), reason=reason)
-        return None
-    return state
+    return read_for_migration(path, WindowState, migration, "window_state_unreadable")

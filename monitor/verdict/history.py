@@ -147,8 +147,7 @@ def exported_baseline(prom: Prometheus, select: Selector, at: float) -> Baseline
 
 def _matching(samples: Sequence[Sample], target: Sample) -> dict[str, str]:
     """The labels of the sample of the target's replica (its own label aside), or none."""
-    want = _replica(target.labels)
-    return next((s.labels for s in samples if _replica(s.labels) == want), {})
+    return next((s.labels for s in _all_matching(samples, target)), {})
 
 
 def _all_matching(samples: Sequence[Sample], target: Sample) -> list[Sample]:
@@ -159,8 +158,7 @@ def _all_matching(samples: Sequence[Sample], target: Sample) -> list[Sample]:
 
 def _value(samples: Sequence[Sample], target: Sample) -> float | None:
     """The value of the sample of the target's replica, if there is one."""
-    want = _replica(target.labels)
-    return next((s.value for s in samples if _replica(s.labels) == want), None)
+    return next((s.value for s in _all_matching(samples, target)), None)
 
 
 def _replica(labels: dict[str, str]) -> dict[str, str]:
@@ -179,16 +177,5 @@ def choose_baseline(
     if exported is not None and exported.probes >= min_probes:
         return exported
     history = baseline_before(prom, select.matchers, applied_at)
-    candidates = (None if history is None else view(history, "prometheus_history"), exported)
+    candidates = (None if history is None else history.view("prometheus_history"), exported)
     return max((c for c in candidates if c is not None), key=lambda v: v.probes, default=None)
-
-
-def view(summary: Summary, source: str) -> BaselineView:
-    """The criteria's view of a baseline summary."""
-    return BaselineView(
-        probes=summary.probes,
-        success_ratio=summary.success_ratio,
-        p95_seconds=summary.duration_seconds.get("0.95"),
-        source=source,
-        latencies=summary.latencies,
-    )
