@@ -33,16 +33,12 @@ class Latencies:
     def of(cls, values: Iterable[float], bounds: Sequence[float]) -> Latencies:
         """The buckets these durations fall in."""
         ordered = sorted(values)
-        counts = tuple(_count_at_most(ordered, bound) for bound in bounds)
+        counts = tuple(bisect.bisect_right(ordered, bound) for bound in bounds)
         return cls(tuple(bounds), counts, len(ordered))
 
     def quantile(self, q: float) -> float | None:
         """The q-quantile as histogram_quantile computes it; None without an answered probe."""
         return counts_quantile(q, self.bounds, self.cumulative, self.total)
-
-
-def _count_at_most(ordered: Sequence[float], bound: float) -> int:
-    return bisect.bisect_right(ordered, bound)
 
 
 def counts_quantile(

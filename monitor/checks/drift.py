@@ -46,7 +46,8 @@ class DriftCheck:
             )
             plan = plan_for(session, self._schema, table, self._large)
             session.guard(self._schema, [table])
-            row = session.row(self._query(plan.relation(sql.table(self._schema, table))))
+            tokens = plan.relation(sql.table(self._schema, table))
+            row = session.row(self._query("token_drift", tokens))
             sampled = row["tokens"]
             wrongly = plan.scale(row["wrongly_invalid"], sampled)
             exact = self._exact_wrongly_invalid(session) if plan.estimated else None
@@ -75,12 +76,7 @@ class DriftCheck:
 
     def _exact_wrongly_invalid(self, session: Session) -> float | None:
         """The exact count of wrongly invalid tokens when the planner says it is cheap."""
-        query = sql.query(
-            "wrongly_invalid_exact",
-            tokens=sql.table(self._schema, self._tokens.table),
-            is_valid=sql.column(self._tokens.is_valid),
-            expires_at=sql.column(self._tokens.expires_at),
-        )
+        query = self._query("wrongly_invalid_exact", sql.table(self._schema, self._tokens.table))
         if session.cost(query) > self._large.exact_max_cost:
             return None
         try:
@@ -88,9 +84,9 @@ class DriftCheck:
         except psycopg.errors.QueryCanceled:  # slower than planned (stale statistics)
             return None  # the last statement of the session: the sample's counts stand
 
-    def _query(self, tokens: Composable) -> Composed:
+    def _query(self, name: str, tokens: Composable) -> Composed:
         return sql.query(
-            "token_drift",
+            name,
             tokens=tokens,
             is_valid=sql.column(self._tokens.is_valid),
             expires_at=sql.column(self._tokens.expires_at),

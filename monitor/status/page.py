@@ -167,7 +167,8 @@ def utc(moment: float | datetime) -> str:
 def render(status: Status) -> str:
     """The whole page."""
     verdict = overall(status.decisions)
-    level = now_level(status)
+    last = recent(status.samples, status.now)
+    level = now_level(status, last)
     title = f"{NOW_WORDS[level]} now, {verdict} since the migration"
     return "".join(
         [
@@ -178,7 +179,7 @@ def render(status: Status) -> str:
             f"<style>{CSS}</style></head><body><main>",
             "<header><h1>rollout-monitor</h1>",
             f"<p>Migration <code>{escape(status.migration)}</code></p></header>",
-            now_section(status, level),
+            now_section(status, level, last),
             migration_section(status),
             criteria_section(status.decisions, verdict, status.now_decisions),
             charts_section(status),
@@ -245,7 +246,7 @@ def now_note(window: Decision, now: Decision | None) -> str:
 NOW_WORDS = {"bad": "FAILING", "warn": "DEGRADED", "ok": "OK", "unknown": "NO DATA"}
 
 
-def now_level(status: Status) -> str:
+def now_level(status: Status, last: Recent) -> str:
     """bad: the last probe failed, the database is down or something would page; warn: some
     probe failed in the last five minutes; ok: none did; unknown: no probe yet."""
     samples = status.samples
@@ -254,14 +255,14 @@ def now_level(status: Status) -> str:
         return "bad"
     if not samples:
         return "unknown"
-    return "warn" if recent(samples, status.now).failures else "ok"
+    return "warn" if last.failures else "ok"
 
 
-def now_section(status: Status, level: str) -> str:
+def now_section(status: Status, level: str, last: Recent) -> str:
     """The last probe, the last five minutes, the database, and what would page."""
     rows = [
         ("Callback", last_probe_text(status), "now-callback"),
-        ("Last 5 minutes", recent_text(recent(status.samples, status.now)), "now-recent"),
+        ("Last 5 minutes", recent_text(last), "now-recent"),
         *database_rows(status.vitals),
         ("Would page", paging_text(status.paging), "now-paging"),
     ]
@@ -421,10 +422,7 @@ def baseline_lines(status: Status) -> tuple[Reference, ...]:
 def baseline_view(status: Status) -> BaselineView | None:
     """The criteria's view of the frozen baseline; None while it is being learned."""
     base = status.baseline
-    if base is None:
-        return None
-    p95 = base.duration_seconds.get("0.95")
-    return BaselineView(base.probes, base.success_ratio, p95, status.baseline_source)
+    return None if base is None else base.view(status.baseline_source)
 
 
 def drift(samples: Sequence[Sample]) -> tuple[Series, ...]:
