@@ -20,6 +20,7 @@ from monitoring import make_config, value
 from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, loaded_prometheus
 from prometheus_client import CollectorRegistry
 from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
+from test_database_checks import wait_for_lock_waiters
 
 from monitor.baseline import Baseline, bucket_quantile
 from monitor.config import BaselineSettings, Config
@@ -258,7 +259,7 @@ def test_logins_failing_while_the_migration_waits_in_a_lock_queue_fail_authentic
         migrator.execute(PRISMA_START, (fixtures.MIGRATION_001_NAME,))
         queued = threading.Thread(target=lambda: apply_in_one_transaction(migrator))
         queued.start()
-        wait_for_lock_waiter(fresh_db)
+        wait_for_lock_waiters(fresh_db, 1)
         run(m, "schema")
         assert m.tracker.current().running
         assert value(m, "rollout_migration_running") == 1
@@ -292,20 +293,6 @@ def apply_in_one_transaction(conn: psycopg.Connection[Any]) -> None:
     """Migration 001 as one transaction, as `prisma migrate deploy` runs it."""
     with conn.transaction():
         fixtures.apply(conn, "migration_001")
-
-
-def wait_for_lock_waiter(fresh_db: FreshDatabase) -> None:
-    """Until a session waits for an ACCESS EXCLUSIVE lock (the queued ALTER TABLE)."""
-    conn = fresh_db.conn()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'"
-        ).fetchone()
-        if row is not None and row[0] > 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the migration never queued for its lock")
 
 
 def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(

@@ -9,7 +9,7 @@ import fixtures
 import pytest
 from conftest import FreshDatabase
 from monitoring import make_config, run_once, value
-from test_live import wait_for_lock_waiter
+from test_database_checks import wait_for_lock_waiters
 
 from monitor.migration import STATES, migration_state
 from monitor.redact import Redactor
@@ -267,7 +267,7 @@ def test_a_queued_alter_table_is_the_run(fresh_db: FreshDatabase) -> None:
     )
     queued.start()
     try:
-        wait_for_lock_waiter(fresh_db)
+        wait_for_lock_waiters(fresh_db, 1)
         assert running(looks(fresh_db, 1))[0] == 0.0  # one look: autovacuum does that too
         monitor = looks(fresh_db, 2)
         assert (state_of(monitor), running(monitor)[0]) == ("pending", 1.0)

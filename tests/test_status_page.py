@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,7 +25,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from selenium.webdriver.common.by import By
 from test_baseline import closing, learn, monitor_for, run, scripted_server
-from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction, wait_for_lock_waiter
+from test_database_checks import wait_for_lock_waiters
+from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction
 
 from monitor.baseline import SavedState, Summary
 from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
@@ -940,18 +940,6 @@ def show(browser: Browser, monitor: Monitor, name: str, capsys: pytest.CaptureFi
     return html
 
 
-def wait_for_waiters(fresh_db: FreshDatabase, count: int) -> None:
-    """Until this many sessions wait for a lock."""
-    conn = fresh_db.conn()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
-        if row is not None and row[0] >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {count} sessions ever waited for a lock")
-
-
 def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
     browser: Browser, fresh_db: FreshDatabase, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -985,9 +973,9 @@ def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
         login.execute("SET statement_timeout = '30s'")
         hung = threading.Thread(target=lambda: login.execute('SELECT count(*) FROM "users"'))
         try:
-            wait_for_lock_waiter(fresh_db)
+            wait_for_lock_waiters(fresh_db, 1)
             hung.start()  # a login's query, queued behind the ALTER TABLE (Risk 1)
-            wait_for_waiters(fresh_db, 2)
+            wait_for_lock_waiters(fresh_db, 2)
             for check in ("schema", "connections", "callback"):
                 run(m, check)
             html = show(browser, m, "status-now-lock-queue.png", capsys)
