@@ -93,10 +93,14 @@ class Session:
         plan = self.row(sql.SQL("EXPLAIN (FORMAT JSON) ") + query)["QUERY PLAN"]
         return float(plan[0]["Plan"]["Total Cost"])
 
+    def locked_tables(self, schema: str, tables: Sequence[str]) -> list[str]:
+        """Those of these tables on which an ACCESS EXCLUSIVE lock is held or awaited (DDL)."""
+        params = {"schema": schema, "tables": list(tables)}
+        return [row["table_name"] for row in self.rows(queries.query("exclusive_locks"), params)]
+
     def guard(self, schema: str, tables: Sequence[str]) -> None:
         """Raise TableLocked rather than queue behind a DDL lock on any of these tables."""
-        params = {"schema": schema, "tables": list(tables)}
-        locked = [row["table_name"] for row in self.rows(queries.query("exclusive_locks"), params)]
+        locked = self.locked_tables(schema, tables)
         if locked:
             raise TableLocked(locked)
 

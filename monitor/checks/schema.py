@@ -124,8 +124,7 @@ class SchemaCheck:
 
     def _run_signs(self, session: Session) -> RunSigns:
         """Locks that only a running migration (or DDL as disruptive) holds or awaits."""
-        tables = [self._users_table, self._tokens_table]
-        ddl = session.rows(sql.query("exclusive_locks"), {"schema": self._schema, "tables": tables})
+        ddl = session.locked_tables(self._schema, [self._users_table, self._tokens_table])
         prisma = session.row(sql.query("prisma_migrate_lock"))["held"]
         return RunSigns(prisma_lock=bool(prisma), ddl_lock=bool(ddl))
 
