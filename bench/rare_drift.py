@@ -19,9 +19,12 @@ Numbers depend on the machine; the ratios between cases are what to read.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from monitor.checks.drift import DriftCheck
-from monitor.config import Config
+from monitor.config import Config, LargeTablesSettings
 from monitor.db import Database
 from monitor.demo.data import sql_file
 from monitor.demo.postgres import PostgresServer
@@ -80,27 +83,75 @@ def mark(conn: psycopg.Connection[Any], rows: int, legit_share: float, planted: 
     conn.execute("VACUUM ANALYZE threads_tokens")
 
 
-def drift_runs(url: str, runs: int) -> tuple[float, bool, float]:
-    """What the drift check reports (wrongly_invalid), whether exactly, its median wall time."""
-    config = Config.model_validate({"database": {"url": url}})
+class Timed:
+    """A slice reader that remembers its longest read (the token table's lock hold)."""
+
+    def __init__(self, read: Callable[[int, int], Any]) -> None:
+        self._read = read
+        self.longest = 0.0
+
+    def __call__(self, first: int, last: int) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._read(first, last)
+        finally:
+            self.longest = max(self.longest, time.perf_counter() - started)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time (user + system) of every running postgres process: the server's work."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if name == "postgres":
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Reported:
+    """What the drift check said after its runs, and what they cost."""
+
+    wrongly: float
+    exact: bool
+    median_run: float
+    longest_slice: float
+    runs: int
+    cpu: float
+
+
+def drift_runs(url: str, runs: int | None, sweep: bool) -> Reported:
+    """The drift check run `runs` times (None: until its sweep has done one pass)."""
+    config = Config.model_validate({"database": {"url": url}, "large_tables": {"sweep": sweep}})
     db = Database(config.database, config.database_url, lambda up: None)
     db.open()
     check = DriftCheck(db, config)
-    times, families = [], []
+    timed = Timed(check._read_slice)
+    check._read_slice = timed  # type: ignore[method-assign]
+    times: list[float] = []
+    families: list[Any] = []
+    cpu = postgres_cpu_seconds()
     try:
-        for _ in range(runs):
+        while len(times) < (runs or 10_000):
             started = time.perf_counter()
             families = list(check.run())
             times.append(time.perf_counter() - started)
+            if runs is None and check._sweep is not None and check._sweep.passes:
+                break
     finally:
         db.close()
+    cpu = postgres_cpu_seconds() - cpu
     snapshots = Snapshots()
     snapshots.replace("drift", families)
     reported = next(v for labels, v in snapshots.samples("rollout_token_validity_drift")
                     if labels["kind"] == "wrongly_invalid")  # fmt: skip
     exact = next(v for labels, v in snapshots.samples("rollout_token_validity_drift_exact")
                  if labels["kind"] == "wrongly_invalid")  # fmt: skip
-    return reported, exact == 1, statistics.median(times)
+    return Reported(reported, exact == 1, statistics.median(times), timed.longest, len(times), cpu)
 
 
 def exact_seconds(conn: psycopg.Connection[Any], runs: int) -> float:
@@ -114,16 +165,22 @@ def exact_seconds(conn: psycopg.Connection[Any], runs: int) -> float:
 
 
 def main() -> int:
-    """Build, then measure each case without and with the partial index."""
+    """Build, then measure each case: the sample alone, the sweep, the partial index."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--planted", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    defaults = LargeTablesSettings()
+    interval = Config.model_validate(
+        {"database": {"url": "postgresql://x/y"}}
+    ).checks.drift.interval
     print(f"### Rare wrongly invalid tokens: {args.rows:,} tokens, {args.planted} planted\n")
-    print("| legit invalid | partial index | truth | reported | exact | drift check | "
-          "exact count | core at 1/min |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"Sweep: slices of {defaults.sweep_blocks} blocks, a pass per "
+          f"{defaults.sweep_period / 60:g} min, the check every {interval:g} s.\n")  # fmt: skip
+    print("| legit invalid | how | truth | reported | exact | runs | check (median) | "
+          "longest slice | server CPU | core |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with PostgresServer() as server:
         conn = server.connect("postgres", autocommit=True)
         started = time.perf_counter()
@@ -132,17 +189,21 @@ def main() -> int:
         url = server.url("postgres")
         for share in (0.0, 0.01, 0.05):
             mark(conn, args.rows, share, args.planted)
-            for indexed in (False, True):
-                if indexed:
+            truth = conn.execute(EXACT).fetchone()[0]  # type: ignore[index]
+            for how in ("sample", "sweep", "partial index"):
+                if how == "partial index":
                     conn.execute(PARTIAL_INDEX)
                     conn.execute("ANALYZE threads_tokens")
-                truth = conn.execute(EXACT).fetchone()[0]  # type: ignore[index]
-                reported, exact, seconds = drift_runs(url, args.runs)
-                counted = exact_seconds(conn, args.runs)
-                print(f"| {share:.0%} | {'yes' if indexed else 'no'} | {truth} | {reported:g} | "
-                      f"{'yes' if exact else 'no'} | {seconds * 1000:.1f} ms | "
-                      f"{counted * 1000:.1f} ms | {seconds / 60:.3%} |", flush=True)  # fmt: skip
-                if indexed:
+                runs = None if how == "sweep" else args.runs
+                got = drift_runs(url, runs, sweep=how == "sweep")
+                # core: the server's CPU per run, at one run per interval
+                core = got.cpu / got.runs / interval
+                slice_ms = f"{got.longest_slice * 1000:.1f} ms" if how == "sweep" else "-"
+                print(f"| {share:.0%} | {how} | {truth} | {got.wrongly:g} | "
+                      f"{'yes' if got.exact else 'no'} | {got.runs} | "
+                      f"{got.median_run * 1000:.1f} ms | {slice_ms} | {got.cpu:.2f} s | "
+                      f"{core:.3%} |", flush=True)  # fmt: skip
+                if how == "partial index":
                     conn.execute("DROP INDEX bench_wrongly")
     return 0
 

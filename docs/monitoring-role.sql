@@ -13,6 +13,8 @@
 --   column SELECT       exactly the columns the checks read, counts, TABLESAMPLE and the
 --                       EXPLAIN ANALYZE of the login lookup included (each needs SELECT on the
 --                       columns it names, and count(*) on any one column of the table).
+--   threads_tokens.ctid the drift sweep reads the token table by block ranges (a TID Range
+--                       Scan); ctid is where a row is stored, nothing of its content.
 -- Deliberately NOT granted: threads_tokens."accessToken" (a secret), users.email (personal data),
 -- any other column, any table-level privilege, anything but SELECT. The monitor never reads them.
 
@@ -53,5 +55,8 @@ BEGIN
             EXECUTE format('GRANT SELECT (%I) ON %I.%I TO %I', pair[2], app_schema, pair[1], monitor_role);
         END IF;
     END LOOP;
+    IF to_regclass(format('%I.threads_tokens', app_schema)) IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT (ctid) ON %I.threads_tokens TO %I', app_schema, monitor_role);
+    END IF;
 END
 $grants$;

@@ -440,6 +440,13 @@ class LargeTablesSettings(Section):
     # costs that count at most this (measured: under 50 ms cold, a few ms warm): a rare count a
     # sample would miss.
     exact_max_cost: float = Field(15_000.0, ge=0)
+    # Above estimate_above_rows the drift check also reads the whole token table, sweep_blocks
+    # heap blocks per short transaction, a few slices a run, one pass per sweep_period: exact
+    # drift counts at most one pass old (monitor.checks.sweep). Needs SELECT on the token table's
+    # ctid (docs/monitoring-role.sql) and PostgreSQL 14+; without either, the sample stands.
+    sweep: bool = True
+    sweep_period: Duration = 900.0
+    sweep_blocks: int = Field(2_000, ge=1)
 
 
 class LogConfig(Section):

@@ -2,7 +2,8 @@
 -- time zone, so "now" is taken in UTC explicitly: comparing with now() directly would shift
 -- every expiry by the session's TimeZone. The boundary is the trigger's: valid while
 -- expiresAt > now. On a large table the token table is read through TABLESAMPLE SYSTEM, and
--- "tokens" counts the rows sampled (the check scales the counts to the whole table).
+-- "tokens" counts the rows sampled (the check scales the counts to the whole table); or the
+-- drift sweep reads one slice of its blocks, {where} being a ctid range.
 SELECT
     count(*) FILTER (WHERE {is_valid} AND {expires_at} <= (now() AT TIME ZONE 'UTC'))
         AS stale_valid,
@@ -10,3 +11,4 @@ SELECT
         AS wrongly_invalid,
     count(*) AS tokens
 FROM {tokens}
+{where}

@@ -207,7 +207,8 @@ READER_GRANTS = {
     ),
     *(
         ("column", f"threads_tokens.{column}", "SELECT")
-        for column in ("userId", "expiresAt", "isValid", "issuedAt", "lastRefreshedAt")
+        # ctid: the drift sweep reads the table by block ranges (a TID Range Scan)
+        for column in ("userId", "expiresAt", "isValid", "issuedAt", "lastRefreshedAt", "ctid")
     ),
     *(
         ("column", f"_prisma_migrations.{column}", "SELECT")
@@ -248,7 +249,7 @@ FROM pg_attribute AS a
 JOIN pg_class AS c ON c.oid = a.attrelid
 JOIN pg_namespace AS n ON n.oid = c.relnamespace,
      unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) AS p (privilege)
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
   AND NOT a.attisdropped AND has_column_privilege(%(role)s, c.oid, a.attnum, p.privilege)
 """
 

@@ -7,6 +7,8 @@ monitor's estimates must land within ESTIMATE_TOLERANCE of them.
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +19,12 @@ from conftest import FreshDatabase
 from monitoring import make_config, outcome_count, run_once, value
 from prometheus_client import generate_latest
 from psycopg import sql
+from test_database_checks import grant_monitoring_role
 
 from monitor.checks.estimates import plan_for, read_plan, table_size
 from monitor.config import LargeTablesSettings
 from monitor.db import Database
+from monitor.redact import Redactor
 from monitor.service import Monitor
 
 ROWS = 200_000
@@ -305,3 +309,88 @@ def test_an_exact_count_too_costly_for_the_budget_stays_estimated(
     estimate = value(monitor, "rollout_token_validity_drift", kind="wrongly_invalid")
     assert estimate is not None
     assert estimate != RARE  # the sample's scaled count: 0, or a multiple of ~20
+
+
+# The exact count through the "isValid" index never cheap enough: only the sweep can be exact.
+SWEEPING = {**ESTIMATING, "exact_max_cost": 0, "sweep_blocks": 500, "sweep_period": "3m"}
+
+
+def runs_per_pass(conn: psycopg.Connection[Any], blocks: int, period: float, every: float) -> int:
+    """Drift runs one pass of the sweep takes: slices of `blocks` (and the final empty one)."""
+    row = conn.execute("SELECT relpages FROM pg_class WHERE relname = 'threads_tokens'").fetchone()
+    assert row is not None
+    slices = math.ceil(row[0] / blocks) + 1
+    return int(math.ceil(slices / math.ceil(slices * every / period)))
+
+
+def drift_values(monitor: Monitor) -> tuple[float | None, ...]:
+    """wrongly_invalid, stale_valid, whether each is exact, and the token total."""
+    return (
+        value(monitor, "rollout_token_validity_drift", kind="wrongly_invalid"),
+        value(monitor, "rollout_token_validity_drift", kind="stale_valid"),
+        value(monitor, "rollout_token_validity_drift_exact", kind="wrongly_invalid"),
+        value(monitor, "rollout_token_validity_drift_exact", kind="stale_valid"),
+        value(monitor, "rollout_tokens"),
+    )
+
+
+def test_the_sweep_makes_rare_wrongly_invalid_tokens_exact_within_one_pass(
+    fresh_db: FreshDatabase, large: psycopg.Connection[Any]
+) -> None:
+    """Finding 10 at scale: the sample misses RARE locked-out users and the index count is too
+    costly; the sweep reads the whole table a few slices per run, and once its pass is done every
+    drift count is exact. Tokens flagged invalid later are counted within one more pass."""
+    rare_wrongly_invalid(large)
+    per_pass = runs_per_pass(large, 500, 180.0, 60.0)
+    assert per_pass >= 2  # the pass really is spread over runs
+    config = make_config(fresh_db.url, large_tables=SWEEPING)
+    monitor = Monitor(config, Redactor())
+    try:
+        for _ in range(per_pass - 1):
+            assert monitor.once()[1]
+        assert value(monitor, "rollout_token_validity_drift_exact", kind="wrongly_invalid") == 0
+        assert value(monitor, "rollout_check_estimated", check="drift") == 1
+        progress = value(monitor, "rollout_token_validity_sweep_progress_ratio")
+        assert progress is not None
+        assert 0 < progress < 1
+        started = time.time()
+        assert monitor.once()[1]
+        exact = exact_counts(large)
+        expected = (RARE, exact["stale_valid"], 1, 1, exact["tokens"])
+        assert drift_values(monitor) == expected
+        assert value(monitor, "rollout_check_estimated", check="drift") == 0
+        assert value(monitor, "rollout_token_validity_sweep_progress_ratio") == 0
+        oldest = value(monitor, "rollout_token_validity_sweep_oldest_timestamp_seconds")
+        assert oldest is not None
+        assert oldest < started
+
+        large.execute("ALTER TABLE threads_tokens DISABLE TRIGGER trigger_update_token_validity")
+        large.execute(  # 100 more users locked out: unexpired tokens (i % 5 == 2) flagged invalid
+            """UPDATE threads_tokens SET "isValid" = false WHERE id = ANY(%s)""",
+            [[f"gen-token-{i}" for i in range(2, ROWS, ROWS // 100)][:100]],
+        )
+        large.execute("ALTER TABLE threads_tokens ENABLE TRIGGER trigger_update_token_validity")
+        for _ in range(per_pass):
+            assert monitor.once()[1]
+        wrongly = value(monitor, "rollout_token_validity_drift", kind="wrongly_invalid")
+        assert wrongly == RARE + 100 == exact_counts(large)["wrongly_invalid"]
+    finally:
+        monitor.close()
+
+
+def test_without_select_on_ctid_the_sweep_is_off_and_the_sample_stands(
+    fresh_db: FreshDatabase, large: psycopg.Connection[Any]
+) -> None:
+    """A role granted by the earlier script (no ctid): drift still succeeds, estimated."""
+    reader = f"{fresh_db.name}_sweeper"
+    large.execute(f"CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw-123'")
+    grant_monitoring_role(fresh_db.url, reader)
+    large.execute(f"REVOKE SELECT (ctid) ON threads_tokens FROM {reader}")
+    url = fresh_db.server.url(fresh_db.name, user=reader, password="reader-pw-123")
+    settings = {**SWEEPING, "sweep_period": "1m"}  # a whole pass in one run, were it allowed
+    monitor, _ = run_once(make_config(url, large_tables=settings))
+    assert outcome_count(monitor, "drift", "success") == 1
+    assert value(monitor, "rollout_token_validity_drift_exact", kind="wrongly_invalid") == 0
+    assert value(monitor, "rollout_token_validity_sweep_progress_ratio") is None
+    with_grant, _ = run_once(make_config(fresh_db.url, large_tables=settings))
+    assert value(with_grant, "rollout_token_validity_drift_exact", kind="wrongly_invalid") == 1

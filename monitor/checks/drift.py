@@ -4,9 +4,11 @@ Neither kind has an index that bounds the work ("isValid" and "expiresAt" are in
 both predicates can match millions of rows), so above large_tables.estimate_above_rows both are
 estimated from one block sample of the token table (monitor.checks.estimates). A handful of
 wrongly invalid tokens in millions would fall outside the sample, and each is a user locked out:
-so wrongly_invalid is counted exactly whenever the planner costs that count as cheap (few invalid
-tokens, as right after the migration, or an index on ("expiresAt") WHERE NOT "isValid").
-rollout_token_validity_drift_exact says which counts are exact.
+so the check also sweeps the whole table a few slices a run (monitor.checks.sweep), and once a
+pass is done reports its exact counts; and wrongly_invalid is counted exactly at once whenever
+the planner costs that count as cheap (few invalid tokens, as right after the migration, or an
+index on ("expiresAt") WHERE NOT "isValid"). rollout_token_validity_drift_exact says which counts
+are exact.
 """
 
 from __future__ import annotations
@@ -14,15 +16,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psycopg
+import structlog
 from prometheus_client.metrics_core import Metric
-from psycopg.sql import Composable, Composed
+from psycopg.sql import SQL, Composable, Composed
 
 from monitor import sql
 from monitor.checks.base import require_columns
-from monitor.checks.estimates import marker_families, plan_for
+from monitor.checks.estimates import ReadPlan, marker_families, read_plan, table_size
+from monitor.checks.sweep import TID_RANGE_SCAN_SINCE, Sweep, Tally, Totals
 from monitor.config import Config
-from monitor.db import Database, Session
+from monitor.db import Database, Session, TableLocked
 from monitor.metrics import gauge, labelled_gauge
+
+log = structlog.get_logger("monitor.check").bind(check="drift")
+WHOLE = SQL("")
+SLICE = SQL("WHERE ctid >= %(first)s::tid AND ctid < %(last)s::tid")
 
 
 class DriftCheck:
@@ -36,6 +44,9 @@ class DriftCheck:
         self._tokens = config.app.tokens
         self._large = config.large_tables
         self.interval = config.checks.drift.interval
+        self._sweep: Sweep | None = None
+        if self._large.sweep:
+            self._sweep = Sweep(self._large.sweep_blocks, self._large.sweep_period, self.interval)
 
     def run(self) -> Sequence[Metric]:
         """Query the drift; not applicable while isValid does not exist."""
@@ -44,35 +55,115 @@ class DriftCheck:
             require_columns(
                 session, self._schema, table, [self._tokens.is_valid, self._tokens.expires_at]
             )
-            plan = plan_for(session, self._schema, table, self._large)
+            size = table_size(session, self._schema, table)
+            plan = read_plan(size, self._large)
             session.guard(self._schema, [table])
             tokens = plan.relation(sql.table(self._schema, table))
             row = session.row(self._query("token_drift", tokens))
             sampled = row["tokens"]
-            wrongly = plan.scale(row["wrongly_invalid"], sampled)
+            sweeping = plan.estimated and self._can_sweep(session)
             exact = self._exact_wrongly_invalid(session) if plan.estimated else None
+        if sweeping and self._sweep is not None:
+            self._sweep.advance(self._read_slice, size.relpages)
+        totals = self._sweep.totals() if sweeping and self._sweep is not None else None
+        if totals is not None:
+            return self._swept(totals, exact, plan, size.relpages)
+        return self._families(
+            Tally(
+                round(plan.scale(row["stale_valid"], sampled)),
+                round(plan.scale(row["wrongly_invalid"], sampled)),
+                round(plan.total(sampled)),
+            ),
+            stale_exact=not plan.estimated,
+            wrongly_exact=exact,
+            markers=marker_families(self.name, plan, sampled),
+        ) + self._progress(sweeping, size.relpages)
+
+    def _swept(
+        self, totals: Totals, exact: float | None, plan: ReadPlan, relpages: int
+    ) -> list[Metric]:
+        """The sweep's exact counts; wrongly_invalid fresher still when it was cheap to count."""
+        tally = totals.tally
+        whole = ReadPlan(float(tally.tokens), None)
+        return [
+            *self._families(
+                tally,
+                stale_exact=True,
+                wrongly_exact=exact if exact is not None else float(tally.wrongly_invalid),
+                markers=marker_families(self.name, whole, tally.tokens),
+            ),
+            *self._progress(True, relpages),
+            gauge(
+                "rollout_token_validity_sweep_oldest_timestamp_seconds",
+                "When the oldest slice of the token table in the swept drift counts was read.",
+                totals.oldest,
+            ),
+        ]
+
+    def _families(
+        self, tally: Tally, stale_exact: bool, wrongly_exact: float | None, markers: list[Metric]
+    ) -> list[Metric]:
+        wrongly = tally.wrongly_invalid if wrongly_exact is None else wrongly_exact
         return [
             labelled_gauge(
                 "rollout_token_validity_drift",
                 "Tokens flagged valid but expired (stale_valid), or invalid but unexpired.",
                 ["kind"],
-                {
-                    ("stale_valid",): plan.scale(row["stale_valid"], sampled),
-                    ("wrongly_invalid",): wrongly if exact is None else exact,
-                },
+                {("stale_valid",): tally.stale_valid, ("wrongly_invalid",): wrongly},
             ),
             labelled_gauge(
                 "rollout_token_validity_drift_exact",
                 "1 when the drift count of this kind is exact, 0 when estimated from a sample.",
                 ["kind"],
                 {
-                    ("stale_valid",): float(not plan.estimated),
-                    ("wrongly_invalid",): float(not plan.estimated or exact is not None),
+                    ("stale_valid",): float(stale_exact),
+                    ("wrongly_invalid",): float(stale_exact or wrongly_exact is not None),
                 },
             ),
-            gauge("rollout_tokens", "Rows in the token table.", plan.total(sampled)),
-            *marker_families(self.name, plan, sampled),
+            gauge("rollout_tokens", "Rows in the token table.", tally.tokens),
+            *markers,
         ]
+
+    def _progress(self, sweeping: bool, relpages: int) -> list[Metric]:
+        if not sweeping or self._sweep is None:
+            return []
+        return [
+            gauge(
+                "rollout_token_validity_sweep_progress_ratio",
+                "Share of the token table the drift sweep's current pass has read.",
+                self._sweep.progress(relpages),
+            )
+        ]
+
+    def _can_sweep(self, session: Session) -> bool:
+        """Whether the sweep may run: enabled, and the server has TID Range Scans."""
+        if self._sweep is None:
+            return False
+        version = session.row(sql.query("server_version"))["version_num"]
+        if version >= TID_RANGE_SCAN_SINCE:
+            return True
+        log.warning("drift_sweep_off", reason="PostgreSQL 14+ is needed for TID Range Scans")
+        self._sweep = None
+        return False
+
+    def _read_slice(self, first: int, last: int) -> Tally | None:
+        """One slice of the token table, in its own transaction (its lock held only for it)."""
+        table = self._tokens.table
+        query = self._query("token_drift", sql.table(self._schema, table), SLICE)
+        try:
+            with self._db.session() as session:
+                session.guard(self._schema, [table])
+                row = session.row(query, {"first": f"({first},0)", "last": f"({last},0)"})
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "drift_sweep_off",
+                reason=f"no SELECT on {table}.ctid: grant it (docs/monitoring-role.sql)",
+            )
+            self._sweep = None
+            return None
+        except (TableLocked, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
+            return None  # resumed at this slice on the next run
+        return Tally(int(row["stale_valid"]), int(row["wrongly_invalid"]), int(row["tokens"]))
 
     def _exact_wrongly_invalid(self, session: Session) -> float | None:
         """The exact count of wrongly invalid tokens when the planner says it is cheap."""
@@ -84,10 +175,11 @@ class DriftCheck:
         except psycopg.errors.QueryCanceled:  # slower than planned (stale statistics)
             return None  # the last statement of the session: the sample's counts stand
 
-    def _query(self, name: str, tokens: Composable) -> Composed:
+    def _query(self, name: str, tokens: Composable, where: Composable = WHOLE) -> Composed:
         return sql.query(
             name,
             tokens=tokens,
+            where=where,
             is_valid=sql.column(self._tokens.is_valid),
             expires_at=sql.column(self._tokens.expires_at),
         )
