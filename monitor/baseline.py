@@ -15,12 +15,12 @@ import structlog
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from monitor import readings
 from monitor.config import BaselineSettings, FixedBaseline
 from monitor.criteria import BaselineView
-from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge, one_hot
+from monitor.metrics import PROBE_BUCKETS, gauge, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.readings import Connections, Lookup, Readings, Snapshot
 from monitor.state_files import read_for_migration, write_atomically
 from monitor.stats import Latencies
 
@@ -160,20 +160,13 @@ def configured(fixed: FixedBaseline, min_probes: int) -> Summary:
     )
 
 
-def context(snapshots: Snapshots) -> Context:
+def context(snapshot: Snapshot) -> Context:
     """The user-lookup time and plan and the connection usage the checks last reported."""
-    lookup = [v for _, v in snapshots.samples(readings.LOOKUP_SECONDS)]
-    plans = [
-        Plan(node=labels.get("node", ""), index=labels.get("index", ""))
-        for labels, v in snapshots.samples(readings.LOOKUP_PLAN)
-        if v == 1
-    ]
-    connections = [v for _, v in snapshots.samples(readings.DB_CONNECTIONS)]
-    limit = [v for _, v in snapshots.samples(readings.DB_MAX_CONNECTIONS) if v > 0]
+    lookup, connections = snapshot.get(Lookup), snapshot.get(Connections)
     return Context(
-        user_lookup_seconds=lookup[0] if lookup else None,
-        user_lookup_plan=plans[0] if plans else None,
-        db_connections_ratio=sum(connections) / limit[0] if connections and limit else None,
+        user_lookup_seconds=None if lookup is None else lookup.seconds,
+        user_lookup_plan=None if lookup is None else Plan(node=lookup.node, index=lookup.index),
+        db_connections_ratio=None if connections is None else connections.ratio,
     )
 
 
@@ -300,7 +293,7 @@ class Baseline:
         migration: str,
         clock: Callable[[], float] = time.time,
         *,
-        snapshots: Snapshots | None = None,
+        readings: Readings | None = None,
         fetch: Fetch | None = None,
         spawn: Spawn = in_background,
     ) -> None:
@@ -308,7 +301,7 @@ class Baseline:
         self._tracker = tracker
         self._migration = migration
         self._clock = clock
-        self._snapshots = snapshots
+        self._readings = readings
         self._fetch = fetch
         self._spawn = spawn
         self._lock = threading.Lock()
@@ -326,14 +319,14 @@ class Baseline:
         else:
             self._load()
 
-    def use_snapshots(self, snapshots: Snapshots) -> None:
+    def use_readings(self, readings: Readings) -> None:
         """Read the database's context from these (a reloaded monitor has new ones)."""
         with self._lock:
-            self._snapshots = snapshots
+            self._readings = readings
 
     def record(self, result: ProbeResult) -> None:
         """Keep the probe in the window while the schema check says the migration is pending."""
-        around = context(self._snapshots) if self._snapshots is not None else Context()
+        around = context(self._readings.current()) if self._readings is not None else Context()
         with self._lock:
             self._settle()
             self._learn(result, around)

@@ -2,7 +2,7 @@
 
 The window is the one the verdict judges: since the migration was applied, at most the last 24
 hours. Probes are kept from the moment the schema check says the migration is applied; the rest
-(indexes, trigger, drift, logins) is what the checks last reported, read from Snapshots.
+(indexes, trigger, drift, logins) is what the checks last reported, their typed readings.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
-from monitor import readings, window_state
+from monitor import window_state
 from monitor.baseline import Baseline, Fetch, Summary
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import (
@@ -30,10 +30,11 @@ from monitor.criteria import (
     decide,
     judge_baseline,
 )
-from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge, one_hot
+from monitor.metrics import PROBE_BUCKETS, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.promapi import Prometheus
+from monitor.readings import Drift, Logins, Readings, SchemaHealth
 from monitor.stats import Latencies
 from monitor.verdict.history import baseline_before
 
@@ -156,7 +157,7 @@ class LiveView:
 
     def __init__(
         self,
-        snapshots: Snapshots,
+        readings: Readings,
         tracker: MigrationTracker,
         baseline: Baseline,
         thresholds: Thresholds,
@@ -165,7 +166,7 @@ class LiveView:
         state_path: Path | None = None,
         migration: str = "",
     ) -> None:
-        self._snapshots = snapshots
+        self._readings = readings
         self._tracker = tracker
         self._baseline = baseline
         self._thresholds = thresholds
@@ -230,7 +231,8 @@ class LiveView:
 
     def record(self, result: ProbeResult) -> None:
         """Keep the probe once the migration's window started (its run, else its application)."""
-        wrongly_invalid = self._wrongly_invalid()
+        drift = self._readings.get(Drift)
+        wrongly_invalid = None if drift is None else drift.wrongly_invalid
         with self._lock:
             start = self._follow()
             if self._tracker.known_state() is None:
@@ -302,7 +304,8 @@ class LiveView:
 
     def observation(self) -> Observation:
         """What the daemon knows now about the window since the migration."""
-        wrongly_invalid = self._wrongly_invalid()
+        now = self._readings.current()
+        drift, schema, logins = now.get(Drift), now.get(SchemaHealth), now.get(Logins)
         with self._lock:
             start = self._follow()
             probes = len(self._window.probes)
@@ -314,11 +317,11 @@ class LiveView:
         return Observation(
             state=self._tracker.known_state(),
             stayed_applied=stayed,
-            indexes_valid=self._all_one(readings.SCHEMA_INDEX_VALID),
-            trigger_enabled=self._trigger_enabled(),
-            wrongly_invalid=highest([wrongly_invalid, seen]),
-            logins=self._highest(readings.LOGINS),
-            logins_missing_field=self._highest(readings.LOGINS_MISSING_FIELD),
+            indexes_valid=None if schema is None else schema.indexes_valid,
+            trigger_enabled=self._trigger_enabled(schema),
+            wrongly_invalid=highest([None if drift is None else drift.wrongly_invalid, seen]),
+            logins=None if logins is None else logins.users,
+            logins_missing_field=None if logins is None else logins.missing_field,
             probes=probes,
             successes=successes,
             latencies=latencies,
@@ -374,29 +377,15 @@ class LiveView:
         """Nothing: the families change at run time (avoids a collect at registration)."""
         return []
 
-    def _samples(self, name: str) -> list[tuple[dict[str, str], float]]:
-        return self._snapshots.samples(name)
-
-    def _wrongly_invalid(self) -> float | None:
-        found = self._samples(readings.VALIDITY_DRIFT)
-        return highest([v for labels, v in found if labels.get("kind") == "wrongly_invalid"])
-
-    def _highest(self, name: str) -> float | None:
-        return highest([v for _, v in self._samples(name)])
-
-    def _all_one(self, name: str) -> bool | None:
-        values = [v for _, v in self._samples(name)]
-        return all(v == 1 for v in values) if values else None
-
-    def _trigger_enabled(self) -> bool | None:
-        """Enabled when present; a trigger the schema check found missing has no enabled gauge,
-        which is a failure once the migration left pending (before, it is not there yet)."""
-        enabled = self._all_one(readings.SCHEMA_TRIGGER_ENABLED)
+    def _trigger_enabled(self, schema: SchemaHealth | None) -> bool | None:
+        """Enabled when present; a trigger the schema check found missing is a failure once the
+        migration left pending (before, it is not there yet)."""
+        if schema is None:
+            return None
+        enabled = schema.trigger_enabled
         if enabled is not None or self._tracker.known_state() in (None, "pending"):
             return enabled
-        present = self._samples(readings.SCHEMA_OBJECT_PRESENT)
-        triggers = [v for labels, v in present if labels.get("kind") == "trigger"]
-        return False if triggers and not all(triggers) else None
+        return False if schema.trigger_missing else None
 
     def _baseline_view(self) -> BaselineView | None:
         summary, source = self._baseline.frozen()

@@ -1,38 +1,126 @@
-"""The metric families the daemon reads back from its own checks (Snapshots): named once.
+"""What the checks observed, as typed readings: what the judgment reads, never the exposition.
 
-The baseline, the live view and the status page read what the checks last exported. Each name
-they read is here, and tests/test_readings.py checks every one against what a real run exports,
-so a renamed metric fails a test instead of silently turning a criterion inconclusive.
+A check whose findings the criteria, the baseline or the status page need publishes a reading on
+each run beside its metric families: the schema's health, the token drift, the backfill, the
+logins since the migration, the login lookup, the connections. The check's runner keeps the
+reading exactly as long as the families: a run that fails without families or finds nothing to
+measure withdraws both; a skipped run (a table locked for DDL) keeps both.
+
+Readings are immutable and `Readings.current()` hands out one immutable `Snapshot` of them all,
+built anew only when a check publishes: a probe keeps a reference to the snapshot of its time.
 """
 
 from __future__ import annotations
 
-SCHEMA_INDEX_VALID = "rollout_schema_index_valid"
-SCHEMA_TRIGGER_ENABLED = "rollout_schema_trigger_enabled"
-SCHEMA_OBJECT_PRESENT = "rollout_schema_object_present"
-VALIDITY_DRIFT = "rollout_token_validity_drift"
-LOGINS = "rollout_users_logged_in_since_migration"
-LOGINS_MISSING_FIELD = "rollout_users_logged_in_since_migration_missing_field"
-USERS_MISSING_FIELD = "rollout_users_missing_field"
-LOOKUP_SECONDS = "rollout_user_lookup_execution_seconds"
-LOOKUP_PLAN = "rollout_user_lookup_plan_info"
-DB_CONNECTIONS = "rollout_db_connections"
-DB_MAX_CONNECTIONS = "rollout_db_max_connections"
-DB_LOCK_WAITING = "rollout_db_lock_waiting_sessions"
-DB_BLOCKED_BY_DDL = "rollout_db_sessions_blocked_by_ddl"
+import threading
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-READ_BACK = (
-    SCHEMA_INDEX_VALID,
-    SCHEMA_TRIGGER_ENABLED,
-    SCHEMA_OBJECT_PRESENT,
-    VALIDITY_DRIFT,
-    LOGINS,
-    LOGINS_MISSING_FIELD,
-    USERS_MISSING_FIELD,
-    LOOKUP_SECONDS,
-    LOOKUP_PLAN,
-    DB_CONNECTIONS,
-    DB_MAX_CONNECTIONS,
-    DB_LOCK_WAITING,
-    DB_BLOCKED_BY_DDL,
-)
+
+@dataclass(frozen=True)
+class SchemaHealth:
+    """The migration's indexes and trigger (None: none of that kind present to judge)."""
+
+    indexes_valid: bool | None
+    trigger_enabled: bool | None
+    trigger_missing: bool  # an expected trigger is not there
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Tokens whose isValid flag disagrees with their expiry."""
+
+    stale_valid: float
+    wrongly_invalid: float
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """Users whose new column is still NULL, by column."""
+
+    missing: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Logins:
+    """Users who logged in since the migration, and the most of them missing a new column."""
+
+    users: float
+    missing_field: float | None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The login lookup by threadsUserId: its execution time and how it reaches users."""
+
+    seconds: float
+    node: str
+    index: str
+
+
+@dataclass(frozen=True)
+class Connections:
+    """Client connections against max_connections; lock waiters and sessions behind DDL."""
+
+    clients: float
+    max_connections: float
+    lock_waiting: float
+    blocked_by_ddl: float
+
+    @property
+    def ratio(self) -> float | None:
+        """Client connections over max_connections."""
+        return self.clients / self.max_connections if self.max_connections > 0 else None
+
+
+Reading = SchemaHealth | Drift | Backfill | Logins | Lookup | Connections
+R = TypeVar("R", SchemaHealth, Drift, Backfill, Logins, Lookup, Connections)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every reading standing at one moment, by check."""
+
+    by_check: dict[str, Reading] = field(default_factory=dict)
+
+    def get(self, kind: type[R]) -> R | None:
+        """The reading of this kind, if a check reported one."""
+        for reading in self.by_check.values():
+            if isinstance(reading, kind):
+                return reading
+        return None
+
+
+EMPTY = Snapshot()
+
+
+class Readings:
+    """The latest reading of every check, published by the checks, withdrawn by their runners."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current = EMPTY
+
+    def publish(self, check: str, reading: Reading | None) -> None:
+        """The check's reading from now on (None: it has none this run)."""
+        if reading is None:
+            self.withdraw(check)
+            return
+        with self._lock:
+            self._current = Snapshot({**self._current.by_check, check: reading})
+
+    def withdraw(self, check: str) -> None:
+        """The check reports nothing any more (its run failed, or had nothing to measure)."""
+        with self._lock:
+            if check in self._current.by_check:
+                kept = {c: r for c, r in self._current.by_check.items() if c != check}
+                self._current = Snapshot(kept)
+
+    def current(self) -> Snapshot:
+        """Every reading standing now (immutable: keep it as long as needed)."""
+        with self._lock:
+            return self._current
+
+    def get(self, kind: type[R]) -> R | None:
+        """The current reading of this kind."""
+        return self.current().get(kind)

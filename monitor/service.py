@@ -22,6 +22,7 @@ from monitor.live import LiveView, history_fetch, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.readings import Readings
 from monitor.status.history import History, Sample
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
@@ -44,10 +45,11 @@ class Monitor:
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
         self.tracker, self.baseline = self._adopt(previous) or self._fresh_baseline()
-        self.baseline.use_snapshots(self.metrics.snapshots)
+        self.readings = Readings()
+        self.baseline.use_readings(self.readings)
         self.registry.register(self.baseline)
         self.live = LiveView(
-            self.metrics.snapshots,
+            self.readings,
             self.tracker,
             self.baseline,
             thresholds(config),
@@ -57,7 +59,7 @@ class Monitor:
         if previous is not None and previous.tracker is self.tracker:
             self.live.inherit(previous.live)  # the window since the migration goes on
         self.registry.register(self.live)
-        self.history = History(self.metrics.snapshots, kept=self._kept_history(previous))
+        self.history = History(self.readings, kept=self._kept_history(previous))
         self.status_page = StatusPage(
             migration=config.migration.name,
             live=self.live,
@@ -65,11 +67,15 @@ class Monitor:
             baseline=self.baseline,
             history=self.history,
             thresholds=thresholds(config),
-            vitals=lambda: read_vitals(self.metrics.snapshots, self._postgres_up),
+            vitals=lambda: read_vitals(self.readings, self._postgres_up),
             redact=redact,
         )
-        checks = build_checks(config, self.db, self.metrics, self.tracker, self._on_probe)
-        self.runners = [CheckRunner(check, self.metrics, redact) for check in checks]
+        checks = build_checks(
+            config, self.db, self.metrics, self.tracker, self._on_probe, readings=self.readings
+        )
+        self.runners = [
+            CheckRunner(check, self.metrics, redact, readings=self.readings) for check in checks
+        ]
         self._inflight = Inflight()
         self._exporter: Exporter | None = None
         self._scheduler: BackgroundScheduler | None = None

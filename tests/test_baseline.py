@@ -33,9 +33,10 @@ from structlog.testing import capture_logs
 from monitor.baseline import Baseline, Plan, Summary, bucket_quantile
 from monitor.config import BaselineSettings
 from monitor.loading import ConfigError, load_config
-from monitor.metrics import PROBE_BUCKETS, Snapshots, gauge, labelled_gauge
+from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
+from monitor.readings import Connections, Lookup, Readings
 from monitor.redact import Redactor
 from monitor.service import Monitor
 
@@ -605,7 +606,9 @@ def test_learns_the_user_lookup_and_connections_while_pending(fresh_db: FreshDat
         for check in ("query_performance", "connections"):
             assert run(m, check) == "success"
         lookup = value(m, "rollout_user_lookup_execution_seconds")
-        connections = sum(v for labels, v in m.metrics.snapshots.samples("rollout_db_connections"))
+        reading = m.readings.get(Connections)
+        assert reading is not None
+        connections = reading.clients
         limit = value(m, "rollout_db_max_connections")
         assert lookup is not None
         assert limit is not None
@@ -623,42 +626,26 @@ def test_learns_the_user_lookup_and_connections_while_pending(fresh_db: FreshDat
         assert summary.user_lookup_plan == Plan(**plan)
 
 
-def report(snapshots: Snapshots, lookup: float, plan: tuple[str, str], active: float) -> None:
-    """What query_performance and connections would have reported."""
-    snapshots.replace(
-        "query_performance",
-        [
-            gauge("rollout_user_lookup_execution_seconds", "", lookup),
-            labelled_gauge("rollout_user_lookup_plan_info", "", ["node", "index"], {plan: 1}),
-        ],
-    )
-    snapshots.replace(
-        "connections",
-        [
-            labelled_gauge(
-                "rollout_db_connections",
-                "",
-                ["state", "application_name"],
-                {("active", "app"): active, ("idle", "app"): 2.0, ("idle", "other"): 0.0},
-            ),
-            gauge("rollout_db_max_connections", "", 100.0),
-        ],
-    )
+def report(readings: Readings, lookup: float, plan: tuple[str, str], active: float) -> None:
+    """What query_performance and connections would have reported: `active` connections
+    active, 2 idle, of 100."""
+    readings.publish("query_performance", Lookup(lookup, *plan))
+    readings.publish("connections", Connections(active + 2.0, 100.0, 0.0, 0.0))
 
 
 def test_user_lookup_median_last_plan_and_most_connections() -> None:
     clock = Clock()
-    snapshots = Snapshots()
+    readings = Readings()
     tracker = MigrationTracker(clock)
     settings = BaselineSettings.model_validate({"window": "1h", "min_probes": 3})
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, snapshots=snapshots)
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, readings=readings)
     tracker.publish(MigrationView("pending"))
     for lookup, plan, active in (
         (0.002, ("Seq Scan", ""), 8.0),
         (0.006, ("Seq Scan", ""), 18.0),
         (0.003, ("Index Scan", "idx_users_threads_user_id"), 3.0),
     ):
-        report(snapshots, lookup, plan, active)
+        report(readings, lookup, plan, active)
         clock.now += 10
         baseline.record(answered(0.012))
     clock.now += 10

@@ -319,8 +319,9 @@ def runs_per_pass(conn: psycopg.Connection[Any], blocks: int, period: float, eve
     """Drift runs one pass of the sweep takes: slices of `blocks` (and the final empty one)."""
     row = conn.execute("SELECT relpages FROM pg_class WHERE relname = 'threads_tokens'").fetchone()
     assert row is not None
-    slices = math.ceil(row[0] / blocks) + 1
-    return int(math.ceil(slices / math.ceil(slices * every / period)))
+    relpages: int = row[0]
+    slices = math.ceil(relpages / blocks) + 1
+    return math.ceil(slices / math.ceil(slices * every / period))
 
 
 def drift_values(monitor: Monitor) -> tuple[float | None, ...]:

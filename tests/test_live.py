@@ -27,9 +27,10 @@ from monitor.config import BaselineSettings, Config
 from monitor.criteria import CRITERIA, Result, Thresholds
 from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Seen, Window, thresholds
 from monitor.loading import load_config
-from monitor.metrics import PROBE_BUCKETS, Snapshots, labelled_gauge
+from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
+from monitor.readings import Drift, Readings
 from monitor.redact import Redactor
 from monitor.service import Monitor
 from monitor.stats import Latencies, counts_quantile
@@ -508,18 +509,18 @@ def test_started_after_the_migration_the_baseline_comes_from_prometheus(
 
 
 class Parts:
-    """A live view over a settable clock, a tracker, snapshots and a baseline."""
+    """A live view over a settable clock, a tracker, readings and a baseline."""
 
     def __init__(
         self, state_path: Path | None = None, migration: str = "m", **baseline: Any
     ) -> None:
         self.clock = Clock()
         self.tracker = MigrationTracker(self.clock)
-        self.snapshots = Snapshots()
+        self.readings = Readings()
         settings = BaselineSettings.model_validate({"min_probes": 2, **baseline})
         self.baseline = Baseline(settings, 10.0, self.tracker, "m", self.clock)
         self.live = LiveView(
-            self.snapshots,
+            self.readings,
             self.tracker,
             self.baseline,
             Thresholds(min_probes=2),
@@ -549,13 +550,7 @@ class Parts:
         self.live.record(ProbeResult(outcome, duration, status))
 
     def report_drift(self, wrongly_invalid: float) -> None:
-        family = labelled_gauge(
-            "rollout_token_validity_drift",
-            "",
-            ["kind"],
-            {("wrongly_invalid",): wrongly_invalid, ("stale_valid",): 0.0},
-        )
-        self.snapshots.replace("drift", [family])
+        self.readings.publish("drift", Drift(0.0, wrongly_invalid))
 
 
 def test_probes_count_from_the_window_start_whatever_the_state_then() -> None:

@@ -22,7 +22,6 @@ from callback_servers import answering_server
 from conftest import FreshDatabase
 from monitoring import make_config
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
 from selenium.webdriver.common.by import By
 from test_baseline import closing, learn, monitor_for, run, scripted_server
 from test_database_checks import wait_for_lock_waiters
@@ -32,9 +31,10 @@ from monitor.baseline import SavedState, Summary
 from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
 from monitor.demo.postgres import free_port
 from monitor.exporter import Exporter
-from monitor.metrics import PROBE_BUCKETS, Snapshots
+from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationView
 from monitor.probe import ProbeResult
+from monitor.readings import Backfill, Drift, Readings
 from monitor.redact import Redactor
 from monitor.service import Monitor
 from monitor.stats import Latencies
@@ -208,24 +208,18 @@ def result(status: int | None, outcome: str = "success", duration_s: float = 0.0
     return ProbeResult(outcome=outcome, duration=duration_s, status=status)
 
 
-def snapshots_with(stale: float, wrongly: float, missing: dict[str, float]) -> Snapshots:
-    """Snapshots holding what the drift and backfill checks report."""
-    snapshots = Snapshots()
-    drift = GaugeMetricFamily("rollout_token_validity_drift", "", labels=["kind"])
-    drift.add_metric(["stale_valid"], stale)
-    drift.add_metric(["wrongly_invalid"], wrongly)
-    backfill = GaugeMetricFamily("rollout_users_missing_field", "", labels=["column"])
-    for column, users in missing.items():
-        backfill.add_metric([column], users)
-    snapshots.replace("drift", [drift])
-    snapshots.replace("backfill", [backfill])
-    return snapshots
+def readings_with(stale: float, wrongly: float, missing: dict[str, float]) -> Readings:
+    """Readings holding what the drift and backfill checks report."""
+    readings = Readings()
+    readings.publish("drift", Drift(stale, wrongly))
+    readings.publish("backfill", Backfill(missing))
+    return readings
 
 
 def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() -> None:
     clock = Clock(NOW)
-    snapshots = snapshots_with(4, 0, {"threadsFullName": 7, "threadsProfilePic": 9})
-    history = History(snapshots, clock)
+    readings = readings_with(4, 0, {"threadsFullName": 7, "threadsProfilePic": 9})
+    history = History(readings, clock)
     history.record(result(401))
     clock.now += 10
     history.record(result(None, "timeout", 5.0))
@@ -238,14 +232,14 @@ def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() ->
 
 
 def test_history_without_drift_or_backfill_keeps_empty_maps() -> None:
-    history = History(Snapshots(), Clock(NOW))
+    history = History(Readings(), Clock(NOW))
     history.record(result(401))
     assert history.samples() == [Sample(NOW, "success", 0.031, {}, {}, 401)]
 
 
 def test_history_forgets_what_is_an_hour_old() -> None:
     clock = Clock(NOW)
-    history = History(Snapshots(), clock)
+    history = History(Readings(), clock)
     history.record(result(401))
     clock.now += 1800
     history.record(result(500, "server_error"))
@@ -259,7 +253,7 @@ def test_history_forgets_what_is_an_hour_old() -> None:
 
 def test_history_is_bounded_in_count() -> None:
     clock = Clock(NOW)
-    history = History(Snapshots(), clock, capacity=5)
+    history = History(Readings(), clock, capacity=5)
     for i in range(12):
         clock.now = NOW + i
         history.record(result(401))
@@ -268,7 +262,7 @@ def test_history_is_bounded_in_count() -> None:
 
 def test_history_keeps_what_it_is_given() -> None:
     kept = [Sample(NOW - 10, "success", 0.02)]
-    assert History(Snapshots(), Clock(NOW), kept=kept).samples() == kept
+    assert History(Readings(), Clock(NOW), kept=kept).samples() == kept
 
 
 def test_per_minute_success_and_bucket_p95() -> None:

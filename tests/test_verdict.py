@@ -27,10 +27,8 @@ from prometheus_blocks import (
     APPLIED_AT,
     BASE,
     EXPORTED_BASELINE,
-    INDEXES,
     INSTANCES,
     TIMES,
-    TRIGGER,
     LoadedPrometheus,
     Probe,
     Scenario,
@@ -49,10 +47,10 @@ from monitor.config import BaselineSettings
 from monitor.criteria import Thresholds
 from monitor.demo.postgres import free_port
 from monitor.live import LiveView
-from monitor.metrics import Snapshots, gauge, labelled_gauge
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
 from monitor.promapi import Prometheus
+from monitor.readings import Drift, Logins, Readings, SchemaHealth
 from monitor.verdict.history import baseline_before
 
 AT = "2026-11-01T02:30:00Z"
@@ -1013,15 +1011,15 @@ def daemon_decisions(scenario: Scenario, instance: str, until: int) -> dict[str,
     the daemon's decisions at `until` (what rollout_success_criterion and the page say)."""
     clock = Clock()
     tracker = MigrationTracker(clock)
-    snapshots = Snapshots()
+    readings = Readings()
     fixed = {"success_ratio": 1.0, "p95": f"{EXPORTED_BASELINE[instance]['0.95'] * 1000}ms"}
     settings = BaselineSettings.model_validate({"fixed": fixed})
     baseline = Baseline(settings, 15.0, tracker, "m", clock)
-    live = LiveView(snapshots, tracker, baseline, Thresholds(), clock)
+    live = LiveView(readings, tracker, baseline, Thresholds(), clock)
     for t in (t for t in TIMES if t <= until):
         clock.now = float(t)
         tracker.publish(replica_view(scenario, instance, t))
-        report_checks(snapshots, scenario, instance, t)
+        report_checks(readings, scenario, instance, t)
         probe = scenario.probe(instance, t)
         if probe is not None:
             status = (
@@ -1050,49 +1048,19 @@ def replica_view(scenario: Scenario, instance: str, t: int) -> MigrationView:
     )
 
 
-def report_checks(snapshots: Snapshots, scenario: Scenario, instance: str, t: int) -> None:
-    """The schema, drift and activity checks' families at t, as prometheus_blocks writes them."""
+def report_checks(readings: Readings, scenario: Scenario, instance: str, t: int) -> None:
+    """The schema, drift and activity checks' readings at t, as prometheus_blocks writes them."""
     exists = scenario.state(instance, t) in ("applied", "partial")
     trigger = exists and scenario.trigger_present(instance, t)
-    snapshots.replace(
-        "schema",
-        [
-            labelled_gauge("rollout_schema_index_valid", "", ["name"], {(i,): 1.0 for i in INDEXES})
-            if exists
-            else labelled_gauge("rollout_schema_index_valid", "", ["name"], {}),
-            labelled_gauge(
-                "rollout_schema_trigger_enabled", "", ["name"], {(TRIGGER,): 1.0} if trigger else {}
-            ),
-            labelled_gauge(
-                "rollout_schema_object_present",
-                "",
-                ["kind", "name"],
-                {("trigger", TRIGGER): float(trigger)},
-            ),
-        ],
-    )
+    health = SchemaHealth(True if exists else None, True if trigger else None, not trigger)
+    readings.publish("schema", health)
     if not exists:
-        snapshots.replace("drift", ())
-        snapshots.replace("activity", ())
+        readings.withdraw("drift")
+        readings.withdraw("activity")
         return
-    wrongly = scenario.wrongly_invalid(instance, t)
-    drift: dict[tuple[str, ...], float] = {("stale_valid",): 0.0, ("wrongly_invalid",): wrongly}
-    snapshots.replace(
-        "drift", [labelled_gauge("rollout_token_validity_drift", "", ["kind"], drift)]
-    )
-    missing: dict[tuple[str, ...], float] = {
-        ("threadsFullName",): scenario.missing_field(instance, t),
-        ("threadsProfilePic",): 0.0,
-    }
-    snapshots.replace(
-        "activity",
-        [
-            gauge("rollout_users_logged_in_since_migration", "", scenario.logins(t) or 0.0),
-            labelled_gauge(
-                "rollout_users_logged_in_since_migration_missing_field", "", ["column"], missing
-            ),
-        ],
-    )
+    readings.publish("drift", Drift(0.0, scenario.wrongly_invalid(instance, t)))
+    missing = scenario.missing_field(instance, t)
+    readings.publish("activity", Logins(scenario.logins(t) or 0.0, max(missing, 0.0)))
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import CallbackProbe, ProbeResult
+from monitor.readings import Readings
 
 
 def build_checks(
@@ -27,17 +28,21 @@ def build_checks(
     metrics: Metrics,
     tracker: MigrationTracker,
     observe_probe: Callable[[ProbeResult], None],
+    *,
+    readings: Readings | None = None,
 ) -> list[Check]:
-    """The enabled checks, in the order `once` runs them (schema first: others read its view)."""
+    """The enabled checks, in the order `once` runs them (schema first: others read its view);
+    those the judgment needs publish their readings to `readings`."""
     settings = config.checks
+    readings = readings or Readings()
     callback = settings.callback
     candidates: list[tuple[bool, Check]] = [
-        (settings.schema_check.enabled, SchemaCheck(db, config, tracker)),
-        (settings.drift.enabled, DriftCheck(db, config)),
-        (settings.backfill.enabled, BackfillCheck(db, config)),
-        (settings.connections.enabled, ConnectionsCheck(db, config)),
-        (settings.activity.enabled, ActivityCheck(db, config, tracker)),
-        (settings.query_performance.enabled, QueryPerformanceCheck(db, config)),
+        (settings.schema_check.enabled, SchemaCheck(db, config, tracker, readings=readings)),
+        (settings.drift.enabled, DriftCheck(db, config, readings)),
+        (settings.backfill.enabled, BackfillCheck(db, config, readings)),
+        (settings.connections.enabled, ConnectionsCheck(db, config, readings)),
+        (settings.activity.enabled, ActivityCheck(db, config, tracker, readings)),
+        (settings.query_performance.enabled, QueryPerformanceCheck(db, config, readings)),
         (settings.pool.enabled, PoolCheck(db.stats, settings.pool.interval)),
         (
             callback.enabled,

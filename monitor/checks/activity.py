@@ -24,6 +24,7 @@ from monitor.config import Config
 from monitor.db import Database, Session
 from monitor.metrics import counter, gauge, labelled_gauge
 from monitor.migration import MigrationTracker
+from monitor.readings import Logins, Readings
 
 
 class ActivityCheck:
@@ -31,8 +32,15 @@ class ActivityCheck:
 
     name = "activity"
 
-    def __init__(self, db: Database, config: Config, tracker: MigrationTracker) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        tracker: MigrationTracker,
+        readings: Readings | None = None,
+    ) -> None:
         self._db = db
+        self._readings = readings or Readings()
         self._schema = config.app.schema_name
         self._users = config.app.users
         self._tokens = config.app.tokens
@@ -43,10 +51,13 @@ class ActivityCheck:
     def run(self) -> Sequence[Metric]:
         """Read the table counters, and the logins since the migration once it is applied."""
         applied_at = self._tracker.current().applied_at
+        logins: Logins | None = None
         with self._db.session() as session:
             families = self._table_counters(session)
             if applied_at is not None:
-                families += self._logins_since(session, applied_at)
+                logins, since = self._logins_since(session, applied_at)
+                families += since
+        self._readings.publish(self.name, logins)
         if not any(f.name == "rollout_check_estimated" for f in families):
             families += marker_families(self.name, ReadPlan(0.0, None), 0.0)
         return families
@@ -75,28 +86,32 @@ class ActivityCheck:
             ),
         ]
 
-    def _logins_since(self, session: Session, applied_at: datetime) -> list[Metric]:
+    def _logins_since(
+        self, session: Session, applied_at: datetime
+    ) -> tuple[Logins | None, list[Metric]]:
         needed = [self._tokens.user_id, self._tokens.issued_at, self._tokens.last_refreshed_at]
         if len(session.existing_columns(self._schema, self._tokens.table, needed)) < len(needed):
-            return []
+            return None, []
         have = session.existing_columns(self._schema, self._users.table, self._users.new_columns)
         columns = [c for c in self._users.new_columns if c in have]
         plan = plan_for(session, self._schema, self._tokens.table, self._large)
         session.guard(self._schema, [self._users.table, self._tokens.table])
         row = session.row(self._logins_query(plan, columns), {"since": utc_naive(applied_at)})
         sampled = row["sampled"] if plan.estimated else 0.0
-        missing = missing_by_column(row, columns)
-        return [
+        missing = {c: plan.scale(n, sampled) for c, n in missing_by_column(row, columns).items()}
+        users = plan.scale(row["users"], sampled)
+        logins = Logins(users, max(missing.values()) if missing else None)
+        return logins, [
             gauge(
                 "rollout_users_logged_in_since_migration",
                 "Users with a token issued or refreshed since the migration was applied.",
-                plan.scale(row["users"], sampled),
+                users,
             ),
             labelled_gauge(
                 "rollout_users_logged_in_since_migration_missing_field",
                 "Of those, users whose new column is still NULL (the app should have filled it).",
                 ["column"],
-                {column: plan.scale(count, sampled) for column, count in missing.items()},
+                {(column,): count for column, count in missing.items()},
             ),
             *marker_families(self.name, plan, sampled),
         ]

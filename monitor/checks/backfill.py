@@ -20,6 +20,7 @@ from monitor.checks.nulls import missing_by_column, missing_counts
 from monitor.config import Config
 from monitor.db import Database
 from monitor.metrics import gauge, labelled_gauge
+from monitor.readings import Backfill, Readings
 
 
 class BackfillCheck:
@@ -27,7 +28,8 @@ class BackfillCheck:
 
     name = "backfill"
 
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
+        self._readings = readings or Readings()
         self._db = db
         self._schema = config.app.schema_name
         self._users = config.app.users
@@ -51,13 +53,14 @@ class BackfillCheck:
             )
             row = session.row(query)
         sampled = row["users"]
-        missing = missing_by_column(row, columns)
+        missing = {c: plan.scale(n, sampled) for c, n in missing_by_column(row, columns).items()}
+        self._readings.publish(self.name, Backfill(missing))
         return [
             labelled_gauge(
                 "rollout_users_missing_field",
                 "Users whose new column is still NULL.",
                 ["column"],
-                {column: plan.scale(count, sampled) for column, count in missing.items()},
+                {(column,): count for column, count in missing.items()},
             ),
             gauge("rollout_users", "Rows in the users table.", plan.total(sampled)),
             *marker_families(self.name, plan, sampled),

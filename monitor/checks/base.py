@@ -11,6 +11,7 @@ from prometheus_client.metrics_core import Metric
 
 from monitor.db import Session, TableLocked
 from monitor.metrics import Metrics
+from monitor.readings import Readings
 
 
 class Check(Protocol):
@@ -49,9 +50,11 @@ class CheckRunner:
         metrics: Metrics,
         redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
+        readings: Readings | None = None,
     ) -> None:
         self.check = check
         self._metrics = metrics
+        self._readings = readings or Readings()
         self._redact = redact
         self._clock = clock
         self._log = structlog.get_logger("monitor.check").bind(check=check.name)
@@ -82,7 +85,7 @@ class CheckRunner:
             self._log.warning("check_skipped", reason=str(locked), tables=list(locked.tables))
             return "skipped"
         except NotApplicable as reason:
-            snapshots.replace(self.check.name, ())
+            self._withdraw()
             self._log.info("check_not_applicable", reason=str(reason))
             return "not_applicable"
         except CheckFailed as failed:
@@ -90,13 +93,18 @@ class CheckRunner:
             self._log.warning("check_failed", reason=self._redact(str(failed)))
             return "failure"
         except Exception as error:
-            snapshots.replace(self.check.name, ())
+            self._withdraw()
             self._log.error(
                 "check_failed", reason=self._describe(error), error=type(error).__name__
             )
             return "failure"
         snapshots.replace(self.check.name, families)
         return "success"
+
+    def _withdraw(self) -> None:
+        """Nothing of the check stands any more: neither its families nor its reading."""
+        self._metrics.snapshots.replace(self.check.name, ())
+        self._readings.withdraw(self.check.name)
 
     def _describe(self, error: Exception) -> str:
         lines = str(error).strip().splitlines()

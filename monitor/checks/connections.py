@@ -10,6 +10,7 @@ from monitor import sql
 from monitor.config import Config
 from monitor.db import Database, Row
 from monitor.metrics import gauge, labelled_gauge
+from monitor.readings import Connections, Readings
 
 STATES = (
     "active",
@@ -28,9 +29,10 @@ class ConnectionsCheck:
 
     name = "connections"
 
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
         settings = config.checks.connections
         self._db = db
+        self._readings = readings or Readings()
         self.interval = settings.interval
         self._app_name = settings.app_application_name
         self._app_pool_size = settings.app_pool_size
@@ -44,6 +46,13 @@ class ConnectionsCheck:
         with self._db.session() as session:
             by_state = session.rows(sql.query("connections_by_state"))
             pressure = session.row(sql.query("connection_pressure"))
+        reading = Connections(
+            clients=float(sum(row["connections"] for row in by_state)),
+            max_connections=float(pressure["max_connections"]),
+            lock_waiting=float(pressure["lock_waiting_sessions"]),
+            blocked_by_ddl=float(pressure["sessions_blocked_by_ddl"]),
+        )
+        self._readings.publish(self.name, reading)
         return [
             *self._connection_families(by_state),
             *self._pressure_families(pressure),

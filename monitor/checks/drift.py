@@ -27,6 +27,7 @@ from monitor.checks.sweep import TID_RANGE_SCAN_SINCE, Sweep, Tally, Totals
 from monitor.config import Config
 from monitor.db import Database, Session, TableLocked
 from monitor.metrics import gauge, labelled_gauge
+from monitor.readings import Drift, Readings
 
 log = structlog.get_logger("monitor.check").bind(check="drift")
 WHOLE = SQL("")
@@ -38,8 +39,9 @@ class DriftCheck:
 
     name = "drift"
 
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
         self._db = db
+        self._readings = readings or Readings()
         self._schema = config.app.schema_name
         self._tokens = config.app.tokens
         self._large = config.large_tables
@@ -104,6 +106,7 @@ class DriftCheck:
         self, tally: Tally, stale_exact: bool, wrongly_exact: float | None, markers: list[Metric]
     ) -> list[Metric]:
         wrongly = tally.wrongly_invalid if wrongly_exact is None else wrongly_exact
+        self._readings.publish(self.name, Drift(tally.stale_valid, wrongly))
         return [
             labelled_gauge(
                 "rollout_token_validity_drift",

@@ -19,6 +19,6 @@ def missing_counts(columns: Sequence[str]) -> sql.Composed:
     )
 
 
-def missing_by_column(row: dict[str, int], columns: Sequence[str]) -> dict[tuple[str, ...], float]:
+def missing_by_column(row: dict[str, int], columns: Sequence[str]) -> dict[str, float]:
     """column -> its count from a row built with missing_counts."""
-    return {(column,): float(row[f"missing_{i}"]) for i, column in enumerate(columns)}
+    return {column: float(row[f"missing_{i}"]) for i, column in enumerate(columns)}

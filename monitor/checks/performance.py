@@ -12,6 +12,7 @@ from monitor import sql
 from monitor.config import Config
 from monitor.db import Database
 from monitor.metrics import gauge, labelled_gauge
+from monitor.readings import Lookup, Readings
 
 INDEX_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 
@@ -37,8 +38,9 @@ class QueryPerformanceCheck:
 
     name = "query_performance"
 
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
         self._db = db
+        self._readings = readings or Readings()
         self._schema = config.app.schema_name
         users = config.app.users
         self._table = users.table
@@ -58,11 +60,13 @@ class QueryPerformanceCheck:
             session.guard(self._schema, [self._table])
             result = session.row(self._query)["QUERY PLAN"][0]
         node, index = scan_of(result["Plan"])
+        seconds = result["Execution Time"] / 1000
+        self._readings.publish(self.name, Lookup(seconds, node, index))
         return [
             gauge(
                 "rollout_user_lookup_execution_seconds",
                 "Execution time of the login lookup by threadsUserId (EXPLAIN ANALYZE).",
-                result["Execution Time"] / 1000,
+                seconds,
             ),
             gauge(
                 "rollout_user_lookup_planning_seconds",

@@ -15,6 +15,7 @@ from monitor.config import Config
 from monitor.db import Database, Row, Session
 from monitor.metrics import gauge, labelled_gauge, one_hot
 from monitor.migration import STATES, MigrationTracker, MigrationView, migration_state
+from monitor.readings import Readings, SchemaHealth
 
 PRISMA_TABLE = "_prisma_migrations"
 PRISMA_STATES = ("absent", "started", "failed", "finished", "rolled_back")
@@ -67,11 +68,13 @@ class SchemaCheck:
         config: Config,
         tracker: MigrationTracker,
         clock: Callable[[], float] = time.time,
+        readings: Readings | None = None,
     ) -> None:
         self._db = db
         self._schema = config.app.schema_name
         self._migration = config.migration
         self._tracker = tracker
+        self._readings = readings or Readings()
         self._clock = clock
         self._locked_before = False  # the last look saw a lock sign
         self._users_table = config.app.users.table
@@ -101,6 +104,7 @@ class SchemaCheck:
             version = session.row(sql.query("server_version"))["version"]
         view = self._conclude(objects, record, signs)
         self._tracker.publish(view)
+        self._readings.publish(self.name, schema_health(objects))
         return [
             *self._object_families(objects),
             *self._state_families(view, record.state),
@@ -252,6 +256,17 @@ class SchemaCheck:
                 ),
             ]
         return families
+
+
+def schema_health(objects: list[Row]) -> SchemaHealth:
+    """The health of the migration's present indexes and triggers, and any trigger missing."""
+
+    def all_healthy(kind: str) -> bool | None:
+        found = health(objects, kind).values()
+        return all(v == 1 for v in found) if found else None
+
+    missing = any(r["kind"] == "trigger" and not r["present"] for r in objects)
+    return SchemaHealth(all_healthy("index"), all_healthy("trigger"), trigger_missing=missing)
 
 
 def health(objects: list[Row], kind: str) -> dict[tuple[str, ...], float]:

@@ -8,10 +8,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from monitor import readings
 from monitor.baseline import bucket_quantile
-from monitor.metrics import PROBE_BUCKETS, Snapshots
+from monitor.metrics import PROBE_BUCKETS
 from monitor.probe import ProbeResult
+from monitor.readings import Backfill, Drift, Readings
 
 SPAN_SECONDS = 3600.0
 # One probe a second for an hour; a faster probe keeps its last MAX_SAMPLES only, so memory is
@@ -55,13 +55,13 @@ class History:
 
     def __init__(
         self,
-        snapshots: Snapshots,
+        readings: Readings,
         clock: Callable[[], float] = time.time,
         span: float = SPAN_SECONDS,
         capacity: int = MAX_SAMPLES,
         kept: Sequence[Sample] = (),
     ) -> None:
-        self._snapshots = snapshots
+        self._readings = readings
         self._clock = clock
         self._span = span
         self._lock = threading.Lock()
@@ -70,12 +70,16 @@ class History:
     def record(self, result: ProbeResult) -> None:
         """Keep this probe with the drift and backfill the checks last reported."""
         answered = result.duration if result.status is not None else None
+        now = self._readings.current()
+        drift, backfill = now.get(Drift), now.get(Backfill)
         sample = Sample(
             at=self._clock(),
             outcome=result.outcome,
             duration_seconds=answered,
-            drift=by_label(self._snapshots.samples(readings.VALIDITY_DRIFT), "kind"),
-            missing=by_label(self._snapshots.samples(readings.USERS_MISSING_FIELD), "column"),
+            drift={}
+            if drift is None
+            else {"stale_valid": drift.stale_valid, "wrongly_invalid": drift.wrongly_invalid},
+            missing={} if backfill is None else dict(backfill.missing),
             status=result.status,
             detail=result.detail,
         )
@@ -92,11 +96,6 @@ class History:
     def _trim(self, now: float) -> None:
         while self._samples and self._samples[0].at <= now - self._span:
             self._samples.popleft()
-
-
-def by_label(samples: Sequence[tuple[dict[str, str], float]], label: str) -> dict[str, float]:
-    """{label value: sample value} of a family's samples."""
-    return {labels[label]: value for labels, value in samples if label in labels}
 
 
 def per_minute(samples: Sequence[Sample]) -> list[Minute]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from monitor import readings
 from monitor.criteria import Decision, Observation, Thresholds, decide
-from monitor.metrics import PROBE_BUCKETS, Snapshots
+from monitor.metrics import PROBE_BUCKETS
+from monitor.readings import Connections, Readings
 from monitor.stats import Latencies
 from monitor.status.history import Sample
 
@@ -42,19 +42,18 @@ class Vitals:
         return self.connections / self.max_connections
 
 
-def read_vitals(snapshots: Snapshots, postgres_up: float | None) -> Vitals:
-    """The database's vitals from what the connections check last exported."""
-
-    def total(name: str) -> float | None:
-        values = [v for _, v in snapshots.samples(name)]
-        return sum(values) if values else None
-
+def read_vitals(readings: Readings, postgres_up: float | None) -> Vitals:
+    """The database's vitals from what the connections check last reported."""
+    up = None if postgres_up is None else postgres_up == 1
+    found = readings.get(Connections)
+    if found is None:
+        return Vitals(postgres_up=up)
     return Vitals(
-        postgres_up=None if postgres_up is None else postgres_up == 1,
-        connections=total(readings.DB_CONNECTIONS),
-        max_connections=total(readings.DB_MAX_CONNECTIONS),
-        lock_waiting=total(readings.DB_LOCK_WAITING),
-        blocked_by_ddl=total(readings.DB_BLOCKED_BY_DDL),
+        postgres_up=up,
+        connections=found.clients,
+        max_connections=found.max_connections,
+        lock_waiting=found.lock_waiting,
+        blocked_by_ddl=found.blocked_by_ddl,
     )
 
 
