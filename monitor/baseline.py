@@ -6,7 +6,6 @@ import math
 import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -20,7 +19,7 @@ from monitor.criteria import BaselineView
 from monitor.metrics import PROBE_BUCKETS, gauge, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
-from monitor.readings import Connections, Lookup, Readings, Snapshot
+from monitor.probelog import Around, Observed, ProbeLog
 from monitor.state_files import read_for_migration, write_atomically
 from monitor.stats import Latencies
 
@@ -160,14 +159,31 @@ def configured(fixed: FixedBaseline, min_probes: int) -> Summary:
     )
 
 
-def context(snapshot: Snapshot) -> Context:
-    """The user-lookup time and plan and the connection usage the checks last reported."""
-    lookup, connections = snapshot.get(Lookup), snapshot.get(Connections)
-    return Context(
-        user_lookup_seconds=None if lookup is None else lookup.seconds,
-        user_lookup_plan=None if lookup is None else Plan(node=lookup.node, index=lookup.index),
-        db_connections_ratio=None if connections is None else connections.ratio,
+def probe_of(observed: Observed) -> Probe:
+    """A logged probe as the baseline keeps it: with the database's context around it."""
+    around = observed.around
+    plan = around.lookup_plan
+    return Probe(
+        at=observed.at,
+        outcome=observed.outcome,
+        duration_seconds=observed.answered,
+        user_lookup_seconds=around.lookup_seconds,
+        user_lookup_plan=None if plan is None else Plan(node=plan[0], index=plan[1]),
+        db_connections_ratio=around.connections_ratio,
     )
+
+
+def observed_of(probe: Probe) -> Observed:
+    """A probe of the state file back in the log, quiet (it was learned from)."""
+    plan = probe.user_lookup_plan
+    around = Around(
+        lookup_seconds=probe.user_lookup_seconds,
+        lookup_plan=None if plan is None else (plan.node, plan.index),
+        connections_ratio=probe.db_connections_ratio,
+    )
+    answered = probe.duration_seconds
+    status = None if answered is None else 0  # answered, the status not kept
+    return Observed(probe.at, probe.outcome, status, answered, quiet=True, around=around)
 
 
 def families(summary: Summary, frozen: bool, min_probes: int, source: str) -> list[Metric]:
@@ -283,7 +299,8 @@ def in_background(task: Callable[[], None]) -> None:
 
 
 class Baseline:
-    """A collector of the baseline gauges; records probes while the migration is pending."""
+    """A collector of the baseline gauges; learns from the probes logged while the migration is
+    pending with no run under way."""
 
     def __init__(
         self,
@@ -293,7 +310,7 @@ class Baseline:
         migration: str,
         clock: Callable[[], float] = time.time,
         *,
-        readings: Readings | None = None,
+        log: ProbeLog | None = None,
         fetch: Fetch | None = None,
         spawn: Spawn = in_background,
     ) -> None:
@@ -301,16 +318,15 @@ class Baseline:
         self._tracker = tracker
         self._migration = migration
         self._clock = clock
-        self._readings = readings
+        self._log = log or ProbeLog(quiet=lambda: quiet(tracker), clock=clock, span=settings.window)
         self._fetch = fetch
         self._spawn = spawn
         self._lock = threading.Lock()
-        capacity = min(MAX_PROBES, math.ceil(settings.window / probe_interval) + 1)
-        self._window: deque[Probe] = deque(maxlen=capacity)
+        self._capacity = min(MAX_PROBES, math.ceil(settings.window / probe_interval) + 1)
         self._confirmed_until: float | None = None
         self._frozen: Summary | None = None
         self._source: Source = "monitor"
-        self._learned_cache: Summary | None = None  # summarizing on every scrape is O(window)
+        self._learned_cache: tuple[float, Summary] | None = None  # O(window): once per probe
         self._saved_at = -math.inf
         self._fetched_at = -math.inf
         if settings.fixed is not None:
@@ -319,35 +335,39 @@ class Baseline:
         else:
             self._load()
 
-    def use_readings(self, readings: Readings) -> None:
-        """Read the database's context from these (a reloaded monitor has new ones)."""
+    def use_log(self, log: ProbeLog) -> None:
+        """Learn from this log from now on (a reloaded monitor has its own, with the same
+        records), keeping what the previous one holds of the probes being learned."""
         with self._lock:
-            self._readings = readings
+            log.restore(self._learning())
+            self._log = log
+            self._learned_cache = None
 
     def record(self, result: ProbeResult) -> None:
-        """Keep the probe in the window while the schema check says the migration is pending."""
-        around = context(self._readings.current()) if self._readings is not None else Context()
+        """Log the probe in the baseline's own log and observe it (tests; the daemon's log is
+        shared, and the monitor calls observe)."""
+        self.observe(self._log.record(result))
+
+    def observe(self, observed: Observed) -> None:
+        """A probe was logged: follow the migration, keep the state file, fetch if too thin."""
         with self._lock:
             self._settle()
-            self._learn(result, around)
+            if observed.quiet and self._frozen is None:
+                self._learned_cache = None
+                if self._clock() - self._saved_at >= SAVE_EVERY_SECONDS:
+                    self._save()
             applied_at = self._fetch_due()
         if applied_at is not None:  # at most once a minute (_fetch_due), so never two at once
             self._spawn(lambda: self._fetch_history(applied_at))
 
-    def _learn(self, result: ProbeResult, around: Context) -> None:
-        if self._frozen is not None or not self._tracker.current().quiet:
-            return
-        if self._tracker.known_state() is None:
-            return
-        now = self._clock()
-        answered = result.duration if result.status is not None else None
-        probe = Probe(at=now, outcome=result.outcome, duration_seconds=answered, **dict(around))
-        self._window.append(probe)
-        while self._window[0].at <= now - self._settings.window:
-            self._window.popleft()
-        self._learned_cache = None
-        if now - self._saved_at >= SAVE_EVERY_SECONDS:
-            self._save()
+    def _learning(self) -> list[Observed]:
+        """The quiet probes of the log within the baseline window of the newest one, at most as
+        many as that window holds at the configured probe rate."""
+        quiet = [o for o in self._log.entries() if o.quiet]
+        if not quiet:
+            return []
+        newest = quiet[-1].at
+        return [o for o in quiet if o.at > newest - self._settings.window][-self._capacity :]
 
     def _fetch_due(self) -> float | None:
         """The applied time to ask Prometheus about, when the frozen baseline is too thin."""
@@ -440,7 +460,6 @@ class Baseline:
                 self._confirmed_until = min(self._confirmed_until, started)
                 self._learned_cache = None
             self._frozen = self._learned()
-            self._window.clear()
             log.info(
                 "baseline_frozen", state=state, running=view.running, probes=self._frozen.probes
             )
@@ -448,11 +467,14 @@ class Baseline:
 
     def _learned(self) -> Summary:
         """Probes a later schema check confirmed were taken before the migration started."""
-        if self._learned_cache is None:
-            until = self._confirmed_until
-            confirmed = [p for p in self._window if until is not None and p.at <= until]
-            self._learned_cache = summarize(confirmed)
-        return self._learned_cache
+        until = self._confirmed_until
+        if until is None:
+            return summarize([])
+        cached = self._learned_cache
+        if cached is None or cached[0] != until:
+            confirmed = [probe_of(o) for o in self._learning() if o.at <= until]
+            cached = self._learned_cache = (until, summarize(confirmed))
+        return cached[1]
 
     def _state(self) -> SavedState:
         return SavedState(
@@ -460,7 +482,7 @@ class Baseline:
             migration=self._migration,
             frozen=self._frozen is not None,
             confirmed_until=self._confirmed_until,
-            probes=() if self._frozen is not None else tuple(self._window),
+            probes=() if self._frozen is not None else tuple(map(probe_of, self._learning())),
             baseline=self._frozen,
             source="prometheus_history" if self._source == "prometheus_history" else "monitor",
         )
@@ -482,7 +504,7 @@ class Baseline:
             self._frozen = state.baseline
             self._source = state.source
             self._confirmed_until = state.confirmed_until
-            self._window.extend(state.probes)
+            self._log.restore(map(observed_of, state.probes))
 
 
 def read_state(path: Path, migration: str) -> SavedState | None:
@@ -490,3 +512,9 @@ def read_state(path: Path, migration: str) -> SavedState | None:
     return read_for_migration(
         path, SavedState, migration, "baseline_state_unreadable", action="relearn"
     )
+
+
+def quiet(tracker: MigrationTracker) -> bool:
+    """Whether a probe now is one a baseline may learn from: the schema check has looked, and
+    found the migration pending with no run under way."""
+    return tracker.known_state() is not None and tracker.current().quiet

@@ -1,14 +1,15 @@
 """The daemon's own view of the rollout: the plan's success criteria, decided from memory.
 
-The window is the one the verdict judges: since the migration was applied, at most the last 24
-hours. Probes are kept from the moment the schema check says the migration is applied; the rest
-(indexes, trigger, drift, logins) is what the checks last reported, their typed readings.
+The window is the one the verdict judges: from the migration's run (else its applied time) to 24
+hours after it was applied. The window counts the probe log's records from its start, holding
+references to them for up to a day (the log itself keeps an hour); the rest (indexes, trigger,
+drift, logins) is what the checks last reported, their typed readings.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from monitor.criteria import (
 from monitor.metrics import PROBE_BUCKETS, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.probelog import Around, Observed, ProbeLog
 from monitor.promapi import Prometheus
 from monitor.readings import Drift, Logins, Readings, SchemaHealth
 from monitor.stats import Latencies
@@ -43,9 +45,6 @@ MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memor
 # The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
 # at most four queries of this, once a minute, and only while the baseline is too thin.
 PROMETHEUS_TIMEOUT_SECONDS = 5.0
-# Probes held before the window starts: longer than a schema check's interval (30 s), after
-# which the run's start is known (the Prisma record or its locks seen).
-RECENT_SECONDS = 600.0
 SAVE_EVERY_SECONDS = 60.0  # how often the window goes to its file while probes come in
 HEALTH_STATES = ("learning", *BASELINE_HEALTH)
 
@@ -74,26 +73,15 @@ def history_fetch(settings: BaselineSettings) -> Fetch | None:
     return fetch
 
 
-@dataclass(frozen=True, slots=True)  # a day of these: slots halve the memory
-class Seen:
-    """One probe since the migration: when, whether it succeeded, its bucket if it got an answer,
-    and the wrongly_invalid count the drift check last reported then."""
-
-    at: float
-    success: bool
-    bucket: int | None  # index into PROBE_BUCKETS; len(PROBE_BUCKETS) is +Inf
-    wrongly_invalid: float | None
-
-
 class Window:
     """Probes in the window with running totals, so that a scrape does not walk a day of them."""
 
     def __init__(self) -> None:
-        self.probes: deque[Seen] = deque()
+        self.probes: deque[Observed] = deque()
         self.successes = 0
         self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
         # Probes whose wrongly_invalid no later probe matches or exceeds: the first is the max.
-        self._highest: deque[Seen] = deque()
+        self._highest: deque[Observed] = deque()
 
     def copy(self) -> Window:
         """An independent copy (a reload hands it on; the old monitor may still add a probe)."""
@@ -102,20 +90,34 @@ class Window:
         twin.buckets, twin._highest = list(self.buckets), deque(self._highest)
         return twin
 
-    def add(self, seen: Seen) -> None:
+    def add(self, seen: Observed) -> None:
         """Count a probe in; the oldest falls out beyond MAX_PROBES."""
         if len(self.probes) >= MAX_PROBES:
             self._drop()
         self.probes.append(seen)
         self._count(seen, 1)
-        if (value := seen.wrongly_invalid) is not None:
-            while self._highest and (self._highest[-1].wrongly_invalid or 0.0) <= value:
+        if (value := seen.around.wrongly_invalid) is not None:
+            while self._highest and (self._highest[-1].around.wrongly_invalid or 0.0) <= value:
                 self._highest.pop()
             self._highest.append(seen)
 
+    @property
+    def last_at(self) -> float:
+        """When the newest probe counted was taken (-inf when none is)."""
+        return self.probes[-1].at if self.probes else -math.inf
+
+    def holds(self, observed: Observed) -> bool:
+        """Whether this very record is counted (looking back only as far as its time)."""
+        for seen in reversed(self.probes):
+            if seen is observed:
+                return True
+            if seen.at < observed.at:
+                return False
+        return False
+
     def highest_wrongly_invalid(self) -> float | None:
         """The most tokens wrongly invalid any probe in the window saw."""
-        return self._highest[0].wrongly_invalid if self._highest else None
+        return self._highest[0].around.wrongly_invalid if self._highest else None
 
     def trim(self, start: float) -> None:
         """Drop the probes taken before start."""
@@ -133,10 +135,10 @@ class Window:
         if self._highest and self._highest[0] is gone:
             self._highest.popleft()
 
-    def _count(self, seen: Seen, sign: int) -> None:
+    def _count(self, seen: Observed, sign: int) -> None:
         self.successes += sign * seen.success
-        if seen.bucket is not None:
-            self.buckets[seen.bucket] += sign
+        if (bucket := seen.bucket) is not None:
+            self.buckets[bucket] += sign
 
 
 @dataclass(slots=True)
@@ -165,8 +167,10 @@ class LiveView:
         *,
         state_path: Path | None = None,
         migration: str = "",
+        log: ProbeLog | None = None,
     ) -> None:
         self._readings = readings
+        self._log = log or ProbeLog(readings, clock=clock)
         self._tracker = tracker
         self._baseline = baseline
         self._thresholds = thresholds
@@ -177,7 +181,6 @@ class LiveView:
         self._started_at: float | None = None  # when its run started, if seen or recorded
         self._left_at: float | None = None  # last seen leaving the applied state
         self._last_look: str | None = None  # the state at the last look
-        self._recent: deque[Seen] = deque()  # probes of the last minutes before the window
         self._state_path, self._migration = state_path, migration
         self._saved_at = clock()
         if state_path is not None and (kept := window_state.load(state_path, migration)):
@@ -188,7 +191,7 @@ class LiveView:
         self._applied_at, self._started_at = kept.applied_at, kept.started_at
         self._left_at, self._last_look = kept.left_at, kept.last_look
         for at, success, bucket, wrongly_invalid in kept.probes:
-            self._window.add(Seen(at, success, bucket, wrongly_invalid))
+            self._window.add(restored(at, success, bucket, wrongly_invalid))
 
     def _state(self) -> window_state.WindowState:
         return window_state.WindowState(
@@ -199,7 +202,7 @@ class LiveView:
             left_at=self._left_at,
             last_look=self._last_look,
             probes=tuple(
-                (s.at, s.success, s.bucket, s.wrongly_invalid) for s in self._window.probes
+                (s.at, s.success, s.bucket, s.around.wrongly_invalid) for s in self._window.probes
             ),
         )
 
@@ -230,36 +233,32 @@ class LiveView:
             self._last_look, self._started_at = last_look, started_at
 
     def record(self, result: ProbeResult) -> None:
-        """Keep the probe once the migration's window started (its run, else its application)."""
-        drift = self._readings.get(Drift)
-        wrongly_invalid = None if drift is None else drift.wrongly_invalid
+        """Record the probe in the view's own log and observe it (tests; the daemon's log is
+        shared, and the monitor calls observe)."""
+        self.observe(self._log.record(result))
+
+    def observe(self, observed: Observed) -> None:
+        """Count the probe once the migration's window started (its run, else its application);
+        before, the log holds it, and the window takes it from there once its start is known."""
         with self._lock:
             start = self._follow()
-            if self._tracker.known_state() is None:
+            if self._tracker.known_state() is None or start is None:
                 return
-            answered = result.duration if result.status is not None else None
-            bucket = None if answered is None else bisect.bisect_left(PROBE_BUCKETS, answered)
-            seen = Seen(self._clock(), result.outcome == "success", bucket, wrongly_invalid)
             # Once the window started, every probe counts, whatever the state: logins during a
-            # rollback or a flap are the rollout's too (the verdict counts them alike). Before,
-            # the last minutes are held: the run's start (Prisma's started_at) is learned only at
-            # the next look, and the probes since are the run's.
-            if start is None:
-                self._recent.append(seen)
-                while self._recent and self._recent[0].at < seen.at - RECENT_SECONDS:
-                    self._recent.popleft()
-                return
-            self._window.add(seen)
+            # rollback or a flap are the rollout's too (the verdict counts them alike).
+            if not self._window.holds(observed):
+                self._window.add(observed)
             due = self._save_due()
         if due is not None and self._state_path is not None:
             window_state.save(self._state_path, due)  # outside the lock: scrapes go on
 
-    def _admit_recent(self, start: float) -> None:
-        """The held probes taken since the window's start, into the window."""
-        for seen in self._recent:
-            if seen.at > start:  # the verdict's range is left-open too
-                self._window.add(seen)
-        self._recent.clear()
+    def _admit_logged(self, start: float) -> None:
+        """The probes logged since the window's start that it does not count yet: those taken
+        before the run's start was known (Prisma's started_at is learned at the next look)."""
+        for observed in self._log.since(max(start, self._window.last_at)):
+            # left-open at the start, as the verdict's range
+            if observed.at > start and not self._window.holds(observed):
+                self._window.add(observed)
 
     def _follow(self) -> float | None:
         """Follow the schema check's state; the window's start (the run's start, else the
@@ -288,8 +287,7 @@ class LiveView:
         # that much before now is kept, the run included.
         run = 0.0 if self._applied_at is None else max(0.0, self._applied_at - first)
         start = max(first, now - WINDOW_SECONDS - run)
-        if self._recent:
-            self._admit_recent(start)
+        self._admit_logged(start)
         self._window.trim(start)
         return start
 
@@ -398,3 +396,16 @@ def highest(values: list[float | None]) -> float | None:
     """The largest known value; None when none is known."""
     known = [v for v in values if v is not None]
     return max(known) if known else None
+
+
+def restored(
+    at: float, success: bool, bucket: int | None, wrongly_invalid: float | None
+) -> Observed:
+    """A probe of the window as its file keeps it (the bucket's bound stands for its latency)."""
+    answered = None if bucket is None else ([*PROBE_BUCKETS, math.inf])[bucket]
+    return Observed(
+        at,
+        "success" if success else "failed",
+        answered=answered,
+        around=Around(wrongly_invalid=wrongly_invalid),
+    )

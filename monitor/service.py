@@ -12,7 +12,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.baseline import Baseline
+from monitor.baseline import Baseline, quiet
 from monitor.checks import build_checks
 from monitor.checks.base import CheckRunner
 from monitor.config import Config
@@ -22,8 +22,9 @@ from monitor.live import LiveView, history_fetch, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
+from monitor.probelog import Observed, ProbeLog
 from monitor.readings import Readings
-from monitor.status.history import History, Sample
+from monitor.status.history import History
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
 from monitor.webconfig import load_web_config
@@ -44,9 +45,17 @@ class Monitor:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
-        self.tracker, self.baseline = self._adopt(previous) or self._fresh_baseline()
         self.readings = Readings()
-        self.baseline.use_readings(self.readings)
+        self.log = ProbeLog(
+            self.readings,
+            lambda: quiet(self.tracker),
+            span=config.baseline.window,
+            kept=self._kept_probes(previous),
+        )
+        adopted = self._adopt(previous)
+        self.tracker, self.baseline = adopted or self._fresh_baseline()
+        if adopted is not None:
+            self.baseline.use_log(self.log)
         self.registry.register(self.baseline)
         self.live = LiveView(
             self.readings,
@@ -55,11 +64,12 @@ class Monitor:
             thresholds(config),
             state_path=window_path(config.baseline.state_file),
             migration=config.migration.name,
+            log=self.log,
         )
         if previous is not None and previous.tracker is self.tracker:
             self.live.inherit(previous.live)  # the window since the migration goes on
         self.registry.register(self.live)
-        self.history = History(self.readings, kept=self._kept_history(previous))
+        self.history = History(self.log)
         self.status_page = StatusPage(
             migration=config.migration.name,
             live=self.live,
@@ -88,6 +98,7 @@ class Monitor:
             config.checks.callback.interval,
             tracker,
             config.migration.name,
+            log=self.log,
             fetch=history_fetch(config.baseline),
         )
         return tracker, baseline
@@ -103,17 +114,18 @@ class Monitor:
         )
         return (previous.tracker, previous.baseline) if same else None
 
-    def _kept_history(self, previous: Monitor | None) -> list[Sample]:
-        """The status page's last hour, kept across a reload that watches the same migration."""
+    def _kept_probes(self, previous: Monitor | None) -> list[Observed]:
+        """The probe log, kept across a reload that watches the same migration."""
         if previous is None or previous.config.migration != self.config.migration:
             return []
-        return previous.history.samples()
+        return previous.log.entries()
 
     def _on_probe(self, result: ProbeResult) -> None:
-        """Every callback probe, to the baseline, the view since the migration, the status page."""
-        self.baseline.record(result)
-        self.live.record(result)
-        self.history.record(result)
+        """Every callback probe, logged once; the baseline and the window since the migration
+        follow the log (the status page reads its last hour)."""
+        observed = self.log.record(result)
+        self.baseline.observe(observed)
+        self.live.observe(observed)
 
     def _report_postgres(self, up: bool) -> None:
         self._postgres_up = float(up)

@@ -30,12 +30,13 @@ from monitoring import make_config, value
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.baseline import Baseline, Plan, Summary, bucket_quantile
+from monitor.baseline import Baseline, Plan, Summary, bucket_quantile, quiet
 from monitor.config import BaselineSettings
 from monitor.loading import ConfigError, load_config
 from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
+from monitor.probelog import ProbeLog
 from monitor.readings import Connections, Lookup, Readings
 from monitor.redact import Redactor
 from monitor.service import Monitor
@@ -638,7 +639,8 @@ def test_user_lookup_median_last_plan_and_most_connections() -> None:
     readings = Readings()
     tracker = MigrationTracker(clock)
     settings = BaselineSettings.model_validate({"window": "1h", "min_probes": 3})
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, readings=readings)
+    log = ProbeLog(readings, lambda: quiet(tracker), clock)
+    baseline = Baseline(settings, 10.0, tracker, "m", clock, log=log)
     tracker.publish(MigrationView("pending"))
     for lookup, plan, active in (
         (0.002, ("Seq Scan", ""), 8.0),

@@ -25,7 +25,7 @@ from test_database_checks import wait_for_lock_waiters
 from monitor.baseline import Baseline, bucket_quantile
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import CRITERIA, Result, Thresholds
-from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Seen, Window, thresholds
+from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Window, restored, thresholds
 from monitor.loading import load_config
 from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationTracker, MigrationView
@@ -639,7 +639,7 @@ def test_absent_while_inconclusive_in_the_exposition() -> None:
 def test_window_memory_is_bounded() -> None:
     window = Window()
     for i in range(MAX_PROBES + 5):
-        window.add(Seen(float(i), i % 2 == 0, 0 if i < 5 else None, None))
+        window.add(restored(float(i), i % 2 == 0, 0 if i < 5 else None, None))
     assert len(window.probes) == MAX_PROBES
     assert window.probes[0].at == 5
     assert window.successes == sum(1 for i in range(5, MAX_PROBES + 5) if i % 2 == 0)
@@ -652,19 +652,21 @@ def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() ->
     window = Window()
     for i in range(2000):
         value = None if rng.random() < 0.2 else float(rng.randrange(6))
-        window.add(Seen(float(i), True, None, value))
+        window.add(restored(float(i), True, None, value))
         if i % 7 == 0:
             window.trim(float(i - rng.randrange(50)))
-        known = [s.wrongly_invalid for s in window.probes if s.wrongly_invalid is not None]
+        known = [
+            s.around.wrongly_invalid for s in window.probes if s.around.wrongly_invalid is not None
+        ]
         assert window.highest_wrongly_invalid() == (max(known) if known else None)
 
 
 def test_a_copied_window_is_independent_of_the_old_one() -> None:
     """A reload copies the window: a probe the old monitor still records does not reach it."""
     old = Window()
-    old.add(Seen(1.0, True, 0, 2.0))
+    old.add(restored(1.0, True, 0, 2.0))
     new = old.copy()
-    old.add(Seen(2.0, False, None, 9.0))
+    old.add(restored(2.0, False, None, 9.0))
     new.trim(1.5)
     assert (len(old.probes), old.successes, old.highest_wrongly_invalid()) == (2, 1, 9.0)
     assert (len(new.probes), new.successes, new.highest_wrongly_invalid()) == (0, 0, None)

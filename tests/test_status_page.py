@@ -34,6 +34,7 @@ from monitor.exporter import Exporter
 from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationView
 from monitor.probe import ProbeResult
+from monitor.probelog import ProbeLog
 from monitor.readings import Backfill, Drift, Readings
 from monitor.redact import Redactor
 from monitor.service import Monitor
@@ -219,10 +220,11 @@ def readings_with(stale: float, wrongly: float, missing: dict[str, float]) -> Re
 def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() -> None:
     clock = Clock(NOW)
     readings = readings_with(4, 0, {"threadsFullName": 7, "threadsProfilePic": 9})
-    history = History(readings, clock)
-    history.record(result(401))
+    log = ProbeLog(readings, clock=clock)
+    history = History(log, clock)
+    log.record(result(401))
     clock.now += 10
-    history.record(result(None, "timeout", 5.0))
+    log.record(result(None, "timeout", 5.0))
     assert history.samples() == [
         Sample(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
                {"threadsFullName": 7, "threadsProfilePic": 9}, 401),
@@ -232,17 +234,19 @@ def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() ->
 
 
 def test_history_without_drift_or_backfill_keeps_empty_maps() -> None:
-    history = History(Readings(), Clock(NOW))
-    history.record(result(401))
-    assert history.samples() == [Sample(NOW, "success", 0.031, {}, {}, 401)]
+    clock = Clock(NOW)
+    log = ProbeLog(clock=clock)
+    log.record(result(401))
+    assert History(log, clock).samples() == [Sample(NOW, "success", 0.031, {}, {}, 401)]
 
 
 def test_history_forgets_what_is_an_hour_old() -> None:
     clock = Clock(NOW)
-    history = History(Readings(), clock)
-    history.record(result(401))
+    log = ProbeLog(clock=clock)
+    history = History(log, clock)
+    log.record(result(401))
     clock.now += 1800
-    history.record(result(500, "server_error"))
+    log.record(result(500, "server_error"))
     clock.now += 1799
     assert len(history.samples()) == 2
     clock.now += 1
@@ -253,16 +257,12 @@ def test_history_forgets_what_is_an_hour_old() -> None:
 
 def test_history_is_bounded_in_count() -> None:
     clock = Clock(NOW)
-    history = History(Readings(), clock, capacity=5)
+    log = ProbeLog(clock=clock)
+    history = History(log, clock, capacity=5)
     for i in range(12):
         clock.now = NOW + i
-        history.record(result(401))
+        log.record(result(401))
     assert [s.at - NOW for s in history.samples()] == [7, 8, 9, 10, 11]
-
-
-def test_history_keeps_what_it_is_given() -> None:
-    kept = [Sample(NOW - 10, "success", 0.02)]
-    assert History(Readings(), Clock(NOW), kept=kept).samples() == kept
 
 
 def test_per_minute_success_and_bucket_p95() -> None:
@@ -712,7 +712,7 @@ def test_the_running_daemon_serves_the_status_page_behind_its_basic_auth(
 def test_a_reload_keeps_the_last_hour_of_the_same_migration(fresh_db: FreshDatabase) -> None:
     config = make_config(fresh_db.url)
     before = Monitor(config, Redactor())
-    before.history.record(result(401))
+    before.log.record(result(401))
     kept = before.history.samples()
     assert len(kept) == 1
     assert Monitor(config, Redactor(), before).history.samples() == kept

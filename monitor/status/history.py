@@ -1,17 +1,14 @@
-"""The last hour as the status page draws it: one sample per callback probe, kept in memory."""
+"""The last hour as the status page draws it: one sample per callback probe, from the probe log."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from monitor.baseline import bucket_quantile
 from monitor.metrics import PROBE_BUCKETS
-from monitor.probe import ProbeResult
-from monitor.readings import Backfill, Drift, Readings
+from monitor.probelog import Observed, ProbeLog
 
 SPAN_SECONDS = 3600.0
 # One probe a second for an hour; a faster probe keeps its last MAX_SAMPLES only, so memory is
@@ -49,53 +46,44 @@ class Minute:
 
 
 class History:
-    """The samples of the last hour, fed by the callback probe; bounded in time and in count.
-
-    `kept`: a previous history's samples (a reload keeps the charts)."""
+    """The last hour of the probe log, as the page draws it; at most `capacity` samples."""
 
     def __init__(
         self,
-        readings: Readings,
+        log: ProbeLog,
         clock: Callable[[], float] = time.time,
         span: float = SPAN_SECONDS,
         capacity: int = MAX_SAMPLES,
-        kept: Sequence[Sample] = (),
     ) -> None:
-        self._readings = readings
+        self._log = log
         self._clock = clock
         self._span = span
-        self._lock = threading.Lock()
-        self._samples: deque[Sample] = deque(kept, maxlen=capacity)
-
-    def record(self, result: ProbeResult) -> None:
-        """Keep this probe with the drift and backfill the checks last reported."""
-        answered = result.duration if result.status is not None else None
-        now = self._readings.current()
-        drift, backfill = now.get(Drift), now.get(Backfill)
-        sample = Sample(
-            at=self._clock(),
-            outcome=result.outcome,
-            duration_seconds=answered,
-            drift={}
-            if drift is None
-            else {"stale_valid": drift.stale_valid, "wrongly_invalid": drift.wrongly_invalid},
-            missing={} if backfill is None else dict(backfill.missing),
-            status=result.status,
-            detail=result.detail,
-        )
-        with self._lock:
-            self._samples.append(sample)
-            self._trim(sample.at)
+        self._capacity = capacity
 
     def samples(self) -> list[Sample]:
         """The samples of the last hour, oldest first."""
-        with self._lock:
-            self._trim(self._clock())
-            return list(self._samples)
+        start = self._clock() - self._span
+        recent = [o for o in self._log.since(start) if o.at > start]
+        return [sample_of(o) for o in recent[-self._capacity :]]
 
-    def _trim(self, now: float) -> None:
-        while self._samples and self._samples[0].at <= now - self._span:
-            self._samples.popleft()
+
+def sample_of(observed: Observed) -> Sample:
+    """A probe as the page draws it: with the drift and backfill reported around it."""
+    around = observed.around
+    drift = (
+        {}
+        if around.wrongly_invalid is None or around.stale_valid is None
+        else {"stale_valid": around.stale_valid, "wrongly_invalid": around.wrongly_invalid}
+    )
+    return Sample(
+        at=observed.at,
+        outcome=observed.outcome,
+        duration_seconds=observed.answered,
+        drift=drift,
+        missing=dict(around.missing),
+        status=observed.status,
+        detail=observed.detail,
+    )
 
 
 def per_minute(samples: Sequence[Sample]) -> list[Minute]:
