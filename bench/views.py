@@ -3,8 +3,9 @@
 Both are built from memory on every scrape or page load, so their cost grows with the probes
 they hold: a day of probes for the live view (rollout_success_criterion), an hour for the page.
 This feeds each the probes of a full window, at the default interval (4 s), at 15 s and at one
-a second, and reports per call: record() (every probe), collect() (every scrape), render() (every page
-load), and the memory the window holds (tracemalloc). No database: the views read memory only.
+a second, and reports per call: recording (the probe log, the baseline and the live view: every
+probe), collect() (every scrape), render() (every page load), and the memory they hold
+(tracemalloc). No database: the views read memory only.
 
     .venv/bin/python bench/views.py [--repeat 50]
 """
@@ -27,11 +28,12 @@ from monitor.baseline import Baseline
 from monitor.config import BaselineSettings
 from monitor.criteria import Thresholds
 from monitor.live import WINDOW_SECONDS, LiveView
-from monitor.metrics import Snapshots, labelled_gauge
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
-from monitor.status.history import History
+from monitor.probelog import ProbeLog
+from monitor.readings import Backfill, Drift, Readings
 from monitor.redact import Redactor
+from monitor.status.history import History
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
 
@@ -56,18 +58,11 @@ def probe(rng: random.Random) -> ProbeResult:
     return ProbeResult("success", rng.uniform(0.04, 0.08), 401)
 
 
-def snapshots() -> Snapshots:
-    """What the drift and backfill checks last reported (read by every recorded probe)."""
-    held = Snapshots()
-    held.replace(
-        "drift",
-        [
-            labelled_gauge("rollout_token_validity_drift", "", ["kind"], {("stale_valid",): 4}),
-            labelled_gauge(
-                "rollout_users_missing_field", "", ["column"], {("threadsFullName",): 120}
-            ),
-        ],
-    )
+def readings() -> Readings:
+    """What the drift and backfill checks last reported (kept with every recorded probe)."""
+    held = Readings()
+    held.publish("drift", Drift(4, 0))
+    held.publish("backfill", Backfill({"threadsFullName": 120}))
     return held
 
 
@@ -90,12 +85,13 @@ def timed(call: object, repeat: int) -> list[float]:
 
 def run(interval: float, repeat: int) -> None:
     """A live view full of a day of probes and a page full of an hour, at this probe interval."""
-    rng, clock, held = random.Random(1), Clock(), snapshots()  # noqa: S311  # not secrets
+    rng, clock, held = random.Random(1), Clock(), readings()  # noqa: S311  # not secrets
     tracker = MigrationTracker(clock)
     settings = BaselineSettings.model_validate({"fixed": {"success_ratio": 0.995, "p95": "70ms"}})
-    baseline = Baseline(settings, interval, tracker, "001", clock, snapshots=held)
-    live = LiveView(held, tracker, baseline, Thresholds(), clock)
-    history = History(held, clock)
+    log = ProbeLog(held, clock=clock)
+    baseline = Baseline(settings, interval, tracker, "001", clock, log=log)
+    live = LiveView(held, tracker, baseline, Thresholds(), clock, log=log)
+    history = History(log, clock)
     applied = datetime.fromtimestamp(START, UTC)
     tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
     page = StatusPage(
@@ -117,8 +113,9 @@ def run(interval: float, repeat: int) -> None:
     for _ in range(probes):
         result = probe(rng)
         started = time.perf_counter()
-        live.record(result)
-        history.record(result)
+        observed = log.record(result)
+        baseline.observe(observed)
+        live.observe(observed)
         record_times.append(time.perf_counter() - started)
         clock.now += interval
     held_bytes = sum(
@@ -128,12 +125,14 @@ def run(interval: float, repeat: int) -> None:
     body = page.render()
     print(f"probe every {interval:g}s: {probes} probes in the live window (24 h), ", end="")
     print(f"{len(history.samples())} on the page (1 h)")
-    print(f"  record (live view + page history), per probe: {milliseconds(record_times)}")
+    print(
+        f"  record (the log, the baseline, the live view), per probe: {milliseconds(record_times)}"
+    )
     scrape = milliseconds(timed(lambda: list(live.collect()), repeat))
     print(f"  collect (rollout_success_criterion), per scrape: {scrape}")
     load = milliseconds(timed(page.render, repeat))
     print(f"  render the status page, per load: {load}, {len(body) / 1024:.1f} KiB")
-    print(f"  memory held by both: {held_bytes / 2**20:.1f} MiB")
+    print(f"  memory held by the log and the views: {held_bytes / 2**20:.1f} MiB")
 
 
 def main() -> None:

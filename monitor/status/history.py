@@ -59,12 +59,21 @@ class History:
         self._clock = clock
         self._span = span
         self._capacity = capacity
+        # The samples drawn last time, by record: each page load converts only the new probes.
+        self._drawn: dict[int, tuple[Observed, Sample]] = {}
 
     def samples(self) -> list[Sample]:
         """The samples of the last hour, oldest first."""
         start = self._clock() - self._span
-        recent = [o for o in self._log.since(start) if o.at > start]
-        return [sample_of(o) for o in recent[-self._capacity :]]
+        recent = [o for o in self._log.since(start) if o.at > start][-self._capacity :]
+        drawn, before = {}, self._drawn
+        for observed in recent:
+            kept = before.get(id(observed))
+            if kept is None or kept[0] is not observed:
+                kept = (observed, sample_of(observed))
+            drawn[id(observed)] = kept
+        self._drawn = drawn
+        return [sample for _, sample in drawn.values()]
 
 
 def sample_of(observed: Observed) -> Sample:
