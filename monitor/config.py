@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import psycopg
 from pydantic import (
@@ -21,22 +22,55 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.names import is_builtin
+from monitor.shown import shown
 from monitor.urls import check_database_url, split_prisma_parameters
 from monitor.verdict.query import Selector
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
-_IDENTIFIER_MAX = 63
+_IDENTIFIER_MAX = 63  # bytes: PostgreSQL's NAMEDATALEN - 1 (longer names are cut silently)
+# The longest duration any setting takes: a month. Anything longer is a typo, and overflows what
+# the scheduler's timedelta and datetime can hold well before it would overflow a float.
+MAX_DURATION_SECONDS = 31 * 86400.0
+# PostgreSQL's time limits are int milliseconds: larger values are refused by the server.
+PG_MAX_MILLISECONDS = 2_147_483_647
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from '15s', '200ms', '5m', '1h' (a bare number is not accepted: units matter)."""
+    """Seconds from '15s', '200ms', '5m', '1h' (a bare number is not accepted: units matter),
+    at most MAX_DURATION_SECONDS."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return float(match[1]) * _UNIT_SECONDS[match[2]]
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+        if seconds > MAX_DURATION_SECONDS:
+            raise ValueError(f"invalid duration {shown(value)}: at most 744h (31 days)")
+        return seconds
     raise ValueError(
-        f"invalid duration {value!r}: expected a number with a unit ms, s, m or h, e.g. 15s"
+        f"invalid duration {shown(value)}: expected a number with a unit ms, s, m or h, e.g. 15s"
     )
+
+
+def _postgres_limit(seconds: float) -> float:
+    if seconds * 1000 > PG_MAX_MILLISECONDS:
+        raise ValueError(f"must be at most {PG_MAX_MILLISECONDS}ms (PostgreSQL's limit)")
+    return seconds
+
+
+def header_value(value: str) -> str:
+    """A header value as sent: no CR, LF or NUL (they would end the header and start another)."""
+    if any(c in value for c in "\r\n\x00"):
+        raise ValueError("a header value must not contain CR, LF or NUL")
+    return value
+
+
+def header_name(value: str) -> str:
+    """A header name: an RFC 9110 token."""
+    if not _HEADER_NAME.match(value):
+        raise ValueError(f"invalid header name {shown(value)}")
+    return value
 
 
 def format_duration(seconds: float) -> str:
@@ -66,11 +100,12 @@ Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_pos
 Interval = Annotated[
     float, BeforeValidator(parse_duration), AfterValidator(_at_least_a_second), _AS_TEXT
 ]
+PostgresDuration = Annotated[Duration, AfterValidator(_postgres_limit)]
 
 
 def _identifier(value: str) -> str:
-    if not value or len(value) > _IDENTIFIER_MAX or "\x00" in value:
-        raise ValueError(f"invalid identifier {value!r}: 1 to 63 characters")
+    if not value or len(value.encode()) > _IDENTIFIER_MAX or "\x00" in value:
+        raise ValueError(f"invalid identifier {shown(value)}: 1 to 63 bytes")
     return value
 
 
@@ -88,14 +123,14 @@ class DatabaseConfig(Section):
 
     url: SecretStr | None = None
     password_file: Path | None = None
-    application_name: str = "rollout-monitor"
+    application_name: Identifier = "rollout-monitor"
     pool_min_size: int = Field(1, ge=0, le=10)
     pool_max_size: int = Field(3, ge=1, le=10)
     connect_timeout: Duration = 5.0
     acquire_timeout: Duration = 5.0
-    lock_timeout: Duration = 0.2
-    statement_timeout: Duration = 3.0
-    idle_in_transaction_session_timeout: Duration = 10.0
+    lock_timeout: PostgresDuration = 0.2
+    statement_timeout: PostgresDuration = 3.0
+    idle_in_transaction_session_timeout: PostgresDuration = 10.0
 
     @field_validator("url")
     @classmethod
@@ -259,7 +294,9 @@ class CallbackSettings(CheckSettings):
     interval: Interval = 4.0
     url: str = "http://localhost:3000/api/auth/callback/threads"
     method: Literal["GET", "POST", "PUT", "HEAD"] = "POST"
-    headers: dict[str, str] = Field(default_factory=lambda: {"Content-Type": "application/json"})
+    headers: dict[
+        Annotated[str, AfterValidator(header_name)], Annotated[str, AfterValidator(header_value)]
+    ] = Field(default_factory=lambda: {"Content-Type": "application/json"})
     body: str = '{"code":"test"}'
     timeout: Duration = 3.0
     valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
@@ -269,6 +306,10 @@ class CallbackSettings(CheckSettings):
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("expected an http:// or https:// URL")
+        try:
+            urlsplit(value).port  # noqa: B018  # raises on a port out of range
+        except ValueError:
+            raise ValueError("the URL's port must be 1 to 65535") from None
         return value
 
     @model_validator(mode="after")
@@ -306,10 +347,20 @@ _CHECK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 def _matching(pattern: re.Pattern[str], what: str) -> Callable[[object], object]:
     def check(value: object) -> object:
         if isinstance(value, str) and not pattern.match(value):
-            raise ValueError(f"invalid {what} {value!r}: must match {pattern.pattern}")
+            raise ValueError(f"invalid {what} {shown(value)}: must match {pattern.pattern}")
         return value
 
     return check
+
+
+def _label_name(value: str) -> str:
+    """A label name Prometheus accepts, and not one of its own (__name__ and the like)."""
+    if not _LABEL_NAME.match(value) or value.startswith("__"):
+        raise ValueError(
+            f"invalid label name {shown(value)}: must match {_LABEL_NAME.pattern}"
+            " and not start with __"
+        )
+    return value
 
 
 class QueryMetric(Section):
@@ -318,7 +369,14 @@ class QueryMetric(Section):
     name: Annotated[str, BeforeValidator(_matching(_METRIC_NAME, "metric name"))]
     help: str = "Exported by a SQL check of the configuration."
     value: Identifier
-    labels: tuple[Identifier, ...] = ()
+    labels: tuple[Annotated[Identifier, AfterValidator(_label_name)], ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if is_builtin(value):
+            raise ValueError(f"{value} is a metric of rollout-monitor itself: choose another name")
+        return value
 
 
 class SqlCheckSettings(SlowCheckSettings):

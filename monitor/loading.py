@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from monitor.config import Config
+from monitor.shown import shown
+from monitor.yamlfile import FileProblem, read_yaml
 
 CONFIG_ENV = "ROLLOUT_CONFIG"
 
@@ -23,6 +23,8 @@ OVERRIDABLE = {
     "web_config_file": ("--web-config-file", "ROLLOUT_WEB_CONFIG_FILE"),
 }
 
+
+MESSAGE_MAX = 300  # characters of one problem's description: never a whole value
 
 URL_REQUIRED = (
     "database.url: required: set --database-url, DATABASE_URL or database.url in the config file"
@@ -60,33 +62,17 @@ def has_database_url(data: dict[str, Any]) -> bool:
 
 
 def read_config_file(path: str) -> dict[str, Any]:
-    """The YAML mapping in the file, or ConfigError naming the file and line."""
+    """The YAML mapping in the file, or ConfigError naming the file and line (monitor.yamlfile
+    bounds its size, nesting and aliases, and refuses duplicate keys and bytes not UTF-8)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read config file: {error.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(
-            [f"{path}:{yaml_position(error)}invalid YAML: {yaml_problem(error)}"]
-        ) from None
+        data = read_yaml(path)
+    except FileProblem as problem:
+        raise ConfigError([str(problem)]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: expected a mapping of settings at the top level"])
     return data
-
-
-def yaml_position(error: yaml.YAMLError) -> str:
-    """'line:column: ' of a YAML error, 1-based, when PyYAML knows it."""
-    mark = getattr(error, "problem_mark", None)
-    return f"{mark.line + 1}:{mark.column + 1}: " if mark is not None else " "
-
-
-def yaml_problem(error: yaml.YAMLError) -> str:
-    """PyYAML's one-line description of what is wrong."""
-    return str(getattr(error, "problem", None) or error).splitlines()[0]
 
 
 def apply_overrides(
@@ -103,11 +89,13 @@ def apply_overrides(
 
 
 def set_dotted(data: dict[str, Any], key: str, value: object) -> None:
-    """data['a']['b'] = value for key 'a.b', making (or replacing non-mapping) parents."""
+    """data['a']['b'] = value for key 'a.b', making missing parents. A parent the file set to
+    something else than a mapping is left as it is, for the validation to name."""
     *parents, last = key.split(".")
     for part in parents:
-        child = data.get(part)
-        data[part] = child = child if isinstance(child, dict) else {}
+        child = data.setdefault(part, {})
+        if not isinstance(child, dict):
+            return
         data = child
     data[last] = value
 
@@ -125,7 +113,8 @@ def describe(detail: ErrorDetails, origins: Mapping[str, str], path: str | None)
 
 def message_of(detail: ErrorDetails) -> str:
     """A short message in our words for pydantic's error types."""
-    kind, value, ctx = detail["type"], detail.get("input"), detail.get("ctx") or {}
+    kind, ctx, raw = detail["type"], detail.get("ctx") or {}, detail.get("input")
+    value = Shown(raw)
     messages = {
         "extra_forbidden": "unknown key",
         "missing": "required",
@@ -134,7 +123,7 @@ def message_of(detail: ErrorDetails) -> str:
         "int_from_float": f"expected an integer, got {value!r}",
         "bool_parsing": f"expected true or false, got {value!r}",
         "bool_type": f"expected true or false, got {value!r}",
-        "string_type": f"expected a string, got {type(value).__name__}",
+        "string_type": f"expected a string, got {type(raw).__name__}",
         "model_type": "expected a mapping of settings",
         "model_attributes_type": "expected a mapping of settings",
         "dict_type": "expected a mapping",
@@ -151,4 +140,15 @@ def message_of(detail: ErrorDetails) -> str:
     if kind in messages:
         return messages[kind]
     text = detail["msg"].removeprefix("Value error, ")
+    text = text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX] + "…"
     return text[:1].lower() + text[1:]
+
+
+class Shown:
+    """A value whose repr is shown(value): messages format it with !r, bounded."""
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return shown(self._value)

@@ -99,7 +99,16 @@ class Daemon:
             problems = failed.problems if isinstance(failed, ReloadFailed) else [str(failed)]
             self._fail(problems)
             return
+        except Exception as error:  # whatever else: the running monitor goes on
+            self._fail([self._one_line(error)])
+            return
         self._replace(new, redact)
+
+    def _one_line(self, error: BaseException) -> str:
+        """An unexpected error as one redacted line: its kind and the first line of its text."""
+        lines = str(error).strip().splitlines()
+        text = lines[0][:200] if lines else ""
+        return self._redact(f"{type(error).__name__}: {text}" if text else type(error).__name__)
 
     def _replace(self, new: Monitor, redact: Callable[[str], str]) -> None:
         """Stop the running monitor, start the new one; back to the old config if it cannot
@@ -108,10 +117,13 @@ class Daemon:
         old.stop()
         try:
             new.start()
-        except OSError as error:
-            address = new.config.listen_address
-            self._fail([f"listen_address: cannot listen on {address}: {error.strerror}"])
-            new.close()
+        except Exception as error:  # the old monitor's address was released: it binds again
+            if isinstance(error, OSError):
+                address = new.config.listen_address
+                self._fail([f"listen_address: cannot listen on {address}: {error.strerror}"])
+            else:
+                self._fail([self._one_line(error)])
+            new.stop()
             new = self._build(old.config, self._redact, old)
             new.start()
         else:

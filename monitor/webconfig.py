@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config import header_value
 from monitor.loading import ConfigError, describe, read_config_file
 
 # $2a$, $2b$ (Python's bcrypt) and $2y$ (htpasswd -B), cost 04-31, 22 characters of salt and
@@ -75,6 +75,17 @@ def _bcrypt_hash(value: str) -> str:
 
 ReadableFile = Annotated[Path, AfterValidator(_readable)]
 BcryptHash = Annotated[str, AfterValidator(_bcrypt_hash)]
+HeaderValue = Annotated[str, AfterValidator(header_value)]
+
+
+def _user_name(value: str) -> str:
+    """A basic-auth user name: no colon (it ends the name in the header) and no control bytes."""
+    if not value or ":" in value or any(ord(c) < 32 for c in value):
+        raise ValueError("a user name must be non-empty, without ':' or control characters")
+    return value
+
+
+UserName = Annotated[str, AfterValidator(_user_name)]
 
 
 class _Section(BaseModel):
@@ -177,11 +188,11 @@ def _reason(error: ssl.SSLError, unknown: str = "not PEM") -> str:
 class Headers(_Section):
     """The response headers exporter-toolkit lets a web config set."""
 
-    content_security_policy: str | None = Field(None, alias="Content-Security-Policy")
+    content_security_policy: HeaderValue | None = Field(None, alias="Content-Security-Policy")
     x_frame_options: Literal["deny", "sameorigin"] | None = Field(None, alias="X-Frame-Options")
     x_content_type_options: Literal["nosniff"] | None = Field(None, alias="X-Content-Type-Options")
-    x_xss_protection: str | None = Field(None, alias="X-XSS-Protection")
-    strict_transport_security: str | None = Field(None, alias="Strict-Transport-Security")
+    x_xss_protection: HeaderValue | None = Field(None, alias="X-XSS-Protection")
+    strict_transport_security: HeaderValue | None = Field(None, alias="Strict-Transport-Security")
 
     def items(self) -> list[tuple[str, str]]:
         """(name, value) of each header set."""
@@ -201,7 +212,7 @@ class WebConfig(_Section):
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
-    basic_auth_users: dict[str, BcryptHash] = {}
+    basic_auth_users: dict[UserName, BcryptHash] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -269,5 +280,5 @@ def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
         decoded = base64.b64decode(encoded.strip(), validate=True)
         user, sep, password = decoded.partition(b":")
         return (user.decode(), password) if sep else None
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # not base64, not ASCII, not UTF-8
         return None

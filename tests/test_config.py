@@ -117,7 +117,7 @@ def problems_of(tmp_path: Path, text: str) -> list[str]:
             "checks:\n  drift:\n    enabled: maybe\n",
             ["F: checks.drift.enabled: expected true or false, got 'maybe'"],
         ),
-        ("app:\n  schema: ''\n", ["F: app.schema: invalid identifier '': 1 to 63 characters"]),
+        ("app:\n  schema: ''\n", ["F: app.schema: invalid identifier '': 1 to 63 bytes"]),
         (
             "checks:\n  drift:\n    interval: abc\n  pool:\n    interval: 0s\n"
             "database:\n  pool_max_size: 0\nbogus: 1\n",

@@ -50,6 +50,35 @@ def test_sql_check_naming_a_missing_column_fails_with_the_reason(fresh_db: Fresh
     assert outcome_count(monitor, "tokens_expiring", "failure") == 1
 
 
+def labelled(sql: str) -> dict[str, Any]:
+    """A SQL check exporting column v labelled by column l."""
+    return {
+        "name": "labelled",
+        "sql": sql,
+        "metrics": [{"name": "my_v", "value": "v", "labels": ["l"]}],
+    }
+
+
+def test_a_null_label_is_the_empty_label_never_the_text_none(fresh_db: FreshDatabase) -> None:
+    check = labelled("SELECT 1 AS v, NULL::text AS l UNION ALL SELECT 2, 'x'")
+    monitor, ok = run_once(make_config(fresh_db.url, checks={"sql": [check]}))
+    assert ok
+    assert value(monitor, "my_v", l="") == 1
+    assert value(monitor, "my_v", l="x") == 2
+    assert value(monitor, "my_v", l="None") is None
+
+
+def test_two_rows_with_the_same_labels_fail_the_check_rather_than_collapse(
+    fresh_db: FreshDatabase,
+) -> None:
+    """Prometheus would refuse the scrape; silently keeping the last row would hide the first."""
+    check = labelled("SELECT 1 AS v, 'x' AS l UNION ALL SELECT 2, 'x'")
+    monitor, ok = run_once(make_config(fresh_db.url, checks={"sql": [check]}))
+    assert not ok
+    assert outcome_count(monitor, "labelled", "failure") == 1
+    assert value(monitor, "my_v", l="x") is None
+
+
 def test_sql_checks_cannot_write(fresh_db: FreshDatabase) -> None:
     check = {
         "name": "sneaky",

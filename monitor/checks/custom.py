@@ -11,6 +11,7 @@ from monitor.checks.base import CheckFailed
 from monitor.config import QueryMetric, SqlCheckSettings
 from monitor.db import Database, Row
 from monitor.metrics import labelled_gauge
+from monitor.shown import shown
 
 
 class SqlCheck:
@@ -38,7 +39,22 @@ def family(metric: QueryMetric, rows: list[Row]) -> Metric:
     missing = [c for c in (metric.value, *metric.labels) if rows and c not in rows[0]]
     if missing:
         raise CheckFailed(f"{metric.name}: the query returns no column {', '.join(missing)}")
-    samples = {
-        tuple(str(row[label]) for label in metric.labels): float(row[metric.value]) for row in rows
-    }
+    samples: dict[tuple[str, ...], float] = {}
+    for row in rows:
+        labels = tuple(label_value(row[label]) for label in metric.labels)
+        if labels in samples:  # Prometheus would refuse the whole scrape
+            shown_labels = ", ".join(
+                f"{k}={shown(v)}" for k, v in zip(metric.labels, labels, strict=True)
+            )
+            raise CheckFailed(f"{metric.name}: two rows with the same labels ({shown_labels})")
+        value = row[metric.value]
+        if value is None:
+            raise CheckFailed(f"{metric.name}: the query returned NULL in {metric.value}")
+        samples[labels] = float(value)
     return labelled_gauge(metric.name, metric.help, metric.labels, samples)
+
+
+def label_value(value: object) -> str:
+    """A column's value as a label: NULL is the empty string (a label Prometheus treats as
+    absent), never the text "None"."""
+    return "" if value is None else str(value)
