@@ -16,7 +16,13 @@ from monitor.demo.cli import add_demo_parser, run_demo
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
 from monitor.preflight.cli import add_preflight_parser, run_preflight
-from monitor.redact import Redactor, redact_url, url_secrets
+from monitor.redact import (
+    Redactor,
+    header_secrets,
+    redact_url,
+    url_secrets,
+    userinfo_secrets,
+)
 from monitor.reload import Daemon, Loader, ReloadFailed
 from monitor.service import Monitor
 from monitor.verdict.cli import add_verdict_parser, run_verdict
@@ -86,11 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, redact = load(flags, os.environ)
     except (ConfigError, PasswordFileError) as error:
         problems = error.problems if isinstance(error, ConfigError) else [str(error)]
-        print("\n".join(problems), file=sys.stderr)
+        shown = early_redactor(flags, os.environ)
+        print("\n".join(shown(problem) for problem in problems), file=sys.stderr)
         return USAGE_ERROR
     configure_logging(config.log.level, config.log.format, redact)
     if args.command == "check-config":
-        print(summary(config))
+        print(redact(summary(config)))
         return 0
     if args.command == "preflight":
         return run_preflight(config, redact, args)
@@ -109,10 +116,24 @@ def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> tuple[C
     """The configuration and a redactor for its secrets (the URL's password, the file's)."""
     config = load_config(flags, environ)
     load_web_config(config.web_config_file)
-    secrets = url_secrets(config.database_url)
+    callback = config.checks.callback
+    secrets = [
+        *url_secrets(config.database_url),
+        *userinfo_secrets(callback.url),
+        *header_secrets(callback.headers),
+    ]
     if config.database.password_file is not None:
         secrets.append(read_password(config.database.password_file))
     return config, Redactor(secrets)
+
+
+def early_redactor(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Redactor:
+    """For problems found before a configuration stands: the secrets of the URLs as given."""
+    urls = [flags.get("--database-url"), environ.get("DATABASE_URL")]
+    callbacks = [flags.get("--callback-url"), environ.get("ROLLOUT_CALLBACK_URL")]
+    secrets = [s for url in urls if url for s in url_secrets(url)]
+    secrets += [s for url in callbacks if url for s in userinfo_secrets(url)]
+    return Redactor(secrets)
 
 
 def reload(flags: Mapping[str, str | None]) -> tuple[Config, Redactor]:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,32 @@ class _LatestReport:
             return True
 
 
+class OwnSessions:
+    """The (backend PID, backend start) of every connection this pool opened, newest kept."""
+
+    KEPT = 64  # the pool holds at most 10; closed ones match nothing and age out
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[int, datetime] = {}
+
+    def add(self, conn: psycopg.Connection[Any]) -> None:
+        """Note a new connection (in the pool's configure callback, before any use)."""
+        row = conn.execute(queries.query("own_session")).fetchone()
+        conn.rollback()
+        if row is None:
+            return
+        with self._lock:
+            self._seen[int(row[0])] = row[1]
+            while len(self._seen) > self.KEPT:
+                del self._seen[next(iter(self._seen))]
+
+    def params(self) -> dict[str, list[Any]]:
+        """own_pids and own_starts, for `(pid, backend_start) IN (unnest(...))`."""
+        with self._lock:
+            return {"own_pids": list(self._seen), "own_starts": list(self._seen.values())}
+
+
 class Database:
     """A small, capped pool of read-only connections tagged with application_name."""
 
@@ -143,6 +170,7 @@ class Database:
         self._settings = settings
         self._report_up = report_up
         self._reported = _LatestReport()
+        self._own = OwnSessions()
         kwargs: dict[str, Any] = {
             "application_name": settings.application_name,
             "connect_timeout": max(1, round(settings.connect_timeout)),
@@ -164,9 +192,14 @@ class Database:
             name=settings.application_name,
         )
 
-    @staticmethod
-    def _configure(conn: psycopg.Connection[Any]) -> None:
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.read_only = True
+        self._own.add(conn)
+
+    def own_sessions(self) -> dict[str, list[Any]]:
+        """The monitor's own sessions as query parameters: backend PIDs and start times (a PID
+        alone is reused by the server; an application_name any client can set)."""
+        return self._own.params()
 
     def open(self) -> None:
         """Start connecting in the background; checks wait at most acquire_timeout."""

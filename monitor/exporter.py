@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +48,12 @@ class _Server(ThreadingHTTPServer):
             return  # plain HTTP, no or an unverified client certificate, or a client gone
         with connection:
             super().finish_request(connection, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (a client gone mid-answer, TLS cut short): one event with
+        its kind, never socketserver's traceback on stderr."""
+        kind = type(sys.exc_info()[1]).__name__
+        log.info("http_connection_failed", error=kind)
 
 
 class _IPv6Server(_Server):

@@ -120,5 +120,30 @@ def configure_logging(
     )
     root = logging.getLogger()
     root.handlers = [handler]
+    route_uncaught_exceptions()
     # Libraries speak only when something is wrong; the monitor's own events cover the rest.
     root.setLevel(max(LEVELS[level], logging.WARNING))
+
+
+def route_uncaught_exceptions() -> None:
+    """An exception nothing caught, in any thread, becomes one scrubbed event, not a raw
+    traceback on stderr (a library's text may hold a URL or a value)."""
+    log = structlog.get_logger("monitor")
+
+    def in_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        thread = args.thread.name if args.thread is not None else None
+        if args.exc_value is None:
+            log.error("uncaught_exception", thread=thread, error=args.exc_type.__name__)
+        else:
+            log.error("uncaught_exception", thread=thread, exc_info=args.exc_value)
+
+    def in_main(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, error, trace)
+            return
+        log.error("uncaught_exception", thread="main", exc_info=error)
+
+    threading.excepthook = in_thread
+    sys.excepthook = in_main

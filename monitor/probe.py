@@ -35,6 +35,18 @@ class ProbeResult:
     detail: str = ""
 
 
+DETAIL_MAX = 160  # characters of an error's text kept: a server echoing garbage is cut short
+
+
+def describe(error: Exception) -> str:
+    """An error as one short printable line: its kind and the start of its text (which may
+    quote what the server sent)."""
+    text = " ".join(str(error).split()) or "no detail"
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    text = text if len(text) <= DETAIL_MAX else text[:DETAIL_MAX] + "…"
+    return f"{type(error).__name__}: {text}"
+
+
 class Timings:
     """httpcore trace events -> when each happened, for the phase gauges."""
 
@@ -81,10 +93,7 @@ class CallbackProbe:
         except (TimeoutError, httpx.TimeoutException):
             return self._result("timeout", timings, detail="no answer by the deadline")
         except httpx.HTTPError as error:
-            reason = str(error).strip() or "no detail"
-            return self._result(
-                "connection_error", timings, detail=f"{type(error).__name__}: {reason}"
-            )
+            return self._result("connection_error", timings, detail=describe(error))
         return self._result(self._classify(status), timings, status=status)
 
     async def _exchange(self, timings: Timings) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from urllib.parse import unquote
+from collections.abc import Iterable, Mapping
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 # libpq's rule: the user info of a URL ends at the first '@' or '/', and the password is
@@ -12,12 +12,23 @@ MASK = "***"
 _URL_USERINFO = re.compile(
     r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]*):(?P<password>[^@/\s]*)@", re.IGNORECASE
 )
+# libpq's keyword=value form (a URL's query is _QUERY_SECRET's: it keeps the other parameters).
 _KEYWORD_SECRET = re.compile(
-    r"(?P<key>\b(?:password|passwd|pwd|passfile|sslpassword)\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)",
+    r"(?P<key>(?<![?&;])\b(?:password|passwd|pwd|passfile|sslpassword)\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'|\S+)",
     re.IGNORECASE,
 )
-# Not after '/' or '@': the user and host of a URL are not an e-mail address.
-_EMAIL = re.compile(r"(?<![\w.+/@-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE)
+# A secret in a URL's query: libpq's (password, sslpassword), OAuth's, and the usual API keys.
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&;](?:password|sslpassword|passwd|pwd|access_token|refresh_token|id_token|token"
+    r"|api_key|apikey|key|secret|client_secret|code|sig|signature)=)[^&#\s'\"]*",
+    re.IGNORECASE,
+)
+# Not right after '//' (a URL's user and host are not an e-mail address), nor inside a word;
+# '@' written as %40 too (an address in a URL's path or query).
+_EMAIL = re.compile(
+    r"(?<![\w.+@%-])(?<!//)[\w.+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE
+)
 
 
 class Redactor:
@@ -30,6 +41,7 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+        text = _QUERY_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
         text = _KEYWORD_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
         return _EMAIL.sub("<email>", text)
 
@@ -37,6 +49,25 @@ class Redactor:
 def redact_url(url: str) -> str:
     """The URL with its password, if any, replaced by a mask; everything else as written."""
     return _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", url, count=1)
+
+
+# Header values that carry no secret; every other configured header value is treated as one.
+PLAIN_HEADERS = frozenset({"accept", "content-type", "user-agent", "accept-encoding"})
+
+
+def userinfo_secrets(url: str) -> list[str]:
+    """The user and password of an http(s) URL (either may be a token), as written and decoded."""
+    parts = urlsplit(url) if "://" in url else None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return []
+    userinfo = parts.netloc.rpartition("@")[0]
+    found = [part for part in userinfo.split(":", 1) if part]
+    return sorted({*found, *(unquote(part) for part in found)})
+
+
+def header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """The configured header values that may be credentials (all but a few plain ones)."""
+    return [v.strip() for k, v in headers.items() if k.lower() not in PLAIN_HEADERS and v.strip()]
 
 
 def url_secrets(url: str) -> list[str]:

@@ -16,6 +16,7 @@ from conftest import FreshDatabase
 from monitoring import make_config, outcome_count, run_once, value
 from psycopg import sql
 
+from monitor.checks.connections import STATES
 from monitor.db import Database
 
 ROLE_SCRIPT = Path(__file__).parent.parent / "docs" / "monitoring-role.sql"
@@ -343,6 +344,29 @@ def test_sessions_are_read_only_time_boxed_and_tagged(fresh_db: FreshDatabase) -
             session.rows(sql.Composed([sql.SQL("CREATE TABLE sneaky (id int)")]))
     finally:
         db.close()
+
+
+def test_the_monitors_own_connections_are_known_by_pid_not_by_name(
+    fresh_db: FreshDatabase,
+) -> None:
+    """Finding 6: sessions naming themselves rollout-monitor counted as the monitor's own."""
+    impostors = [
+        psycopg.connect(fresh_db.server.url(fresh_db.name) + "?application_name=rollout-monitor")
+        for _ in range(3)
+    ]
+    try:
+        for impostor in impostors:
+            impostor.execute("SELECT 1")  # idle in transaction
+        monitor, _ = run_once(make_config(fresh_db.url, database={"pool_max_size": 2}))
+    finally:
+        for impostor in impostors:
+            impostor.close()
+    connections = "rollout_db_connections"
+    own = "rollout-monitor"
+    assert value(monitor, connections, state="idle in transaction", application_name="other") == 3
+    # Its own: the session counting, and another check's between two statements at most.
+    mine = [value(monitor, connections, state=state, application_name=own) or 0 for state in STATES]
+    assert 1 <= sum(mine) <= 2
 
 
 def test_pool_never_exceeds_its_cap(fresh_db: FreshDatabase) -> None:

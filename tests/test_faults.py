@@ -332,6 +332,15 @@ def test_daemon_probe_of_a_misbehaving_callback_ends_by_its_deadline(
     assert samples["rollout_postgres_up"] == 1
 
 
+ALIAS_BOMB = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+        for i in range(8)
+    )
+    + "database: *i\n"
+)
+
 # --- the real daemon: SIGTERM, SIGHUP ---------------------------------------------------------
 
 
@@ -489,6 +498,70 @@ def test_sighup_applies_a_valid_config_and_keeps_the_last_good_one_when_invalid(
     assert samples["rollout_config_last_reload_success_timestamp_seconds"] == reloaded_at
     assert code == 0
     assert settle_sessions(fresh_db, 0) == 0
+
+
+# Each written over a valid config file, then SIGHUP: the reload must fail, the daemon live on.
+HOSTILE_RELOADS: tuple[tuple[str, bytes], ...] = (
+    ("config", b'database:\n  application_name: "\xff"\n'),
+    ("config", b"x: " + b"[" * 20_000 + b"]" * 20_000 + b"\n"),
+    ("config", ALIAS_BOMB.encode()),
+    ("config", b"checks:\n  drift:\n    interval: 99999999999999h\n"),
+    ("config", b"database:\n  pool_max_size: " + b"9" * 5000 + b"\n"),
+    ("config", b"log: {level: info}\nlog: {level: debug}\n"),
+    ("config", b"database:\n  statement_timeout: 600h\n"),
+    ("config", b'checks:\n  callback:\n    headers: {Authorization: "Bearer x\\n"}\n'),
+    ("config", b"database: [1, 2]\n"),
+    ("web", b"basic_auth_users:\n  \xffadmin: x\n"),
+    ("web", ALIAS_BOMB.encode()),
+    ("web", b'basic_auth_users:\n  "a:b": "$2b$04$' + b"a" * 53 + b'"\n'),
+    ("web", b'http_server_config:\n  headers:\n    Content-Security-Policy: "a\\nX: b"\n'),
+    ("web", b"x: " + b"[" * 5000 + b"]" * 5000 + b"\n"),
+)
+
+
+def test_no_hostile_reload_stops_the_daemon_or_its_scrapes(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """Finding 1: six of fourteen such reloads killed the daemon, one hung it. Now each is one
+    config_reload_failed event, and the last good configuration keeps serving."""
+    with answering_server(401) as app:
+        config = fast_config_file(tmp_path / "config.yaml", app.url)
+        good_config = config.read_bytes()
+        web = tmp_path / "web.yaml"
+        web.write_text("{}\n")
+        with daemon(
+            tmp_path,
+            "--config",
+            str(config),
+            "--web-config-file",
+            str(web),
+            DATABASE_URL=fresh_db.url,
+        ) as process:
+            process.wait_for("rollout_postgres_up", 1, timeout=15)
+            for number, (which, content) in enumerate(HOSTILE_RELOADS, start=1):
+                (config if which == "config" else web).write_bytes(content)
+                started = time.monotonic()
+                process.popen.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    failed = [e for e in process.events() if e["event"] == "config_reload_failed"]
+                    if len(failed) == number:
+                        break
+                    time.sleep(0.05)
+                assert len(failed) == number, (which, content[:60], process.log_path.read_text())
+                assert time.monotonic() - started < 10
+                assert process.popen.poll() is None
+                assert process.value("rollout_config_last_reload_successful") == 0
+                config.write_bytes(good_config)
+                web.write_text("{}\n")
+            requests = len(app.requests)
+            time.sleep(2.5)
+            assert len(app.requests) > requests  # the last good configuration still probes
+            code, _ = process.stop()
+    assert code == 0
+    log = process.log_path.read_text()
+    assert "Traceback" not in log
+    assert all(line.startswith("{") for line in log.splitlines()), log
 
 
 def test_sighup_moves_the_listen_address_and_leaks_no_pool(

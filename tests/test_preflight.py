@@ -471,6 +471,24 @@ def test_a_transaction_open_on_the_users_table_is_an_auth_flow_in_flight(
     assert allowed.passed
 
 
+def test_a_client_calling_itself_rollout_monitor_is_not_taken_for_the_monitor(
+    fresh_db: FreshDatabase,
+) -> None:
+    """Finding 6: an UPDATE users in an open transaction passed once named like the monitor.
+    The monitor knows its own sessions by backend PID; the name covers only another monitor
+    that reads, briefly."""
+    with psycopg.connect(fresh_db.url, application_name="rollout-monitor") as impostor:
+        impostor.execute('UPDATE users SET "threadsUserId" = "threadsUserId" WHERE false')
+        impostor.execute("SELECT id FROM users ORDER BY id LIMIT 1 FOR UPDATE").fetchall()
+        busy = database_results(fresh_db)["auth_flows_in_flight"]
+    assert (busy.passed, busy.observed["count"]) == (False, 1)
+    with psycopg.connect(fresh_db.url, application_name="rollout-monitor") as reader:
+        reader.read_only = True
+        reader.execute("SELECT count(*) FROM users").fetchall()  # another monitor's read
+        quiet = database_results(fresh_db)["auth_flows_in_flight"]
+    assert (quiet.passed, quiet.observed["count"]) == (True, 0)
+
+
 def test_configured_queries_replace_the_built_in_ones(fresh_db: FreshDatabase) -> None:
     results = database_results(
         fresh_db,

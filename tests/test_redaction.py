@@ -45,6 +45,18 @@ PASSWORD = "hunter2-Pa55"
             "token refresh failed for <email>",
         ),
         ("users bob@mail.example.com, eve@example.org", "users <email>, <email>"),
+        # Issue 11, finding 5: the forms that got through.
+        ("postgresql://app@db/app?password=s3cret", "postgresql://app@db/app?password=***"),
+        (
+            "postgresql://app@db/app?sslmode=require&sslpassword=k3y&x=1",
+            "postgresql://app@db/app?sslmode=require&sslpassword=***&x=1",
+        ),
+        ("https://app/cb?access_token=EAAB123&state=x", "https://app/cb?access_token=***&state=x"),
+        ("http://prom:9090/?token=abc", "http://prom:9090/?token=***"),
+        ("http://h/x?api_key=abc&key=def", "http://h/x?api_key=***&key=***"),
+        ("GET /users/alice@example.com/tokens", "GET /users/<email>/tokens"),
+        ("login for alice%40example.com failed", "login for <email> failed"),
+        ("email=ALICE%40Example.COM&x=1", "email=<email>&x=1"),
     ],
 )
 def test_redactor_scrubs_secrets_it_recognises(text: str, expected: str) -> None:

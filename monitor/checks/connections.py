@@ -36,7 +36,8 @@ class ConnectionsCheck:
         self.interval = settings.interval
         self._app_name = settings.app_application_name
         self._app_pool_size = settings.app_pool_size
-        named = [config.database.application_name, *settings.application_names]
+        self._own_name = config.database.application_name
+        named = [self._own_name, *settings.application_names]
         if self._app_name:
             named.append(self._app_name)
         self._names = tuple(dict.fromkeys(named))
@@ -44,7 +45,7 @@ class ConnectionsCheck:
     def run(self) -> Sequence[Metric]:
         """Count connections and lock waiters."""
         with self._db.session() as session:
-            by_state = session.rows(sql.query("connections_by_state"))
+            by_state = session.rows(sql.query("connections_by_state"), self._db.own_sessions())
             pressure = session.row(sql.query("connection_pressure"))
         reading = Connections(
             clients=float(sum(row["connections"] for row in by_state)),
@@ -59,9 +60,14 @@ class ConnectionsCheck:
             *self._app_pool_families(by_state),
         ]
 
-    def _bucket(self, application_name: str) -> str:
-        """The name itself when configured, else 'other': keeps label values bounded."""
-        return application_name if application_name in self._names else OTHER
+    def _bucket(self, row: Row) -> str:
+        """The name itself when configured, else 'other': keeps label values bounded. The
+        monitor's own name is its own sessions' (known by PID): another client (or monitor)
+        taking that name counts as 'other'."""
+        name = row["application_name"]
+        if row["own"]:
+            return self._own_name
+        return name if name in self._names and name != self._own_name else OTHER
 
     def _connection_families(self, rows: list[Row]) -> list[Metric]:
         counts: dict[tuple[str, ...], float] = {
@@ -69,7 +75,7 @@ class ConnectionsCheck:
         }
         for row in rows:
             state = row["state"] if row["state"] in STATES else "unknown"
-            key = (state, self._bucket(row["application_name"]))
+            key = (state, self._bucket(row))
             counts[key] += row["connections"]
         return [
             labelled_gauge(

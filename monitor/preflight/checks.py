@@ -218,6 +218,8 @@ class DatabaseChecks:
             "schema": self._schema,
             "tables": [self._config.app.users.table, self._config.app.tokens.table],
             "own_application_name": self._config.database.application_name,
+            "monitor_statement_seconds": self._config.database.statement_timeout,
+            **self._db.own_sessions(),
         }
         return sql.query("preflight_in_flight"), params
 
