@@ -88,13 +88,13 @@ def planted_database(fresh_db: FreshDatabase) -> str:
     for name in ("migration_001", "prisma_record_001", "seed_after"):
         fixtures.apply(conn, name)
     conn.execute(
-        "INSERT INTO users (id, email, \"threadsUserId\", \"updatedAt\")"
+        'INSERT INTO users (id, email, "threadsUserId", "updatedAt")'
         " VALUES ('canary', %s, 'canary-threads', now())",
         [EMAIL],
     )
     conn.execute(
         'INSERT INTO threads_tokens (id, "userId", "threadsUserId", "accessToken", "expiresAt",'
-        ' "updatedAt") VALUES (\'canary-token\', \'canary\', \'canary-threads\', %s,'
+        " \"updatedAt\") VALUES ('canary-token', 'canary', 'canary-threads', %s,"
         " now() + interval '1 day', now())",
         [DATA_TOKEN],
     )
