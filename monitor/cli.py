@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
@@ -148,6 +149,7 @@ def reload(flags: Mapping[str, str | None]) -> tuple[Config, Redactor]:
 
 def serve(config: Config, redact: Redactor, load_again: Loader) -> int:
     """The daemon: until SIGTERM or SIGINT, loading the configuration again on SIGHUP."""
+    raise_open_files_limit()
     try:
         Daemon(config, redact, load_again).run()
     except OSError as error:
@@ -157,6 +159,14 @@ def serve(config: Config, redact: Redactor, load_again: Loader) -> int:
         )
         return USAGE_ERROR
     return 0
+
+
+def raise_open_files_limit() -> None:
+    """The soft limit on open files up to the hard one (as Go servers do): a flood of
+    connections must not leave the callback probe or the pool without a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def summary(config: Config) -> str:

@@ -1,27 +1,47 @@
-"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, the status page; TLS, basic auth."""
+"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, the status page; TLS, basic auth.
+
+Served by uvicorn (asyncio, h11) from a small ASGI app, in a thread of its own: a connection
+costs a file descriptor and a few kilobytes, not a thread, so a flood of idle or slow clients
+cannot starve a scrape. uvicorn was chosen over hypercorn for its wider use and its
+`ssl_context_factory` (the web-config's own context: TLS versions, client certificates); what it
+lacks for an exporter facing hostile clients, monitor.guard adds to its protocol: a deadline on
+each request's head (slowloris), and a cap on connections that closes the oldest idle one
+rather than refuse a scrape.
+
+Every response passes through here; scrapes and page renders run in a small thread pool (they
+take the collectors' locks), bcrypt in another of two threads with one check in flight per
+client address, so wrong-password floods queue behind each other, never in front of a scrape.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import socket
-import ssl
-import sys
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
+import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from monitor.guard import GuardedH11Protocol
 from monitor.webconfig import BasicAuth, WebConfig
 
 log = structlog.get_logger("monitor.exporter")
 
-# A client that connects and never finishes the TLS handshake gives up its thread after this.
-HANDSHAKE_TIMEOUT = 10.0
 CHALLENGE = 'Basic realm="rollout-monitor", charset="UTF-8"'
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection closes after this (uvicorn's default)
+MAX_HEAD_BYTES = 16 * 1024  # a request head larger than this is refused (400)
+RENDER_THREADS = 4
+BCRYPT_THREADS = 2
+BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
 
 LANDING = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>rollout-monitor</title></head>
@@ -30,34 +50,155 @@ LANDING = b"""<!doctype html>
 <ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
 <li><a href="/readyz">/readyz</a></li></ul></body></html>
 """
+TEXT = "text/plain; charset=utf-8"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    tls: ssl.SSLContext | None = None
+class Reply:
+    """A response: status, body, content type, extra headers."""
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """The TLS handshake here, in the connection's own thread, never in the accept loop."""
-        if self.tls is None:
-            super().finish_request(request, client_address)
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = TEXT,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.status, self.body, self.content_type, self.headers = (
+            status,
+            body,
+            content_type,
+            headers,
+        )
+
+
+class App:
+    """The ASGI application: authentication, then the four paths, GET and HEAD only."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        web: WebConfig,
+        page: Callable[[], bytes] | None,
+        auth_before: BasicAuth | None = None,
+    ) -> None:
+        self._registry = registry
+        self._ready = ready
+        self._page = page or (lambda: LANDING)
+        self._headers = [
+            (k.encode(), v.encode()) for k, v in web.http_server_config.headers.items()
+        ]
+        users = web.basic_auth_users
+        self.auth = BasicAuth.keeping(users, auth_before) if users else None
+        self._renders = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="render")
+        self._bcrypt = ThreadPoolExecutor(BCRYPT_THREADS, thread_name_prefix="bcrypt")
+        self._checking: dict[str, int] = {}  # client address -> bcrypt checks in flight
+        self._routes: dict[str, Callable[[Scope], Awaitable[Reply]]] = {
+            "/metrics": self._metrics,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/": self._status_page,
+        }
+
+    def close(self) -> None:
+        """Let the pools' threads go."""
+        self._renders.shutdown(wait=False, cancel_futures=True)
+        self._bcrypt.shutdown(wait=False, cancel_futures=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
             return
-        request.settimeout(HANDSHAKE_TIMEOUT)
+        reply = await self._answer(scope)
+        await self._send(scope, send, reply)
+
+    async def _answer(self, scope: Scope) -> Reply:
+        if self.auth is not None and not await self._authenticated(scope):
+            return Reply(401, b"unauthorized\n", headers=(("WWW-Authenticate", CHALLENGE),))
+        if scope["method"] not in ("GET", "HEAD"):
+            return Reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
+        route = self._routes.get(scope["path"])
+        return Reply(404, b"not found\n") if route is None else await route(scope)
+
+    async def _healthz(self, scope: Scope) -> Reply:
+        return Reply(200, b"ok\n")
+
+    async def _readyz(self, scope: Scope) -> Reply:
+        if self._ready():
+            return Reply(200, b"ready\n")
+        return Reply(503, b"not ready: the first run of every check is not done\n")
+
+    async def _authenticated(self, scope: Scope) -> bool:
+        assert self.auth is not None
+        authorization = header(scope, b"authorization")
+        known = self.auth.remembered(authorization)
+        if known is not None:
+            return known
+        client = (scope.get("client") or ("?", 0))[0]
+        if self._checking.get(client, 0) >= BCRYPT_PER_CLIENT:
+            return False  # a flood from one address waits on itself, never on a scrape
+        self._checking[client] = self._checking.get(client, 0) + 1
         try:
-            connection = self.tls.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return  # plain HTTP, no or an unverified client certificate, or a client gone
-        with connection:
-            super().finish_request(connection, client_address)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._bcrypt, self.auth.verify, authorization)
+        finally:
+            self._checking[client] -= 1
+            if not self._checking[client]:
+                del self._checking[client]
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that failed (a client gone mid-answer, TLS cut short): one event with
-        its kind, never socketserver's traceback on stderr."""
-        kind = type(sys.exc_info()[1]).__name__
-        log.info("http_connection_failed", error=kind)
+    async def _metrics(self, scope: Scope) -> Reply:
+        encoder, content_type = choose_encoder(header(scope, b"accept") or "")
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(self._renders, encoder, self._registry)
+        if "gzip" in (header(scope, b"accept-encoding") or ""):
+            return Reply(200, gzip.compress(body), content_type, (("Content-Encoding", "gzip"),))
+        return Reply(200, body, content_type)
+
+    async def _status_page(self, scope: Scope) -> Reply:
+        loop = asyncio.get_running_loop()
+        try:
+            body = await loop.run_in_executor(self._renders, self._page)
+        except Exception:  # a rendering bug must not cost /metrics anything
+            log.exception("status_page_failed")
+            return Reply(500, b"the status page failed; see the log\n")
+        return Reply(200, body, "text/html; charset=utf-8")
+
+    async def _send(self, scope: Scope, send: Send, reply: Reply) -> None:
+        headers = [
+            *self._headers,
+            (b"content-type", reply.content_type.encode()),
+            (b"content-length", str(len(reply.body)).encode()),
+            *((k.encode(), v.encode()) for k, v in reply.headers),
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else reply.body
+        await send({"type": "http.response.body", "body": body})
 
 
-class _IPv6Server(_Server):
-    address_family = socket.AF_INET6
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (latin-1, as HTTP/1.1 carries it), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now (so that a taken address fails here, as OSError)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 class Exporter:
@@ -74,95 +215,59 @@ class Exporter:
         web: WebConfig | None = None,
         *,
         page: Callable[[], bytes] | None = None,
+        auth_before: BasicAuth | None = None,
     ) -> None:
         web = web or WebConfig()
-        server_class = _IPv6Server if ":" in host else _Server
-        self._server = server_class((host, port), _handler(registry, ready, web, page))
-        if web.tls_server_config is not None:
-            self._server.tls = web.tls_server_config.context()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="exporter", daemon=True
+        self._socket = bind(host, port)
+        self._app = App(registry, ready, web, page, auth_before)
+        tls = web.tls_server_config
+        config = uvicorn.Config(
+            self._app,
+            http=GuardedH11Protocol,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,  # the client address is the peer's: a header cannot change it
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=int(STOP_TIMEOUT),
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            ssl_context_factory=None if tls is None else (lambda *_: tls.context()),
         )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
+
+    @property
+    def auth(self) -> BasicAuth | None:
+        """The basic-auth checker, with the passwords it verified (a reload hands it on)."""
+        return self._app.auth
 
     @property
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except BaseException:  # uvicorn exits by SystemExit when it cannot start
+            log.exception("http_server_failed")
 
     def start(self) -> None:
-        """Serve in a background thread."""
+        """Serve in a background thread; return once it accepts connections."""
         self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise OSError("the HTTP server did not start")
+            time.sleep(0.01)
+        if not self._server.started:
+            raise OSError("the HTTP server did not start")
 
     def stop(self) -> None:
         """Stop serving, if started, and release the port."""
         if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
-
-
-def _handler(
-    registry: CollectorRegistry,
-    ready: Callable[[], bool],
-    web: WebConfig,
-    page: Callable[[], bytes] | None,
-) -> type[BaseHTTPRequestHandler]:
-    auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
-    headers = web.http_server_config.headers.items()
-    landing = page or (lambda: LANDING)
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "rollout-monitor"
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if auth is not None and not auth.allows(self.headers.get("Authorization")):
-                self._reply(401, b"unauthorized\n", "text/plain; charset=utf-8")
-            elif path == "/metrics":
-                self._metrics()
-            elif path == "/healthz":
-                self._reply(200, b"ok\n", "text/plain; charset=utf-8")
-            elif path == "/readyz":
-                ok = ready()
-                body = (
-                    b"ready\n" if ok else b"not ready: the first run of every check is not done\n"
-                )
-                self._reply(200 if ok else 503, body, "text/plain; charset=utf-8")
-            elif path == "/":
-                self._page()
-            else:
-                self._reply(404, b"not found\n", "text/plain; charset=utf-8")
-
-        def _page(self) -> None:
-            try:
-                body = landing()
-            except Exception:  # a rendering bug must not cost /metrics its thread or its log
-                log.exception("status_page_failed")
-                self._reply(500, b"the status page failed; see the log\n", "text/plain")
-                return
-            self._reply(200, body, "text/html; charset=utf-8")
-
-        def _metrics(self) -> None:
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            body = encoder(registry)
-            gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-            self._reply(200, gzip.compress(body) if gzipped else body, content_type, gzipped)
-
-        def _reply(
-            self, status: int, body: bytes, content_type: str, gzipped: bool = False
-        ) -> None:
-            self.send_response(status)
-            if status == 401:
-                self.send_header("WWW-Authenticate", CHALLENGE)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            if gzipped:
-                self.send_header("Content-Encoding", "gzip")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: scrapes every few seconds would drown the log."""
-
-    return Handler
+            self._server.should_exit = True
+            self._thread.join(STOP_TIMEOUT + 1)
+        self._app.close()
+        self._socket.close()

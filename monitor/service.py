@@ -27,7 +27,7 @@ from monitor.readings import Readings
 from monitor.status.history import History
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
-from monitor.webconfig import load_web_config
+from monitor.webconfig import BasicAuth, load_web_config
 from monitor.window_state import window_path
 
 log = structlog.get_logger("monitor")
@@ -87,8 +87,15 @@ class Monitor:
             CheckRunner(check, self.metrics, redact, readings=self.readings) for check in checks
         ]
         self._inflight = Inflight()
+        # The passwords the previous monitor's endpoint verified: a reload keeps them.
+        self._auth_before = None if previous is None else previous.exporter_auth
         self._exporter: Exporter | None = None
         self._scheduler: BackgroundScheduler | None = None
+
+    @property
+    def exporter_auth(self) -> BasicAuth | None:
+        """The endpoint's basic-auth checker, once serving."""
+        return None if self._exporter is None else self._exporter.auth
 
     def _fresh_baseline(self) -> tuple[MigrationTracker, Baseline]:
         config = self.config
@@ -161,6 +168,7 @@ class Monitor:
             self.ready,
             load_web_config(self.config.web_config_file),
             page=self.status_page.render,
+            auth_before=self._auth_before,
         )
         self._scheduler = schedule(self.runners, self._inflight)
         self.db.open()

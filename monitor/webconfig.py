@@ -8,7 +8,6 @@ import hmac
 import re
 import secrets
 import ssl
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -234,9 +233,14 @@ def load_web_config(path: Path | None) -> WebConfig | None:
 
 
 class BasicAuth:
-    """Checks Authorization headers against bcrypt hashes; a verified password is remembered."""
+    """Checks Authorization headers against bcrypt hashes; a verified password is remembered.
+
+    `remembered` answers at once for a password verified before; `verify` costs one bcrypt
+    (the exporter runs it off the serving path, in a small pool). `keeping` hands the previous
+    instance on when the users are the same, so a reload keeps what was verified."""
 
     def __init__(self, users: Mapping[str, str]) -> None:
+        self.users = dict(users)
         self._hashes = {name: hashed.encode() for name, hashed in users.items()}
         # An unknown user still costs one bcrypt, so timing does not tell which users exist.
         cost = int(next(iter(users.values()))[4:6]) if users else 4
@@ -244,25 +248,46 @@ class BasicAuth:
         # Remembered as an HMAC under a key of this process only: never the password itself.
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
-        self._bcrypt = threading.Lock()
 
-    def allows(self, authorization: str | None) -> bool:
-        """Whether the header carries a user's right password."""
+    @classmethod
+    def keeping(cls, users: Mapping[str, str], previous: BasicAuth | None) -> BasicAuth:
+        """The previous instance when it checks exactly these users, else a new one."""
+        if previous is not None and previous.users == dict(users):
+            return previous
+        return cls(users)
+
+    def remembered(self, authorization: str | None) -> bool | None:
+        """True for a password verified before, False for a header that can never pass (no or
+        malformed credentials), None when only a bcrypt can tell."""
         credentials = _basic_credentials(authorization)
         if credentials is None:
             return False
         user, password = credentials
-        digest = hmac.new(self._key, password, hashlib.sha256).digest()
-        remembered = self._verified.get(user)
-        if remembered is not None and hmac.compare_digest(remembered, digest):
-            return True
+        known = self._verified.get(user)
+        return (
+            True
+            if known is not None and hmac.compare_digest(known, self._digest(password))
+            else None
+        )
+
+    def verify(self, authorization: str | None) -> bool:
+        """Whether the header carries a user's right password (one bcrypt; remembered if so)."""
+        credentials = _basic_credentials(authorization)
+        if credentials is None:
+            return False
+        user, password = credentials
         hashed = self._hashes.get(user)
-        # One bcrypt at a time: a flood of wrong passwords costs one core, not every core.
-        with self._bcrypt:
-            ok = _checkpw(password, hashed or self._decoy) and hashed is not None
+        ok = _checkpw(password, hashed or self._decoy) and hashed is not None
         if ok:
-            self._verified[user] = digest
+            self._verified[user] = self._digest(password)
         return ok
+
+    def allows(self, authorization: str | None) -> bool:
+        """remembered, else verify: in one call."""
+        return self.remembered(authorization) or self.verify(authorization)
+
+    def _digest(self, password: bytes) -> bytes:
+        return hmac.new(self._key, password, hashlib.sha256).digest()
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:

@@ -144,7 +144,7 @@ def test_https_serves_metrics_to_a_client_trusting_the_ca(pki: Pki, serve: Serve
     response = get(f"{url}/metrics", verify=trusting(pki.ca))
     assert response.status_code == 200
     assert "rollout_test_answer 42.0" in response.text.splitlines()
-    assert response.http_version == "HTTP/1.0"
+    assert response.http_version == "HTTP/1.1"
     assert url.startswith("https://")
 
 
