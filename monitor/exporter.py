@@ -40,6 +40,10 @@ STOP_TIMEOUT = 5.0
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection closes after this (uvicorn's default)
 MAX_HEAD_BYTES = 16 * 1024  # a request head larger than this is refused (400)
 RENDER_THREADS = 4
+# Seconds a rendering of /metrics is served again while no check ran: the checks run every few
+# seconds and each renders anew when it ends (Exporter.prerender), so a scrape rarely renders.
+RENDER_MAX_AGE = 10.0
+ENCODINGS = ("text/plain", "application/openmetrics-text; version=1.0.0")
 BCRYPT_THREADS = 2
 BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
 
@@ -84,9 +88,13 @@ class App:
         ready: Callable[[], bool],
         web: WebConfig,
         page: Callable[[], bytes] | None,
+        *,
         auth_before: BasicAuth | None = None,
+        changes: Callable[[], int] | None = None,
     ) -> None:
         self._registry = registry
+        self._changes = changes
+        self._rendered: dict[str, tuple[int, float, bytes]] = {}  # content type -> rendering
         self._ready = ready
         self._page = page or (lambda: LANDING)
         self._headers = [
@@ -151,11 +159,35 @@ class App:
 
     async def _metrics(self, scope: Scope) -> Reply:
         encoder, content_type = choose_encoder(header(scope, b"accept") or "")
-        loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(self._renders, encoder, self._registry)
+        body = self._still_fresh(content_type)
+        if body is None:
+            changes = None if self._changes is None else self._changes()
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(self._renders, encoder, self._registry)
+            if changes is not None:
+                self._rendered[content_type] = (changes, time.monotonic(), body)
         if "gzip" in (header(scope, b"accept-encoding") or ""):
             return Reply(200, gzip.compress(body), content_type, (("Content-Encoding", "gzip"),))
         return Reply(200, body, content_type)
+
+    def prerender(self) -> None:
+        """Render /metrics in both formats now (a check just ran), off the scrape's path."""
+        if self._changes is None:
+            return
+        for accept in ENCODINGS:
+            encoder, content_type = choose_encoder(accept)
+            changes = self._changes()
+            self._rendered[content_type] = (changes, time.monotonic(), encoder(self._registry))
+
+    def _still_fresh(self, content_type: str) -> bytes | None:
+        """The last rendering, when no check ran since and it is under RENDER_MAX_AGE old (the
+        registry takes a millisecond to render; most scrapes find nothing new)."""
+        kept = self._rendered.get(content_type)
+        if kept is None or self._changes is None:
+            return None
+        changes, at, body = kept
+        fresh = changes == self._changes() and time.monotonic() - at < RENDER_MAX_AGE
+        return body if fresh else None
 
     async def _status_page(self, scope: Scope) -> Reply:
         loop = asyncio.get_running_loop()
@@ -204,7 +236,9 @@ def bind(host: str, port: int) -> socket.socket:
 class Exporter:
     """Serves the registry; a scrape reads memory only and never waits on the database.
 
-    `page` renders / (the status page); without it / is a landing page of links."""
+    `page` renders / (the status page); without it / is a landing page of links. `changes`
+    counts what may change the registry's samples; with it, a rendering is served again for up
+    to a second while the count stands."""
 
     def __init__(
         self,
@@ -216,10 +250,11 @@ class Exporter:
         *,
         page: Callable[[], bytes] | None = None,
         auth_before: BasicAuth | None = None,
+        changes: Callable[[], int] | None = None,
     ) -> None:
         web = web or WebConfig()
         self._socket = bind(host, port)
-        self._app = App(registry, ready, web, page, auth_before)
+        self._app = App(registry, ready, web, page, auth_before=auth_before, changes=changes)
         tls = web.tls_server_config
         config = uvicorn.Config(
             self._app,
@@ -236,6 +271,11 @@ class Exporter:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
+
+    def prerender(self) -> None:
+        """Render /metrics now, in this thread (a check that just ran), for the next scrape."""
+        if self._server.started:
+            self._app.prerender()
 
     @property
     def auth(self) -> BasicAuth | None:

@@ -20,7 +20,9 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_TIMEOUT = 10.0  # seconds for a request's head, as Prometheus's default scrape timeout
-MAX_CONNECTIONS = 512
+# An exporter has a few clients (Prometheus servers, a browser); a flood past this costs the
+# flood its oldest idle connections, and the process a bounded amount of memory.
+MAX_CONNECTIONS = 128
 
 
 class GuardedH11Protocol(H11Protocol):

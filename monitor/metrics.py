@@ -62,6 +62,9 @@ class Metrics:
     """The metrics that live as long as the process, registered on the given registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # Check runs so far (the probe's included): a scrape's rendering stands until it moves.
+        self.changes = 0
+
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
 

@@ -86,7 +86,7 @@ class Monitor:
         self.runners = [
             CheckRunner(check, self.metrics, redact, readings=self.readings) for check in checks
         ]
-        self._inflight = Inflight()
+        self._inflight = Inflight(after=self._prerender)
         # The passwords the previous monitor's endpoint verified: a reload keeps them.
         self._auth_before = None if previous is None else previous.exporter_auth
         self._exporter: Exporter | None = None
@@ -138,6 +138,14 @@ class Monitor:
         self._postgres_up = float(up)
         self.metrics.postgres_up.set(float(up))
 
+    def _prerender(self) -> None:
+        """A check ran: render /metrics for the next scrape now, in the check's thread."""
+        if self._exporter is not None:
+            try:
+                self._exporter.prerender()
+            except Exception:  # the scrape renders for itself then
+                log.exception("prerender_failed")
+
     def ready(self) -> bool:
         """Whether every check has run at least once."""
         return all(runner.runs > 0 for runner in self.runners)
@@ -169,6 +177,7 @@ class Monitor:
             load_web_config(self.config.web_config_file),
             page=self.status_page.render,
             auth_before=self._auth_before,
+            changes=lambda: self.metrics.changes,
         )
         self._scheduler = schedule(self.runners, self._inflight)
         self.db.open()
@@ -201,11 +210,13 @@ class Monitor:
 
 
 class Inflight:
-    """Counts check runs in progress, so that stopping can wait for them, but not forever."""
+    """Counts check runs in progress, so that stopping can wait for them, but not forever;
+    `after` is called when each run ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, after: Callable[[], None] = lambda: None) -> None:
         self._done = threading.Condition()
         self._running = 0
+        self._after = after
 
     def wrap(self, runner: CheckRunner) -> Callable[[], object]:
         """The runner, counted while it runs."""
@@ -216,6 +227,7 @@ class Inflight:
             try:
                 return runner()
             finally:
+                self._after()
                 with self._done:
                     self._running -= 1
                     self._done.notify_all()

@@ -75,6 +75,7 @@ class CheckRunner:
         if outcome in ("success", "not_applicable"):
             self._metrics.check_last_success.labels(name).set(self._clock())
         self.runs += 1
+        self._metrics.changes += 1  # what a scrape would render changed
         return outcome
 
     def _attempt(self) -> str:

@@ -1,0 +1,298 @@
+"""Hostile clients against `rollout-monitor run`'s HTTP endpoint, beside postgres_exporter.
+
+    .venv/bin/python bench/flood.py [--rows 100000] [--idle 1100] [--wrong 150] [--seconds 20]
+
+On one throwaway database: `rollout-monitor run` with basic auth (two users, bcrypt cost 10)
+and `prometheus-postgres-exporter`. After a warm-up, from this process:
+
+1. a flood: --idle TCP connections that never send a byte, and --wrong client threads sending
+   wrong passwords as fast as they are answered, for --seconds;
+2. during it, from another address (127.0.0.2, as Prometheus is another host): a scrape by a
+   user whose password was verified before the flood, once a second, and the first scrape of
+   a second user (a bcrypt to run while the flood's are queued);
+3. after it: the daemon's RSS against its RSS before, once the flood's connections are gone;
+4. --scrapes sequential scrapes of each exporter, alternating, on fresh connections: /metrics
+   p50 and p99 of each, and the ratio.
+
+Targets (issue 11): the valid scrapes under 1 s during the flood; RSS back within 5 MB of its
+start; rollout-monitor's /metrics p99 at most a fifth of postgres_exporter's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bcrypt
+from common import (
+    EXPORTER_ROLE,
+    MONITOR_ROLE,
+    VENV_BIN,
+    BenchDb,
+    add_db_arguments,
+    ensure_exporters,
+    open_db,
+    rss_mb,
+    say,
+    stop_process,
+    wait_http,
+)
+from exporters import MONITOR_CONFIG, scrape, start
+
+from monitor.demo.postgres import free_port
+
+HOST, OTHER_HOST = "127.0.0.1", "127.0.0.2"
+USERS = {"prometheus": "c0rrect-h0rse-battery", "late": "an0ther-g00d-one"}
+TARGET_SCRAPE_SECONDS = 1.0
+TARGET_RSS_MB = 5.0
+TARGET_RATIO = 0.2
+
+
+def get(port: int, user: str | None, password: str = "", source: str = HOST) -> tuple[int, float]:
+    """(status, seconds) of one GET /metrics on a fresh connection from the source address."""
+    started = time.perf_counter()
+    sock = socket.create_connection((HOST, port), timeout=30, source_address=(source, 0))
+    try:
+        auth = ""
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            auth = f"Authorization: Basic {token}\r\n"
+        sock.sendall(
+            f"GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    finally:
+        sock.close()
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, time.perf_counter() - started
+
+
+class Flood:
+    """Idle connections and wrong-password clients, until stopped."""
+
+    def __init__(self, port: int, idle: int, wrong: int) -> None:
+        self._port = port
+        self._stop = threading.Event()
+        self.idle = [socket.create_connection((HOST, port), timeout=30) for _ in range(idle)]
+        self.answers: list[int] = []
+        self._threads = [threading.Thread(target=self._guess) for _ in range(wrong)]
+        for thread in self._threads:
+            thread.start()
+
+    def _guess(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, _ = get(self._port, "prometheus", "wrong-guess")
+            except OSError:
+                status = 0
+            self.answers.append(status)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        for sock in self.idle:
+            sock.close()
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[round(q * 100) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_db_arguments(parser, default_rows=100_000)
+    parser.add_argument("--idle", type=int, default=1100)
+    parser.add_argument("--wrong", type=int, default=150)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2, help="floods one after the other")
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ensure_exporters()
+    db = open_db(args)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-flood-"))
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        monitor, exporter = start_both(db, workdir, children)
+        pid = children["rollout-monitor"].pid
+        rounds = [flood_phase(monitor, pid, args) for _ in range(args.rounds)]
+        during = rounds[-1]
+        during.rss = (rounds[0].rss[0], max(r.rss[1] for r in rounds), during.rss[2])
+        during.after_each = [r.rss[2] for r in rounds]
+        times = latency_phase(monitor, exporter, args.scrapes)
+        return report(db.rows, during, times)
+    finally:
+        for proc in children.values():
+            stop_process(proc)
+        db.close()
+        say(f"child logs in {workdir}")
+
+
+def start_both(
+    db: BenchDb, workdir: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> tuple[int, int]:
+    """rollout-monitor (basic auth, no callback) and postgres_exporter, warmed up; their ports."""
+    monitor, exporter = free_port(), free_port()
+    hashes = {
+        u: bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=10)).decode() for u, pw in USERS.items()
+    }
+    web = workdir / "web.yml"
+    web.write_text("basic_auth_users:\n" + "".join(f"  {u}: '{h}'\n" for u, h in hashes.items()))
+    config = workdir / "monitor.yaml"
+    config.write_text(MONITOR_CONFIG.replace("callback: {", "callback: {enabled: false, "))
+    argv = [str(VENV_BIN / "rollout-monitor"), "run", "--config", str(config)]
+    children["rollout-monitor"] = start(
+        "rollout-monitor",
+        [*argv, "--web-config-file", str(web)],
+        {"DATABASE_URL": db.url(MONITOR_ROLE), "ROLLOUT_LISTEN_ADDRESS": f"{HOST}:{monitor}"},
+        workdir,
+    )
+    children["postgres_exporter"] = start(
+        "postgres_exporter",
+        ["prometheus-postgres-exporter", f"--web.listen-address={HOST}:{exporter}"],
+        {"DATA_SOURCE_NAME": db.url(EXPORTER_ROLE, sslmode="disable")},
+        workdir,
+    )
+    wait_http(exporter, "/metrics", 60)
+    deadline = time.monotonic() + 120
+    while not answers(monitor):
+        if time.monotonic() > deadline:
+            raise RuntimeError("rollout-monitor never answered")
+        time.sleep(0.5)
+    for _ in range(20):
+        get(monitor, "prometheus", USERS["prometheus"])
+        scrape(exporter)
+    time.sleep(2)
+    return monitor, exporter
+
+
+def answers(port: int) -> bool:
+    """Whether the monitor answers a scrape with 200 yet."""
+    try:
+        return get(port, "prometheus", USERS["prometheus"])[0] == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class During:
+    """What the flood phase saw."""
+
+    cached: list[tuple[int, float]]
+    late: tuple[int, float]
+    answers: list[int]
+    rss: tuple[float, float, float]  # before, peak, after
+    after_each: list[float] = field(default_factory=list)  # RSS after each round
+
+
+def flood_phase(port: int, pid: int, args: argparse.Namespace) -> During:
+    """The flood, valid scrapes from another address during it, RSS around it."""
+    before = peak = rss_mb(pid)
+    say(f"flood: {args.idle} idle connections, {args.wrong} wrong-password clients")
+    flood = Flood(port, args.idle, args.wrong)
+    cached: list[tuple[int, float]] = []
+    started = time.monotonic()
+    try:
+        time.sleep(2)
+        late = get(port, "late", USERS["late"], source=OTHER_HOST)
+        while time.monotonic() - started < args.seconds:
+            cached.append(get(port, "prometheus", USERS["prometheus"], source=OTHER_HOST))
+            peak = max(peak, rss_mb(pid))
+            time.sleep(1)
+    finally:
+        flood.stop()
+    time.sleep(15)  # the flood's connections time out (head deadline 10 s, keep-alive 5 s)
+    return During(cached, late, flood.answers, (before, peak, rss_mb(pid)))
+
+
+def latency_phase(monitor: int, exporter: int, scrapes: int) -> dict[str, list[float]]:
+    """Sequential scrapes of each, alternating, fresh connections."""
+    say(f"{scrapes} sequential scrapes of each, alternating")
+    times: dict[str, list[float]] = {"rollout-monitor": [], "postgres_exporter": []}
+    for i in range(scrapes):
+        status, seconds = get(monitor, "prometheus", USERS["prometheus"])
+        if status != 200:
+            raise RuntimeError(f"rollout-monitor answered {status}")
+        exporter_seconds, _ = scrape(exporter)
+        times["rollout-monitor"].append(seconds)
+        times["postgres_exporter"].append(exporter_seconds)
+        if i % 2:
+            time.sleep(0.01)
+    return times
+
+
+def report(rows: int, during: During, times: dict[str, list[float]]) -> int:
+    """The table; 0 when every target is met."""
+    worst = max(s for _, s in during.cached)
+    statuses = sorted({s for s, _ in during.cached})
+    refused = sum(1 for status in during.answers if status != 200)
+    closed = sum(1 for status in during.answers if status == 0)
+    before, peak, after = during.rss
+    after_each = during.after_each
+    ours, theirs = times["rollout-monitor"], times["postgres_exporter"]
+    ratio = p(ours, 0.99) / p(theirs, 0.99)
+    limit = f"< {TARGET_SCRAPE_SECONDS * 1000:.0f} ms"
+    table = [
+        (
+            "valid scrapes during the flood (user verified before), max",
+            f"{worst * 1000:.0f} ms over {len(during.cached)}, statuses {statuses}",
+            limit,
+            worst < TARGET_SCRAPE_SECONDS and statuses == [200],
+        ),
+        (
+            "first scrape of a user not verified yet, during the flood",
+            f"{during.late[1] * 1000:.0f} ms, status {during.late[0]}",
+            limit,
+            during.late[1] < TARGET_SCRAPE_SECONDS and during.late[0] == 200,
+        ),
+        (
+            "wrong-password requests during the last flood",
+            f"{len(during.answers)}: {refused - closed} 401, {closed} closed by the cap",
+            "none 200",
+            refused == len(during.answers),
+        ),
+        (
+            f"RSS before / peak / after each of {len(during.after_each)} floods",
+            f"{before:.1f} / {peak:.1f} / {' then '.join(f'{a:.1f}' for a in after_each)} MiB",
+            f"after within {TARGET_RSS_MB:g} MB",
+            after - before <= TARGET_RSS_MB,
+        ),
+        (
+            "/metrics p50, rollout-monitor / postgres_exporter",
+            f"{p(ours, 0.5) * 1000:.2f} / {p(theirs, 0.5) * 1000:.2f} ms",
+            "",
+            True,
+        ),
+        (
+            "/metrics p99, rollout-monitor / postgres_exporter",
+            f"{p(ours, 0.99) * 1000:.2f} / {p(theirs, 0.99) * 1000:.2f} ms, ratio {ratio:.3f}",
+            f"ratio <= {TARGET_RATIO:g}",
+            ratio <= TARGET_RATIO,
+        ),
+    ]
+    print(f"### HTTP floods: rollout-monitor (uvicorn) beside postgres_exporter, {rows:,} rows\n")
+    print("| measure | value | target | met |")
+    print("|---|---|---|---|")
+    for name, value, target, met in table:
+        print(f"| {name} | {value} | {target} | {'yes' if met else 'no'} |")
+    print(f"\n({os.cpu_count()} CPUs; bcrypt cost 10)")
+    return 0 if all(met for *_, met in table) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
