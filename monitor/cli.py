@@ -171,7 +171,12 @@ def raise_open_files_limit() -> None:
 
 def summary(config: Config) -> str:
     """What check-config found, with the password masked."""
-    enabled = [name for name, check in config.checks if getattr(check, "enabled", False)]
+    checks = config.checks
+    enabled = [
+        type(checks).model_fields[name].alias or name
+        for name, check in checks
+        if getattr(check, "enabled", False)
+    ]
     return (
         f"configuration OK: database {redact_url(config.database_url)}, "
         f"callback {config.checks.callback.method} {config.checks.callback.url}, "

@@ -56,13 +56,14 @@ PLAIN_HEADERS = frozenset({"accept", "content-type", "user-agent", "accept-encod
 
 
 def userinfo_secrets(url: str) -> list[str]:
-    """The user and password of an http(s) URL (either may be a token), as written and decoded."""
+    """The password of an http(s) URL, or its user when it has no password (a token then), as
+    written and decoded."""
     parts = urlsplit(url) if "://" in url else None
     if parts is None or parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
         return []
-    userinfo = parts.netloc.rpartition("@")[0]
-    found = [part for part in userinfo.split(":", 1) if part]
-    return sorted({*found, *(unquote(part) for part in found)})
+    user, _, password = parts.netloc.rpartition("@")[0].partition(":")
+    secret = password or user
+    return sorted({secret, unquote(secret)}) if secret else []
 
 
 def header_secrets(headers: Mapping[str, str]) -> list[str]:

@@ -32,6 +32,7 @@ from monitor.window_state import window_path
 
 log = structlog.get_logger("monitor")
 STOP_GRACE_SECONDS = 2.0
+PRERENDER_SECONDS = 5.0
 
 
 class Monitor:
@@ -180,6 +181,11 @@ class Monitor:
             changes=lambda: self.metrics.changes,
         )
         self._scheduler = schedule(self.runners, self._inflight)
+        # Between check runs too: a scrape never renders while the rendering is under
+        # exporter.RENDER_MAX_AGE old, and the views' time-dependent parts stay current.
+        self._scheduler.add_job(
+            self._prerender, "interval", seconds=PRERENDER_SECONDS, id="prerender", name="prerender"
+        )
         self.db.open()
         self._exporter.start()
         self._scheduler.start()
@@ -243,7 +249,7 @@ class Inflight:
 def schedule(runners: Sequence[CheckRunner], inflight: Inflight) -> BackgroundScheduler:
     """A scheduler with one interval job per check; a late run is merged, never doubled."""
     scheduler = BackgroundScheduler(
-        executors={"default": JobExecutor(max_workers=max(1, len(runners)))},
+        executors={"default": JobExecutor(max_workers=len(runners) + 1)},
         timezone=UTC,
     )
     now = datetime.now(UTC)
@@ -254,6 +260,7 @@ def schedule(runners: Sequence[CheckRunner], inflight: Inflight) -> BackgroundSc
             "interval",
             seconds=interval,
             id=runner.check.name,
+            name=f"check {runner.check.name}",  # APScheduler's log names the job by this
             next_run_time=now,
             coalesce=True,
             max_instances=1,

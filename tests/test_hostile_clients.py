@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 from monitor import guard
+from monitor.checks.base import CheckRunner
 from monitor.exporter import Exporter
+from monitor.metrics import Metrics
+from monitor.redact import Redactor
+from monitor.service import Inflight, schedule
 from monitor.webconfig import load_web_config
 
 HOST = "127.0.0.1"
@@ -218,3 +224,25 @@ def test_a_reload_keeps_the_verified_passwords(registry: CollectorRegistry, tmp_
         "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     )
     second.stop()
+
+
+def test_the_scheduler_names_each_job_by_its_check_and_check_config_uses_the_config_names() -> None:
+    """Finding 9: APScheduler logged every job as Inflight.wrap.<locals>.run, and check-config
+    called the schema check by its Python field name, schema_check."""
+
+    class Check:
+        name, interval = "schema", 30.0
+
+        def run(self) -> list[object]:
+            return []
+
+    runner = CheckRunner(Check(), Metrics(CollectorRegistry()), Redactor())  # type: ignore[arg-type]
+    scheduler = schedule([runner], Inflight())
+    assert [job.name for job in scheduler.get_jobs()] == ["check schema"]
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", "--database-url", "postgresql://u@h/d"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ", checks schema, drift," in result.stdout
