@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -22,6 +25,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from monitor.demo.postgres import free_port
 from monitor.exporter import Exporter
 from monitor.loading import ConfigError
+from monitor.logs import configure_logging
+from monitor.redact import Redactor
 from monitor.webconfig import WebConfig, load_web_config
 
 HOST = "127.0.0.1"
@@ -167,6 +172,33 @@ def test_server_still_answers_after_failed_handshakes(pki: Pki, serve: Serve) ->
         with pytest.raises(httpx.HTTPError):
             get(url.replace("https://", "http://"))
     assert get(f"{url}/healthz", verify=trusting(pki.ca)).status_code == 200
+
+
+def test_clients_that_break_off_cost_one_json_event_at_most_never_a_traceback(
+    pki: Pki, serve: Serve, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 7: a client gone mid-handshake (SSLEOFError) printed ~30 raw traceback lines."""
+    stream = io.StringIO()
+    configure_logging("info", "json", Redactor(), stream=stream)
+    url = serve(tls_yaml(pki))
+    port = int(url.rsplit(":", 1)[1])
+    for payload in (
+        b"",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ):
+        with socket.create_connection((HOST, port), timeout=5) as sock:
+            sock.sendall(payload)
+    with (  # gone in the middle of its request
+        socket.create_connection((HOST, port), timeout=5) as raw,
+        trusting(pki.ca).wrap_socket(raw, server_hostname=HOST) as tls,
+    ):
+        tls.sendall(b"GET /metr")  # then gone without a TLS close_notify: SSLEOFError
+    time.sleep(0.5)
+    assert get(f"{url}/healthz", verify=trusting(pki.ca)).status_code == 200
+    for line in stream.getvalue().splitlines():
+        json.loads(line)  # every line one event
+    assert "Traceback" not in capfd.readouterr().err  # and nothing raw on stderr
 
 
 def test_min_version_tls13_refuses_a_tls12_client(pki: Pki, serve: Serve) -> None:
