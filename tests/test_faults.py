@@ -36,6 +36,7 @@ from conftest import FreshDatabase
 from monitoring import make_config
 from prometheus_client.parser import text_string_to_metric_families
 from tcp_proxy import TcpProxy
+from test_hostile_input import ALIAS_BOMB
 
 from monitor.config import Config
 from monitor.demo.postgres import free_port
@@ -331,15 +332,6 @@ def test_daemon_probe_of_a_misbehaving_callback_ends_by_its_deadline(
     assert samples['rollout_check_duration_seconds{check="callback"}'] < 1.0 + 1.0
     assert samples["rollout_postgres_up"] == 1
 
-
-ALIAS_BOMB = (
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
-        for i in range(8)
-    )
-    + "database: *i\n"
-)
 
 # --- the real daemon: SIGTERM, SIGHUP ---------------------------------------------------------
 
