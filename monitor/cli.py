@@ -14,6 +14,7 @@ from prometheus_client import disable_created_metrics
 from monitor.config import Config
 from monitor.db import PasswordFileError, read_password
 from monitor.demo.cli import add_demo_parser, run_demo
+from monitor.identity import describe
 from monitor.loading import ConfigError, load_config
 from monitor.logs import configure_logging
 from monitor.preflight.cli import add_preflight_parser, run_preflight
@@ -70,6 +71,7 @@ def parser() -> Parser:
     main = Parser(
         prog="rollout-monitor", description="Monitor migration 001 and the OAuth callback."
     )
+    main.add_argument("--version", action="version", version=describe())
     commands = main.add_subparsers(dest="command", required=True, parser_class=Parser)
     commands.add_parser(
         "run", parents=[shared], help="serve /metrics and run every check on schedule"

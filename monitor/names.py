@@ -52,6 +52,7 @@ BUILTIN_FAMILIES = frozenset(
         "rollout_migration_running",
         "rollout_migration_started_timestamp_seconds",
         "rollout_migration_state",
+        "rollout_monitor_build_info",
         "rollout_monitor_pool_connect_errors",
         "rollout_monitor_pool_connections",
         "rollout_monitor_pool_connections_lost",

@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from monitor.baseline import Baseline, quiet
 from monitor.checks import build_checks
@@ -18,6 +23,7 @@ from monitor.checks.base import CheckRunner
 from monitor.config import Config
 from monitor.db import Database
 from monitor.exporter import Exporter
+from monitor.identity import BuildInfo
 from monitor.live import LiveView, history_fetch, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
@@ -44,6 +50,10 @@ class Monitor:
         self.config = config
         self._postgres_up: float | None = None  # the status page's "database reachable"
         self.registry = CollectorRegistry()
+        # What every exporter exports about itself: its build, its process, its Python.
+        self.registry.register(BuildInfo())
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.metrics = Metrics(self.registry)
         self.db = Database(config.database, config.database_url, self._report_postgres)
         self.readings = Readings()
