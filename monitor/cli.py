@@ -7,10 +7,12 @@ import os
 import resource
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from prometheus_client import disable_created_metrics
 
+from monitor.assets import AssetsError, write_assets
 from monitor.config import Config
 from monitor.db import PasswordFileError, read_password
 from monitor.demo.cli import add_demo_parser, run_demo
@@ -31,9 +33,23 @@ from monitor.verdict.cli import add_verdict_parser, run_verdict
 from monitor.webconfig import load_web_config
 
 USAGE_ERROR = 2
+
+
+def run_assets(args: argparse.Namespace) -> int:
+    """Write the rules, the dashboard and the runbook out of the installed package."""
+    try:
+        written = write_assets(Path(args.folder), overwrite=args.force)
+    except AssetsError as error:
+        print(f"rollout-monitor assets: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print("\n".join(str(path) for path in written))
+    return 0
+
+
 WITHOUT_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": run_demo,
     "verdict": run_verdict,
+    "assets": run_assets,
 }
 
 
@@ -78,6 +94,15 @@ def parser() -> Parser:
     )
     commands.add_parser("once", parents=[shared], help="run every check once and print the metrics")
     commands.add_parser("check-config", parents=[shared], help="validate the configuration")
+    assets = commands.add_parser(
+        "assets",
+        help="write the Prometheus rules, the Grafana dashboard and the runbook to a folder",
+        description="Write the files shipped for Prometheus, Alertmanager and Grafana (and the"
+        " runbook and the database role script) to FOLDER: alerts/, dashboards/, docs/."
+        " Exit 0, or 2 when a file exists (without --force) or cannot be written.",
+    )
+    assets.add_argument("folder", metavar="FOLDER")
+    assets.add_argument("--force", action="store_true", help="replace files that exist")
     add_preflight_parser(commands, shared)
     add_verdict_parser(commands)
     add_demo_parser(commands)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
+
+from monitor.assets import ASSETS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,3 +23,66 @@ def test_every_subpackage_of_monitor_is_listed_for_setuptools() -> None:
     }
     listed = set(settings["packages"]) - set(settings["package-dir"])
     assert found <= listed, f"not shipped: {sorted(found - listed)}"
+
+
+def test_assets_writes_the_shipped_files_and_keeps_existing_ones(tmp_path: Path) -> None:
+    """Issue 12: the rules, the dashboard and the runbook come out of the package."""
+    command = [sys.executable, "-m", "monitor", "assets", str(tmp_path)]
+    written = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.splitlines() == [str(tmp_path / name) for name in ASSETS]
+    for name in ASSETS:
+        assert (tmp_path / name).read_bytes() == (ROOT / name).read_bytes(), name
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert again.returncode == 2
+    assert again.stderr == (
+        f"rollout-monitor assets: {tmp_path / 'alerts/alerting.rules.yml'}: exists"
+        " (--force replaces it)\n"
+    )
+    forced = subprocess.run([*command, "--force"], capture_output=True, text=True, check=False)
+    assert forced.returncode == 0
+
+
+def test_the_wheel_carries_the_rules_the_dashboard_and_the_runbook(tmp_path: Path) -> None:
+    """Issue 12: after `pip install .` the demo started Prometheus with no rules. Built and
+    installed (without dependencies) into a folder of its own, the package finds them there."""
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {f"monitor/{name}" for name in ASSETS} <= names
+    assert not any("alerts/tests" in name for name in names)  # promtool's tests stay home
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", "from monitor.assets import alerts_dir; print(alerts_dir())"],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    rules = Path(found.stdout.strip())
+    assert rules.is_relative_to(target)
+    assert sorted(p.name for p in rules.glob("*.rules.yml")) == [
+        "alerting.rules.yml",
+        "recording.rules.yml",
+    ]

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from monitor.assets import alerts_dir as shipped_alerts_dir
 from monitor.demo import data
 from monitor.demo.app import ActionError, StandInApp
 from monitor.demo.load import Load
@@ -24,7 +25,6 @@ from monitor.demo.pager import Pager, rewired
 from monitor.demo.postgres import PostgresServer, free_port
 from monitor.demo.processes import Process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "app"
 APP_POOL_SIZE = 8
 MIGRATION_RETRY_SECONDS = 5.0
@@ -41,7 +41,7 @@ class DemoSettings:
     probe_interval: float = 2.0
     scrape_interval: float = 5.0
     prometheus: bool = True
-    alerts_dir: Path = REPO_ROOT / "alerts"
+    alerts_dir: Path = field(default_factory=shipped_alerts_dir)  # the installed package's rules
 
 
 @dataclass

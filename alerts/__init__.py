@@ -1,0 +1,1 @@
+"""Prometheus rules and the Alertmanager example, shipped as package data (monitor.assets)."""

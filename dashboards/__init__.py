@@ -1,0 +1,1 @@
+"""The Grafana dashboard, shipped as package data (monitor.assets)."""

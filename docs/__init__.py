@@ -1,0 +1,1 @@
+"""The runbook and the database role script, shipped as package data (monitor.assets)."""
