@@ -25,7 +25,9 @@ from prometheus_client import CollectorRegistry
 from selenium.webdriver.common.by import By
 from test_baseline import closing, learn, monitor_for, run, scripted_server
 from test_database_checks import wait_for_lock_waiters
-from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction
+
+# migrate: the logins it seeds are a second after the applied time, never rounded before it
+from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction, migrate
 
 from monitor.baseline import SavedState, Summary
 from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
@@ -500,13 +502,6 @@ class Served:
 
     monitor: Monitor
     url: str
-
-
-def migrate(fresh_db: FreshDatabase) -> None:
-    """Apply migration 001 as Prisma records it, then the app's writes after it."""
-    conn = fresh_db.conn()
-    for name in ("migration_001", "prisma_record_001", "seed_after"):
-        fixtures.apply(conn, name)
 
 
 @contextmanager
