@@ -47,8 +47,10 @@ class DriftCheck:
         self._large = config.large_tables
         self.interval = config.checks.drift.interval
         self._sweep: Sweep | None = None
+        self._tid_ranges = False  # the server was seen to have TID Range Scans
         if self._large.sweep:
             self._sweep = Sweep(self._large.sweep_blocks, self._large.sweep_period, self.interval)
+        self._slice = self._query("token_drift", sql.table(self._schema, self._tokens.table), SLICE)
 
     def run(self) -> Sequence[Metric]:
         """Query the drift; not applicable while isValid does not exist."""
@@ -142,8 +144,11 @@ class DriftCheck:
         """Whether the sweep may run: enabled, and the server has TID Range Scans."""
         if self._sweep is None:
             return False
+        if self._tid_ranges:  # a server does not lose them: asked once
+            return True
         version = session.row(sql.query("server_version"))["version_num"]
         if version >= TID_RANGE_SCAN_SINCE:
+            self._tid_ranges = True
             return True
         log.warning("drift_sweep_off", reason="PostgreSQL 14+ is needed for TID Range Scans")
         self._sweep = None
@@ -152,11 +157,10 @@ class DriftCheck:
     def _read_slice(self, first: int, last: int) -> Tally | None:
         """One slice of the token table, in its own transaction (its lock held only for it)."""
         table = self._tokens.table
-        query = self._query("token_drift", sql.table(self._schema, table), SLICE)
         try:
             with self._db.session() as session:
                 session.guard(self._schema, [table])
-                row = session.row(query, {"first": f"({first},0)", "last": f"({last},0)"})
+                row = session.row(self._slice, {"first": f"({first},0)", "last": f"({last},0)"})
         except psycopg.errors.InsufficientPrivilege:
             log.warning(
                 "drift_sweep_off",
