@@ -114,41 +114,31 @@ def describe(detail: ErrorDetails, origins: Mapping[str, str], path: str | None)
 def message_of(detail: ErrorDetails) -> str:
     """A short message in our words for pydantic's error types."""
     kind, ctx, raw = detail["type"], detail.get("ctx") or {}, detail.get("input")
-    value = Shown(raw)
+    value = shown(raw)  # never the whole value: an alias bomb, a 100,000-character string
     messages = {
         "extra_forbidden": "unknown key",
         "missing": "required",
-        "int_parsing": f"expected an integer, got {value!r}",
-        "int_type": f"expected an integer, got {value!r}",
-        "int_from_float": f"expected an integer, got {value!r}",
-        "bool_parsing": f"expected true or false, got {value!r}",
-        "bool_type": f"expected true or false, got {value!r}",
+        "int_parsing": f"expected an integer, got {value}",
+        "int_type": f"expected an integer, got {value}",
+        "int_from_float": f"expected an integer, got {value}",
+        "bool_parsing": f"expected true or false, got {value}",
+        "bool_type": f"expected true or false, got {value}",
         "string_type": f"expected a string, got {type(raw).__name__}",
         "model_type": "expected a mapping of settings",
         "model_attributes_type": "expected a mapping of settings",
         "dict_type": "expected a mapping",
         "tuple_type": "expected a list",
         "list_type": "expected a list",
-        "literal_error": f"expected one of {ctx.get('expected')}, got {value!r}",
+        "literal_error": f"expected one of {ctx.get('expected')}, got {value}",
         "greater_than_equal": f"must be at least {ctx.get('ge')}",
         "less_than_equal": f"must be at most {ctx.get('le')}",
         "string_too_short": "must not be empty",
         "too_short": "must list at least one",
-        "datetime_parsing": f"expected an ISO 8601 time, got {value!r}",
-        "datetime_from_date_parsing": f"expected an ISO 8601 time, got {value!r}",
+        "datetime_parsing": f"expected an ISO 8601 time, got {value}",
+        "datetime_from_date_parsing": f"expected an ISO 8601 time, got {value}",
     }
     if kind in messages:
         return messages[kind]
     text = detail["msg"].removeprefix("Value error, ")
     text = text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX] + "…"
     return text[:1].lower() + text[1:]
-
-
-class Shown:
-    """A value whose repr is shown(value): messages format it with !r, bounded."""
-
-    def __init__(self, value: object) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return shown(self._value)
