@@ -282,10 +282,6 @@ class BasicAuth:
             self._verified[user] = self._digest(password)
         return ok
 
-    def allows(self, authorization: str | None) -> bool:
-        """remembered, else verify: in one call."""
-        return self.remembered(authorization) or self.verify(authorization)
-
     def _digest(self, password: bytes) -> bytes:
         return hmac.new(self._key, password, hashlib.sha256).digest()
 
