@@ -16,7 +16,7 @@ import httpx
 
 from monitor.criteria import Thresholds, decide
 from monitor.promapi import Prometheus, PrometheusError
-from monitor.redact import Redactor, url_secrets, userinfo_secrets
+from monitor.redact import Redactor, userinfo_secrets
 from monitor.verdict.observe import find_window, observe
 from monitor.verdict.query import Selector, SelectorError, parse_duration
 from monitor.verdict.report import Verdict, as_json, as_table
@@ -98,7 +98,7 @@ def run_verdict(args: argparse.Namespace) -> int:
             window = find_window(prom, args.selector, name, seconds, at)
             observation = observe(prom, args.selector, window, thresholds)
     except PrometheusError as error:
-        redact = Redactor([*url_secrets(url), *userinfo_secrets(url)])
+        redact = Redactor(userinfo_secrets(url))
         print(f"rollout-monitor verdict: could not evaluate: {redact(str(error))}", file=sys.stderr)
         return COULD_NOT_EVALUATE
     verdict = Verdict(window, observation.baseline, thresholds, decide(observation, thresholds))
