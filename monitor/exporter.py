@@ -43,7 +43,6 @@ RENDER_THREADS = 4
 # Seconds a rendering of /metrics is served again while no check ran: the checks run every few
 # seconds and each renders anew when it ends (Exporter.prerender), so a scrape rarely renders.
 RENDER_MAX_AGE = 10.0
-ENCODINGS = ("text/plain", "application/openmetrics-text; version=1.0.0")
 BCRYPT_THREADS = 2
 BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
 
@@ -95,6 +94,8 @@ class App:
         self._registry = registry
         self._changes = changes
         self._rendered: dict[str, tuple[int, float, bytes]] = {}  # content type -> rendering
+        # The formats scrapes asked for (content type -> its encoder): the ones worth prerendering.
+        self._asked: dict[str, Callable[[CollectorRegistry], bytes]] = {}
         self._ready = ready
         self._page = page or (lambda: LANDING)
         self._headers = [
@@ -159,6 +160,7 @@ class App:
 
     async def _metrics(self, scope: Scope) -> Reply:
         encoder, content_type = choose_encoder(header(scope, b"accept") or "")
+        self._asked.setdefault(content_type, encoder)
         body = self._still_fresh(content_type)
         if body is None:
             changes = None if self._changes is None else self._changes()
@@ -171,11 +173,11 @@ class App:
         return Reply(200, body, content_type)
 
     def prerender(self) -> None:
-        """Render /metrics in both formats now (a check just ran), off the scrape's path."""
+        """Render /metrics now (a check just ran), off the scrape's path, in each format a scrape
+        asked for."""
         if self._changes is None:
             return
-        for accept in ENCODINGS:
-            encoder, content_type = choose_encoder(accept)
+        for content_type, encoder in list(self._asked.items()):
             changes = self._changes()
             self._rendered[content_type] = (changes, time.monotonic(), encoder(self._registry))
 
