@@ -135,6 +135,7 @@ class Daemon:
 
     def _fail(self, problems: list[str]) -> None:
         self._status.record(False)
+        self._monitor.changed()
         log.error("config_reload_failed", problems=problems)
 
     def _build(

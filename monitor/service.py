@@ -157,6 +157,11 @@ class Monitor:
             except Exception:  # the scrape renders for itself then
                 log.exception("prerender_failed")
 
+    def changed(self) -> None:
+        """What a scrape shows changed outside the checks (a reload's outcome): the next scrape
+        renders anew rather than serving the rendering made ahead."""
+        self.metrics.changes += 1
+
     def ready(self) -> bool:
         """Whether every check has run at least once."""
         return all(runner.runs > 0 for runner in self.runners)

@@ -556,6 +556,35 @@ def test_no_hostile_reload_stops_the_daemon_or_its_scrapes(
     assert all(line.startswith("{") for line in log.splitlines()), log
 
 
+def test_a_failed_reload_shows_on_the_next_scrape(fresh_db: FreshDatabase, tmp_path: Path) -> None:
+    """Found in CI: /metrics is rendered ahead and served again until a check runs; a reload's
+    outcome is not a check run, so a scrape right after a failed reload still said 1."""
+    with answering_server(401) as app:
+        config = fast_config_file(tmp_path / "config.yaml", app.url, callback_interval="10m")
+        slow = yaml.safe_load(config.read_text())
+        for check in slow["checks"].values():
+            check["interval"] = "10m"  # no check runs again during the test
+        config.write_text(yaml.safe_dump(slow))
+        with daemon(tmp_path, "--config", str(config), DATABASE_URL=fresh_db.url) as process:
+            process.wait_for("rollout_postgres_up", 1, timeout=15)
+            deadline = time.monotonic() + 15
+            while httpx.get(f"{process.base_url}/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "never ready"
+                time.sleep(0.05)
+            time.sleep(0.5)  # the last check's run has ended
+            assert process.value("rollout_config_last_reload_successful") == 1  # now rendered
+            config.write_text("database: [1, 2]\n")
+            process.popen.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                e["event"] == "config_reload_failed" for e in process.events()
+            ):
+                time.sleep(0.02)
+            assert process.value("rollout_config_last_reload_successful") == 0
+            code, _ = process.stop()
+    assert code == 0
+
+
 def test_sighup_moves_the_listen_address_and_leaks_no_pool(
     fresh_db: FreshDatabase, tmp_path: Path
 ) -> None:
