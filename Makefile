@@ -24,7 +24,7 @@ system-deps:
 	scripts/install-system-deps
 
 test-deps:
-	scripts/install-system-deps --browser
+	scripts/install-system-deps --tests
 
 lint: $(BIN)/rollout-monitor
 	$(BIN)/ruff check monitor tests
