@@ -31,8 +31,13 @@ lint: $(BIN)/rollout-monitor
 	$(BIN)/ruff format --check monitor tests
 	$(BIN)/mypy
 
+# prometheus-operator's schemas, for the test of deploy/kubernetes (from the npm registry).
+tests/kubernetes/node_modules: tests/kubernetes/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix tests/kubernetes
+	touch $@
+
 # pytest exits 5 when it collects no test: that is a failure here, never a silent pass.
-test: test-deps lint
+test: test-deps lint tests/kubernetes/node_modules
 	$(BIN)/pytest
 
 clean:

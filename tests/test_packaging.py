@@ -9,7 +9,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from monitor.assets import ASSETS
+from monitor.assets import ASSETS, PROMETHEUS_RULE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,9 +30,12 @@ def test_assets_writes_the_shipped_files_and_keeps_existing_ones(tmp_path: Path)
     command = [sys.executable, "-m", "monitor", "assets", str(tmp_path)]
     written = subprocess.run(command, capture_output=True, text=True, check=False)
     assert written.returncode == 0, written.stderr
-    assert written.stdout.splitlines() == [str(tmp_path / name) for name in ASSETS]
+    written_names = [*ASSETS, PROMETHEUS_RULE]
+    assert written.stdout.splitlines() == [str(tmp_path / name) for name in written_names]
     for name in ASSETS:
         assert (tmp_path / name).read_bytes() == (ROOT / name).read_bytes(), name
+    committed = ROOT / "deploy" / PROMETHEUS_RULE
+    assert (tmp_path / PROMETHEUS_RULE).read_bytes() == committed.read_bytes()
     again = subprocess.run(command, capture_output=True, text=True, check=False)
     assert again.returncode == 2
     assert again.stderr == (
