@@ -514,6 +514,25 @@ class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+PRISMA_MIGRATE_LOCK = 72707369  # the advisory lock `prisma migrate deploy` takes
+
+
+class LeaderSettings(Section):
+    """Several monitors watching one database (a sidecar in each app pod): one of them, the
+    leader, runs the database checks; the others probe their own pod's callback only."""
+
+    enabled: bool = True
+    interval: Duration = 5.0  # how often a follower tries to lead, and the leader checks it does
+    lock_key: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # None: from migration.name
+
+    @field_validator("lock_key")
+    @classmethod
+    def _not_prismas(cls, value: int | None) -> int | None:
+        if value == PRISMA_MIGRATE_LOCK:
+            raise ValueError(f"{value} is the lock prisma migrate takes: choose another")
+        return value
+
+
 def _listen_address(value: object) -> object:
     if isinstance(value, str):
         _host, sep, port = value.rpartition(":")
@@ -541,6 +560,16 @@ class Config(Section):
     preflight: PreflightSettings = PreflightSettings()
     large_tables: LargeTablesSettings = LargeTablesSettings()
     log: LogConfig = LogConfig()
+    leader: LeaderSettings = LeaderSettings()
+
+    @model_validator(mode="after")
+    def _leader_has_a_session_for_its_lock(self) -> Config:
+        if self.leader.enabled and self.database.pool_max_size < 2:
+            raise ValueError(
+                "database.pool_max_size: must be at least 2 while leader.enabled (one session"
+                " holds the leader's lock); or set leader.enabled: false"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -68,6 +68,9 @@ class Observation:
     window_complete: bool = True  # False: a pass is not final yet, so it is inconclusive
     run_probes: int = 0  # of the probes, those taken while the migration ran (before applied)
     run_failures: int = 0  # of those, the ones that failed
+    # Another replica, the leader of several monitors, judges what the database shows: this one
+    # judges its own pod's callback only (monitor.leader).
+    database_elsewhere: bool = False
 
     @property
     def p95_seconds(self) -> float | None:
@@ -98,6 +101,12 @@ def overall(decisions: Sequence[Decision]) -> Result:
     return "inconclusive" if "inconclusive" in results or not decisions else "pass"
 
 
+# Decided from the database alone: the leader's (a follower exports none of them).
+DATABASE_CRITERIA = frozenset(
+    {"migration_completed", "new_fields_populated", "token_validity_tracking"}
+)
+
+
 def decide(observation: Observation, thresholds: Thresholds = Thresholds()) -> list[Decision]:
     """Every criterion's decision, in the plan's order."""
     o, t = observation, thresholds
@@ -109,6 +118,8 @@ def decide(observation: Observation, thresholds: Thresholds = Thresholds()) -> l
         latency_within_10pct(o, t),
         error_rate_within_baseline(o, t),
     ]
+    if o.database_elsewhere:
+        decisions = [d for d in decisions if d.criterion not in DATABASE_CRITERIA]
     return [final(d, o.window_complete) for d in decisions]
 
 
@@ -173,9 +184,12 @@ def users_can_authenticate(o: Observation, t: Thresholds) -> Decision:
         return _fail(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
     if judged == "inconclusive":
         return _unknown(name, f"{text}: below {t.objective:.2%}, {_WITHIN_CHANCE}", **numbers)
-    if o.wrongly_invalid is None:
+    if o.wrongly_invalid is None and not o.database_elsewhere:
         return _unknown(name, "no data on tokens wrongly flagged invalid", **numbers)
-    return _pass(name, text, **numbers)
+    # A follower judges its own pod's callback; the tokens are the leader's to judge.
+    return _pass(
+        name, f"{text} (tokens: judged by the leader)" if o.database_elsewhere else text, **numbers
+    )
 
 
 _WITHIN_CHANCE = "but not beyond chance yet"

@@ -178,12 +178,18 @@ class Database:
         }
         if settings.password_file is not None:
             kwargs["password"] = read_password(settings.password_file)
-        self._pool = ConnectionPool(
-            split_prisma_parameters(url)[0],
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
+        self._conninfo = split_prisma_parameters(url)[0]
+        self._kwargs = kwargs
+        self._pool = self._new_pool(settings.pool_max_size)
+
+    def _new_pool(self, max_size: int) -> ConnectionPool[Any]:
+        settings = self._settings
+        return ConnectionPool(
+            self._conninfo,
+            min_size=min(settings.pool_min_size, max_size),
+            max_size=max_size,
             open=False,
-            kwargs=kwargs,
+            kwargs=self._kwargs,
             configure=self._configure,
             check=ConnectionPool.check_connection,
             timeout=settings.acquire_timeout,
@@ -191,6 +197,47 @@ class Database:
             reconnect_failed=_retry_while_waited_for,
             name=settings.application_name,
         )
+
+    def resize(self, max_size: int) -> None:
+        """A pool of at most max_size connections in place of this one (open if it was):
+        sessions in progress on the old one end; a connection taken out of it stays open."""
+        old, self._pool = self._pool, self._new_pool(max_size)
+        if not old.closed:
+            old.close(timeout=CLOSE_TIMEOUT)
+            self._pool.open(wait=False)
+
+    def try_lock(self, key: int) -> psycopg.Connection[Any] | None:
+        """The pool's connection holding the session-level advisory lock `key`, taken out of the
+        pool for good (pg_try_advisory_lock: never waits); None when another session holds it."""
+        conn: psycopg.Connection[Any] = self._pool.getconn()
+        try:
+            conn.execute(queries.query("session_limits"), self._limits())
+            row = conn.execute(queries.query("leader_try_lock"), {"key": key}).fetchone()
+            conn.rollback()  # a session-level advisory lock outlives the transaction
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
+        if row is not None and row[0]:
+            return conn
+        self._pool.putconn(conn)
+        return None
+
+    def still_holds(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether the session holding the lock is still there (its lock goes with it)."""
+        try:
+            conn.execute(queries.query("session_limits"), self._limits())
+            conn.rollback()
+        except psycopg.Error:
+            return False
+        return not conn.closed
+
+    def lock_holder(self, key: int) -> Row | None:
+        """The client address and backend PID of the session holding lock `key`, if any."""
+        unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+        params = {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
+        with self.session() as session:
+            found = session.rows(queries.query("leader_holder"), params)
+        return found[0] if found else None
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.read_only = True

@@ -170,6 +170,8 @@ class LiveView:
         log: ProbeLog | None = None,
     ) -> None:
         self._readings = readings
+        # Whether another replica leads (monitor.leader): set by the monitor that has one.
+        self.follower: Callable[[], bool] = lambda: False
         self._log = log or ProbeLog(readings, clock=clock)
         self._tracker = tracker
         self._baseline = baseline
@@ -326,6 +328,7 @@ class LiveView:
             baseline=self._baseline_view(),
             run_probes=run.probes,
             run_failures=run.failures,
+            database_elsewhere=self.follower(),
         )
 
     def decisions(self) -> list[Decision]:

@@ -105,7 +105,7 @@ def describe(detail: ErrorDetails, origins: Mapping[str, str], path: str | None)
     key = ".".join(str(part) for part in detail["loc"])
     message = message_of(detail)
     field, sep, rest = message.partition(": ")
-    if sep and field.isidentifier() and " " not in field:
+    if sep and all(part.isidentifier() for part in field.split(".")):
         key, message = f"{key}.{field}" if key else field, rest
     origin = origins.get(key) or path
     return f"{origin}: {key}: {message}" if origin else f"{key}: {message}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -68,9 +69,14 @@ class Metrics:
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
 
-        self.postgres_up = gauge(
-            "rollout_postgres_up", "1 when the last poll could connect and query, else 0."
+        # Database-derived: a follower of several monitors (monitor.leader) exports none of it.
+        self.database_shown = True
+        self.postgres_up = Gauge(
+            "rollout_postgres_up",
+            "1 when the last poll could connect and query, else 0.",
+            registry=None,
         )
+        registry.register(_ShownWhen(self.postgres_up, lambda: self.database_shown))
         self.check_success = gauge(
             "rollout_check_success", "1 when the check's last completed run succeeded.", ["check"]
         )
@@ -119,6 +125,22 @@ class Metrics:
         for outcome in PROBE_OUTCOMES:
             self.callback_requests.labels(outcome)
 
+    def drop_check(self, check: str) -> None:
+        """Export none of the check's per-check series (it runs in another replica)."""
+        for metric in (
+            self.check_interval,
+            self.check_success,
+            self.check_duration,
+            self.check_last_success,
+            self.check_skipped,
+            self.check_applicable,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(check)
+        for outcome in CHECK_OUTCOMES:
+            with contextlib.suppress(KeyError):
+                self.check_runs.remove(check, outcome)
+
     def add_check(self, check: str, interval: float) -> None:
         """Export every per-check series from the start, before the check first runs."""
         self.check_interval.labels(check).set(interval)
@@ -129,6 +151,22 @@ class Metrics:
         self.check_applicable.labels(check).set(1)
         for outcome in CHECK_OUTCOMES:
             self.check_runs.labels(check, outcome)
+
+
+class _ShownWhen:
+    """A metric's families, collected only while `shown()` (a collector of prometheus_client)."""
+
+    def __init__(self, metric: Gauge, shown: Callable[[], bool]) -> None:
+        self._metric = metric
+        self._shown = shown
+
+    def collect(self) -> Iterable[Metric]:
+        """The metric's families, or none."""
+        return self._metric.collect() if self._shown() else []
+
+    def describe(self) -> list[Metric]:
+        """Nothing: avoid a collect at registration."""
+        return []
 
 
 def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -84,6 +84,12 @@ class Running:
     def value(self, key: str) -> float | None:
         return self.scrape().get(key)
 
+    def status_page(self) -> str:
+        """The status page (/), which must answer 200."""
+        response = httpx.get(f"{self.base_url}/", timeout=5)
+        assert response.status_code == 200
+        return response.text
+
     def wait_for(self, key: str, wanted: float, timeout: float) -> float:
         """Seconds until /metrics shows the value; fails after timeout."""
         started = time.monotonic()
@@ -366,6 +372,9 @@ class Process:
 
     def wait_for(self, key: str, wanted: float, timeout: float) -> float:
         return Running.wait_for(self, key, wanted, timeout)  # type: ignore[arg-type]
+
+    def status_page(self) -> str:
+        return Running.status_page(self)  # type: ignore[arg-type]
 
     def stop(self) -> tuple[int, float]:
         """SIGTERM; the exit code and how long it took to exit."""

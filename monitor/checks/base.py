@@ -86,7 +86,7 @@ class CheckRunner:
             self._log.warning("check_skipped", reason=str(locked), tables=list(locked.tables))
             return "skipped"
         except NotApplicable as reason:
-            self._withdraw()
+            self.withdraw()
             self._log.info("check_not_applicable", reason=str(reason))
             return "not_applicable"
         except CheckFailed as failed:
@@ -94,7 +94,7 @@ class CheckRunner:
             self._log.warning("check_failed", reason=self._redact(str(failed)))
             return "failure"
         except Exception as error:
-            self._withdraw()
+            self.withdraw()
             self._log.error(
                 "check_failed", reason=self._describe(error), error=type(error).__name__
             )
@@ -102,7 +102,7 @@ class CheckRunner:
         snapshots.replace(self.check.name, families)
         return "success"
 
-    def _withdraw(self) -> None:
+    def withdraw(self) -> None:
         """Nothing of the check stands any more: neither its families nor its reading."""
         self._metrics.snapshots.replace(self.check.name, ())
         self._readings.withdraw(self.check.name)

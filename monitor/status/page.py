@@ -70,6 +70,7 @@ class Status:
     now_decisions: Sequence[Decision] = ()  # the criteria on the last five minutes
     paging: Sequence[Paging] = ()  # alerts the daemon's own numbers say are due
     last_detail: str = ""  # the last probe's detail, redacted
+    replica: str = ""  # which replica runs the database checks, when several monitors share it
 
 
 class StatusPage:
@@ -87,8 +88,10 @@ class StatusPage:
         vitals: Callable[[], Vitals],
         redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
+        replica: Callable[[], str] = lambda: "",
     ) -> None:
         self._migration = migration
+        self._replica = replica
         self._live = live
         self._tracker = tracker
         self._baseline = baseline
@@ -118,6 +121,7 @@ class StatusPage:
             now_decisions=now_decisions(observation, samples, now, self._thresholds),
             paging=would_page(samples, vitals, known, now, self._thresholds, running=view.running),
             last_detail=self._redact(error_kind(samples[-1].detail)) if samples else "",
+            replica=self._replica(),
         )
 
     def render(self) -> bytes:
@@ -178,7 +182,9 @@ def render(status: Status) -> str:
             f"<title>{escape(title)} - rollout-monitor</title>",
             f"<style>{CSS}</style></head><body><main>",
             "<header><h1>rollout-monitor</h1>",
-            f"<p>Migration <code>{escape(status.migration)}</code></p></header>",
+            f"<p>Migration <code>{escape(status.migration)}</code></p>",
+            f'<p class="replica">{escape(status.replica)}</p>' if status.replica else "",
+            "</header>",
             now_section(status, level, last),
             migration_section(status),
             criteria_section(status.decisions, verdict, status.now_decisions),

@@ -1,0 +1,217 @@
+"""N sidecars, one poller: the database time and the memory of 1 and of 5 replicas (issue 12).
+
+    .venv/bin/python bench/replicas.py --db bench/results/db-1000000.json
+    .venv/bin/python bench/replicas.py --rows 100000 --seconds 60      # a dry run
+
+On one database, one after the other:
+1. one `rollout-monitor run` (default check intervals, the callback probed every second) for
+   --seconds after it is ready: the monitor role's time in pg_stat_statements (execution and
+   planning), and its RSS;
+2. five replicas of it, as five sidecars would run, for the same time: the same figures, the
+   leader's RSS (rollout_monitor_leader 1) and the largest follower's;
+3. during step 2, in the same run, `prometheus-postgres-exporter` and
+   `prometheus-blackbox-exporter` (probing the same callback once a second): their RSS.
+
+Targets (issue 12): the database time of 5 replicas within 1.2 times one replica's; a
+follower's RSS at most 1.2 times, the leader's at most 1.5 times, that of the two exporters
+together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from common import (
+    EXPORTER_ROLE,
+    MONITOR_ROLE,
+    VENV_BIN,
+    BenchDb,
+    Report,
+    add_db_arguments,
+    ensure_exporters,
+    http_get,
+    open_db,
+    rss_mb,
+    samples,
+    say,
+    stop_process,
+    wait_http,
+)
+from exporters import BLACKBOX_CONFIG, MONITOR_CONFIG, role_time, start
+
+from monitor.demo.postgres import free_port
+from tests.callback_servers import delayed_server
+
+REPLICAS = 5
+
+
+def monitor_time(db: BenchDb) -> float:
+    """The monitor role's milliseconds in pg_stat_statements since its reset."""
+    return role_time(db).get(MONITOR_ROLE, (0.0, 0))[0]
+
+
+def reset_statements(db: BenchDb) -> None:
+    with db.connect() as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def start_replicas(
+    db: BenchDb, count: int, workdir: Path, callback_url: str, children: dict[str, Any]
+) -> dict[str, int]:
+    """`count` monitors on one database, each on a port of its own; name -> port."""
+    (workdir / "monitor.yaml").write_text(MONITOR_CONFIG, encoding="utf-8")
+    ports = {}
+    for i in range(count):
+        name = f"rollout-monitor-{count}-{i}"
+        ports[name] = free_port()
+        children[name] = start(
+            name,
+            [str(VENV_BIN / "rollout-monitor"), "run", "--config", str(workdir / "monitor.yaml")],
+            {
+                "DATABASE_URL": db.url(MONITOR_ROLE),
+                "ROLLOUT_CALLBACK_URL": callback_url,
+                "ROLLOUT_LISTEN_ADDRESS": f"127.0.0.1:{ports[name]}",
+            },
+            workdir,
+        )
+    for port in ports.values():
+        wait_http(port, "/readyz", 180)
+    return ports
+
+
+def measure(
+    db: BenchDb, seconds: float, ports: dict[str, int], children: dict[str, Any]
+) -> dict[str, Any]:
+    """Database time over `seconds`, then each replica's RSS and whether it leads."""
+    reset_statements(db)
+    time.sleep(seconds)
+    spent = monitor_time(db)
+    replicas = {}
+    for name, port in ports.items():
+        _, body, _ = http_get("127.0.0.1", port, "/metrics")
+        leader = samples(body).get("rollout_monitor_leader", [({}, 0.0)])[0][1]
+        replicas[name] = {"leader": leader == 1, "rss_mb": rss_mb(children[name].pid)}
+    return {"db_ms": spent, "db_ms_per_minute": spent / seconds * 60, "replicas": replicas}
+
+
+def stop(children: dict[str, Any], names: list[str]) -> None:
+    for name in names:
+        stop_process(children.pop(name))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_db_arguments(parser)
+    parser.add_argument("--seconds", type=float, default=300, help="each phase, after ready")
+    args = parser.parse_args()
+    ensure_exporters()
+    db = open_db(args)
+    report = Report("replicas", db.rows)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-replicas-"))
+    children: dict[str, Any] = {}
+    try:
+        with delayed_server(401, 0.05) as callback:
+            say(f"one replica, {args.seconds:.0f} s")
+            ports = start_replicas(db, 1, workdir, callback.url, children)
+            one = measure(db, args.seconds, ports, children)
+            stop(children, list(ports))
+            say(f"{REPLICAS} replicas and the two exporters, {args.seconds:.0f} s")
+            ports = start_replicas(db, REPLICAS, workdir, callback.url, children)
+            go = start_exporters(db, workdir, children)
+            prober = probe_forever(go["blackbox"], callback.url, args.seconds)
+            many = measure(db, args.seconds, ports, children)
+            prober.wait(timeout=args.seconds + 30)
+            go_rss = {
+                name: rss_mb(children[name].pid) for name in ("postgres_exporter", "blackbox")
+            }
+        print_report(report, one, many, go_rss)
+    finally:
+        stop(children, list(children))
+        report.data["logs"] = str(workdir)
+        report.save()
+        db.close()
+        say(f"results: {report.path}")
+    return 0
+
+
+def start_exporters(db: BenchDb, workdir: Path, children: dict[str, Any]) -> dict[str, int]:
+    ports = {"postgres_exporter": free_port(), "blackbox": free_port()}
+    (workdir / "blackbox.yml").write_text(BLACKBOX_CONFIG, encoding="utf-8")
+    children["postgres_exporter"] = start(
+        "postgres_exporter",
+        [
+            "prometheus-postgres-exporter",
+            f"--web.listen-address=127.0.0.1:{ports['postgres_exporter']}",
+        ],
+        {"DATA_SOURCE_NAME": db.url(EXPORTER_ROLE, sslmode="disable")},
+        workdir,
+    )
+    children["blackbox"] = start(
+        "blackbox",
+        [
+            "prometheus-blackbox-exporter",
+            f"--config.file={workdir / 'blackbox.yml'}",
+            f"--web.listen-address=127.0.0.1:{ports['blackbox']}",
+        ],
+        {},
+        workdir,
+    )
+    wait_http(ports["postgres_exporter"], "/metrics", 60)
+    wait_http(ports["blackbox"], "/", 60)
+    return ports
+
+
+def probe_forever(port: int, target: str, seconds: float) -> subprocess.Popen[bytes]:
+    """Ask blackbox to probe the callback once a second (and scrape postgres_exporter's
+    neighbour nothing): a shell loop, bounded by `seconds`."""
+    url = f"http://127.0.0.1:{port}/probe?module=callback_post&target={quote(target, safe='')}"
+    loop = f"for i in $(seq {int(seconds)}); do curl -s -o /dev/null '{url}'; sleep 1; done"
+    return subprocess.Popen(["sh", "-c", loop])
+
+
+def print_report(
+    report: Report, one: dict[str, Any], many: dict[str, Any], go_rss: dict[str, float]
+) -> None:
+    report.data.update(one=one, many=many, go_rss_mb=go_rss)
+    ratio = many["db_ms"] / one["db_ms"] if one["db_ms"] else float("nan")
+    report.table(
+        "Database time of the monitor role (pg_stat_statements: execution + planning)",
+        ["replicas", "ms per minute", "ratio to one", "target"],
+        [
+            [1, one["db_ms_per_minute"], 1.0, ""],
+            [REPLICAS, many["db_ms_per_minute"], ratio, "<= 1.2"],
+        ],
+    )
+    go = go_rss["postgres_exporter"] + go_rss["blackbox"]
+    replicas = many["replicas"].values()
+    leader = max((r["rss_mb"] for r in replicas if r["leader"]), default=float("nan"))
+    follower = max((r["rss_mb"] for r in replicas if not r["leader"]), default=float("nan"))
+    report.table(
+        "RSS (MiB), in the same run",
+        ["process", "RSS", "ratio to both exporters", "target"],
+        [
+            ["postgres_exporter", go_rss["postgres_exporter"], "", ""],
+            ["blackbox_exporter", go_rss["blackbox"], "", ""],
+            ["both exporters", go, 1.0, ""],
+            [
+                "rollout-monitor, alone (leads)",
+                one["replicas"][next(iter(one["replicas"]))]["rss_mb"],
+                "",
+                "",
+            ],
+            ["rollout-monitor leader of 5", leader, leader / go, "<= 1.5"],
+            ["rollout-monitor follower (largest of 4)", follower, follower / go, "<= 1.2"],
+        ],
+    )
+    leaders = sum(r["leader"] for r in replicas)
+    report.print(f"\nleaders among the {REPLICAS} replicas: {leaders} (must be 1)\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

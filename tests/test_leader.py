@@ -1,0 +1,202 @@
+"""N sidecars, one database poller (issue 12, item 5): three real daemons against one PostgreSQL.
+One leads (a PostgreSQL advisory lock) and runs the database checks; the others probe their own
+callback and hold one session each; when the leader dies another leads within an interval."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import fixtures
+import pytest
+import yaml
+from callback_servers import answering_server
+from conftest import FreshDatabase
+from test_faults import ALL_CHECKS, Process, daemon
+
+from monitor import sql
+from monitor.leader import lock_key
+from monitor.names import DATABASE_SERIES
+
+LEADER_INTERVAL = 1.0
+NAMES = ("monitor-a", "monitor-b", "monitor-c")
+# What a follower's sessions may run: the leadership's own queries, and the schema check (run
+# unexported, for the follower's own judgement of the migration's state).
+FOLLOWER_QUERIES = (
+    "plumbing",
+    "session_limits",
+    "leader_try_lock",
+    "leader_holder",
+    "own_session",
+    "schema_objects",
+    "server_version",
+    "table_exists",
+    "prisma_migration",
+    "exclusive_locks",
+    "prisma_migrate_lock",
+)
+
+
+def config_file(path: Path, callback_url: str, name: str) -> Path:
+    """Every check each second, this replica's own application_name (to tell them apart)."""
+    checks: dict[str, Any] = {check: {"interval": "1s"} for check in ALL_CHECKS}
+    checks["callback"] = {"url": callback_url, "interval": "1s", "timeout": "500ms"}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "checks": checks,
+                "log": {"format": "json"},
+                "database": {"application_name": name},
+                "leader": {"interval": f"{LEADER_INTERVAL}s"},
+            }
+        )
+    )
+    return path
+
+
+@contextmanager
+def replicas(fresh_db: FreshDatabase, tmp_path: Path, callback_url: str) -> Iterator[list[Process]]:
+    with ExitStack() as stack:
+        processes = []
+        for name in NAMES:
+            folder = tmp_path / name
+            folder.mkdir()
+            config = config_file(folder / "config.yaml", callback_url, name)
+            processes.append(
+                stack.enter_context(
+                    daemon(folder, "--config", str(config), DATABASE_URL=fresh_db.url)
+                )
+            )
+        yield processes
+
+
+def leaders(processes: list[Process]) -> list[int]:
+    """The indexes of the replicas saying rollout_monitor_leader 1 (those still running)."""
+    return [
+        i
+        for i, p in enumerate(processes)
+        if p.popen.poll() is None and p.value("rollout_monitor_leader") == 1
+    ]
+
+
+def wait_for_one_leader(processes: list[Process], timeout: float) -> tuple[int, float]:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        found = leaders(processes)
+        if len(found) == 1:
+            return found[0], time.monotonic() - started
+        time.sleep(0.05)
+    pytest.fail(f"no single leader within {timeout}s: {leaders(processes)}")
+
+
+def query_names() -> dict[str, str]:
+    """Each query file's text (as sent) -> its name."""
+    folder = Path(sql.__file__).resolve().parent.parent / "queries"
+    return {path.read_text().strip(): path.stem for path in folder.glob("*.sql")}
+
+
+def named(query: str, names: dict[str, str]) -> str:
+    """The query file a session's last query came from; ROLLBACK and the pool's check are
+    plumbing."""
+    if query.strip() in {"", "ROLLBACK", "BEGIN", "BEGIN READ ONLY"}:
+        return "plumbing"
+    for text, name in names.items():
+        if query.strip() and text.startswith(query.strip()[:200]):
+            return name
+    return "other"
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["pending", "applied"])
+def test_one_replica_leads_and_only_it_runs_the_database_checks(
+    fresh_db: FreshDatabase, tmp_path: Path, applied: bool
+) -> None:
+    """Applied: the checks that only apply after the migration export too (every family the
+    relabelling must cover)."""
+    if applied:
+        with fresh_db.conn() as conn:
+            for name in ("migration_001", "prisma_record_001", "seed_after"):
+                fixtures.apply(conn, name)
+            conn.commit()
+    with answering_server(401) as app, replicas(fresh_db, tmp_path, app.url) as processes:
+        leader, _ = wait_for_one_leader(processes, timeout=15)
+        processes[leader].wait_for("rollout_postgres_up", 1, timeout=15)
+        names = query_names()
+        conn = fresh_db.conn()
+        seen: dict[str, set[str]] = {name: set() for name in NAMES}
+        most = 0
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            rows = conn.execute(
+                "SELECT application_name, query FROM pg_stat_activity"
+                " WHERE application_name = ANY(%s)",
+                (list(NAMES),),
+            ).fetchall()
+            most = max(most, len(rows))
+            for application_name, query in rows:
+                seen[application_name].add(named(query, names))
+            # No pause: a check's query is seen while it runs, for a millisecond or so (an
+            # idle session shows its last statement, the ROLLBACK).
+        scrapes = [p.scrape() for p in processes]
+    assert most <= 3 + 1 + 1
+    for i, name in enumerate(NAMES):
+        if i == leader:
+            assert seen[name] - set(FOLLOWER_QUERIES), seen  # the leader runs the other checks
+        else:
+            assert seen[name] <= set(FOLLOWER_QUERIES), (name, seen[name])
+    for i, samples in enumerate(scrapes):
+        assert samples["rollout_monitor_leader"] == float(i == leader)
+        state = "applied" if applied else "pending"
+        database = {"rollout_postgres_up", f'rollout_migration_state{{state="{state}"}}'}
+        database |= {f'rollout_check_success{{check="{c}"}}' for c in ALL_CHECKS if c != "pool"}
+        present = database & set(samples)
+        assert present == (database if i == leader else set()), (i, present)
+        assert samples['rollout_check_success{check="callback"}'] == 1
+    # What a scrape config relabels as the leader's (monitor.names.DATABASE_SERIES): exactly
+    # what the leader exports and a follower does not.
+    follower = scrapes[(leader + 1) % 3]
+    only_leader = set(scrapes[leader]) - set(follower)
+    assert only_leader
+    assert {key for key in scrapes[leader] if from_database(key)} == only_leader
+    assert not [key for key in follower if from_database(key)]
+
+
+def from_database(key: str) -> bool:
+    """Whether DATABASE_SERIES matches a sample keyed name{labels} as Prometheus would."""
+    name, _, labels = key.partition("{")
+    values = [re.search(f'{label}="([^"]*)"', labels) for label in ("check", "criterion")]
+    joined = ";".join([name, *(found[1] if found else "" for found in values)])
+    return re.fullmatch(DATABASE_SERIES, joined) is not None
+
+
+def test_when_the_leader_dies_another_leads_within_an_interval(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    with answering_server(401) as app, replicas(fresh_db, tmp_path, app.url) as processes:
+        leader, _ = wait_for_one_leader(processes, timeout=15)
+        time.sleep(2)  # every follower has polled and seen the leader
+        page = processes[(leader + 1) % 3].status_page()
+        holder = (
+            fresh_db.conn()
+            .execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND objid::bigint = %s",
+                (lock_key("001_threads_oauth_enhancements") & 0xFFFF_FFFF,),
+            )
+            .fetchone()
+        )
+        assert holder is not None
+        assert f"PostgreSQL backend {holder[0]}" in page
+        assert "This replica follows" in page
+        os.kill(processes[leader].popen.pid, signal.SIGKILL)
+        processes[leader].popen.wait()
+        successor, took = wait_for_one_leader(processes, timeout=10)
+        assert successor != leader
+        assert took <= LEADER_INTERVAL + 1.0
+        processes[successor].wait_for("rollout_postgres_up", 1, timeout=5)
+        processes[successor].wait_for('rollout_migration_state{state="pending"}', 1, timeout=5)
