@@ -363,3 +363,36 @@ def test_observed_numbers_come_with_the_decision() -> None:
 def test_overall(found: list[Result], expected: Result) -> None:
     decisions = [Decision("migration_completed", result, "") for result in found]
     assert overall(decisions) == expected
+
+
+# A follower of several monitors (monitor.leader) knows no database reading of its own.
+FOLLOWER = replace(
+    HEALTHY,
+    database_elsewhere=True,
+    indexes_valid=None,
+    trigger_enabled=None,
+    wrongly_invalid=None,
+    logins=None,
+    logins_missing_field=None,
+)
+
+
+def test_a_follower_judges_its_own_callback_and_leaves_the_database_to_the_leader() -> None:
+    """Issue 12: a follower's healthy callback passes (the tokens are the leader's to judge),
+    and it decides nothing the database alone decides."""
+    assert results(decide(FOLLOWER)) == {
+        "users_can_authenticate": (
+            "pass",
+            "callback success 100.00% of 20 probes (tokens: judged by the leader)",
+        ),
+        "latency_within_10pct": PASSING["latency_within_10pct"],
+        "error_rate_within_baseline": PASSING["error_rate_within_baseline"],
+    }
+
+
+def test_a_follower_whose_callback_answers_5xx_fails_users_can_authenticate() -> None:
+    decisions = results(decide(replace(FOLLOWER, successes=0)))
+    assert decisions["users_can_authenticate"] == (
+        "fail",
+        "callback success 0.00% of 20 probes, below the 99.00% objective",
+    )
