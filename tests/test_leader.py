@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import fixtures
+import httpx
 import pytest
 import yaml
 from callback_servers import answering_server
 from conftest import FreshDatabase
+from test_end_to_end import Prometheus, wait_for
 from test_faults import ALL_CHECKS, Process, daemon
 
 from monitor import sql
+from monitor.assets import alerts_dir
+from monitor.demo.postgres import free_port
 from monitor.leader import lock_key
 from monitor.names import DATABASE_SERIES
 
@@ -61,13 +67,18 @@ def config_file(path: Path, callback_url: str, name: str) -> Path:
 
 
 @contextmanager
-def replicas(fresh_db: FreshDatabase, tmp_path: Path, callback_url: str) -> Iterator[list[Process]]:
+def replicas(
+    fresh_db: FreshDatabase, tmp_path: Path, *callback_urls: str
+) -> Iterator[list[Process]]:
+    """The three replicas; each probes the callback URL of its index (the last one given for
+    the rest), as each sidecar probes its own pod's."""
     with ExitStack() as stack:
         processes = []
-        for name in NAMES:
+        for i, name in enumerate(NAMES):
             folder = tmp_path / name
             folder.mkdir()
-            config = config_file(folder / "config.yaml", callback_url, name)
+            url = callback_urls[min(i, len(callback_urls) - 1)]
+            config = config_file(folder / "config.yaml", url, name)
             processes.append(
                 stack.enter_context(
                     daemon(folder, "--config", str(config), DATABASE_URL=fresh_db.url)
@@ -200,3 +211,89 @@ def test_when_the_leader_dies_another_leads_within_an_interval(
         assert took <= LEADER_INTERVAL + 1.0
         processes[successor].wait_for("rollout_postgres_up", 1, timeout=5)
         processes[successor].wait_for('rollout_migration_state{state="pending"}', 1, timeout=5)
+
+
+@contextmanager
+def prometheus(tmp_path: Path, processes: list[Process]) -> Iterator[Prometheus]:
+    """A real Prometheus scraping the three replicas as one job, every second, with the rules."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus is not installed (scripts/install-system-deps installs it)")
+    targets = [p.base_url.removeprefix("http://") for p in processes]
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(path) for path in sorted(alerts_dir().glob("*.rules.yml"))],
+        "scrape_configs": [{"job_name": "threads-app", "static_configs": [{"targets": targets}]}],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    address = f"127.0.0.1:{free_port()}"
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        server = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+                f"--web.listen-address={address}",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        api = Prometheus(f"http://{address}")
+        wait_for("Prometheus scraping all three", lambda: up(api) == len(processes), 30)
+        yield api
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def up(api: Prometheus) -> int:
+    try:
+        return int(api.value('sum(up{job="threads-app"})') or 0)
+    except (httpx.HTTPError, AssertionError):
+        return 0
+
+
+def alerts(api: Prometheus) -> set[tuple[str, str]]:
+    """(alertname, instance) of every alert pending or firing."""
+    return {
+        (a["metric"]["alertname"], a["metric"].get("instance", "")) for a in api.query("ALERTS")
+    }
+
+
+def test_prometheus_sees_one_leader_through_a_failover_and_which_pod_fails(
+    fresh_db: FreshDatabase, tmp_path: Path
+) -> None:
+    """Three sidecars and a real Prometheus with the rules: the database's series from one
+    replica only, before and after the leader is killed; a 5xx from one pod's callback is that
+    pod's alert alone; the failover itself pages nothing."""
+    with (
+        answering_server(401) as healthy,
+        answering_server(503) as failing,
+        replicas(fresh_db, tmp_path, healthy.url, healthy.url, failing.url) as processes,
+        prometheus(tmp_path, processes) as api,
+    ):
+        broken = processes[2].base_url.removeprefix("http://")
+        wait_for("one leader", lambda: api.value("sum(rollout_monitor_leader)") == 1, 20)
+        assert api.value("count(rollout_postgres_up)") == 1
+        assert api.value('count(rollout_migration_state{state="pending"} == 1)') == 1
+        # Until the first scrapes, absent(rollout_postgres_up) holds RolloutMonitorAbsent
+        # pending for a moment; then only the failing pod's alert.
+        only_broken = {("RolloutCallbackDown", broken)}
+        wait_for("the 5xx pod's alert alone", lambda: alerts(api) == only_broken, 20)
+        leader = next(i for i, p in enumerate(processes) if p.value("rollout_monitor_leader") == 1)
+        os.kill(processes[leader].popen.pid, signal.SIGKILL)
+        processes[leader].popen.wait()
+        killed = processes[leader].base_url.removeprefix("http://")
+        # The new leader's series within an interval and a scrape. Meanwhile nothing but the
+        # failing pod's own alerts, and the killed target's RolloutMonitorAbsent pending (a
+        # replica is gone; it would page after 2 minutes): no database alert, no alert without
+        # an instance, nothing about the healthy replicas.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for name, instance in alerts(api):
+                assert instance == broken or (name, instance) == ("RolloutMonitorAbsent", killed)
+            time.sleep(0.5)
+        assert api.value("sum(rollout_monitor_leader)") == 1
+        assert api.value("count(rollout_postgres_up)") == 1
+        assert api.value('count(rollout_migration_state{state="pending"} == 1)') == 1
