@@ -311,10 +311,10 @@ class Monitor:
             )
         self.db.open()
         self._exporter.start()
+        log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
         if self.leadership is not None:
             self.leadership.poll()
         self._scheduler.start()
-        log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
 
     def stop(self) -> None:
         """Stop scheduling, let running checks finish briefly, close the pool and /metrics."""
