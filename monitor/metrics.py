@@ -141,6 +141,15 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 self.check_runs.remove(check, outcome)
 
+    def rejoin_check(self, check: str, interval: float) -> None:
+        """The per-check series a run does not set, after the check's first run in a replica
+        that has just taken the lead: its interval, every outcome's count, and a last success
+        of 0 if that run failed (it has not succeeded here yet)."""
+        self.check_interval.labels(check).set(interval)
+        for outcome in CHECK_OUTCOMES:
+            self.check_runs.labels(check, outcome)
+        self.check_last_success.labels(check)  # 0 unless the run succeeded
+
     def add_check(self, check: str, interval: float) -> None:
         """Export every per-check series from the start, before the check first runs."""
         self.check_interval.labels(check).set(interval)

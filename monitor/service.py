@@ -104,6 +104,7 @@ class Monitor:
             CheckRunner(check, self.metrics, redact, readings=self.readings) for check in checks
         ]
         self.leadership: Leadership | None = None
+        self._rejoining: set[str] = set()  # database checks not yet run since this one leads
         if config.leader.enabled:
             key = config.leader.lock_key
             self.leadership = Leadership(
@@ -185,10 +186,12 @@ class Monitor:
             return
         if not leading:  # the server did not answer the poll: it is down from here
             self._report_postgres(False)
-        for runner in self._database_runners():
-            self.metrics.add_check(runner.check.name, runner.check.interval)
-        self.metrics.database_shown = True
-        self.metrics.changes += 1
+        if not self.metrics.database_shown:
+            # Each check's series come back with its first run here (its last success is the
+            # run's, not a "never" a scrape might catch in between).
+            self._rejoining = {runner.check.name for runner in self._database_runners()}
+            self.metrics.database_shown = True
+            self.metrics.changes += 1
         if self._scheduler is not None:
             now = datetime.now(UTC)
             for runner in self._database_runners():
@@ -216,6 +219,9 @@ class Monitor:
                 outcome = runner()
                 if self.follows():
                     self._forget(runner)
+                elif runner.check.name in self._rejoining:
+                    self._rejoining.discard(runner.check.name)
+                    self.metrics.rejoin_check(runner.check.name, runner.check.interval)
                 return outcome
             if runner.check.name == "schema":
                 self._quietly(runner)

@@ -211,6 +211,12 @@ def test_when_the_leader_dies_another_leads_within_an_interval(
         assert took <= LEADER_INTERVAL + 1.0
         processes[successor].wait_for("rollout_postgres_up", 1, timeout=5)
         processes[successor].wait_for('rollout_migration_state{state="pending"}', 1, timeout=5)
+        # Every database check's series are back, each after its first run there: never a
+        # last success of 0 that RolloutCheckFailing would take for a check never succeeding.
+        samples = processes[successor].scrape()
+        for check in ("schema", "drift", "backfill", "connections", "activity"):
+            assert samples[f'rollout_check_interval_seconds{{check="{check}"}}'] == 1
+            assert samples[f'rollout_check_last_success_timestamp_seconds{{check="{check}"}}'] > 0
 
 
 @contextmanager
