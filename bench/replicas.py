@@ -56,6 +56,24 @@ def monitor_time(db: BenchDb) -> float:
     return role_time(db).get(MONITOR_ROLE, (0.0, 0))[0]
 
 
+def top_statements(db: BenchDb, count: int = 12) -> list[list[Any]]:
+    """The monitor role's costliest statements since the reset: ms, calls, first line."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT total_exec_time + total_plan_time, calls, query FROM pg_stat_statements s"
+            " JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s ORDER BY 1 DESC LIMIT %s",
+            (MONITOR_ROLE, count),
+        ).fetchall()
+    return [[float(ms), int(calls), first_line(query)] for ms, calls, query in rows]
+
+
+def first_line(query: str) -> str:
+    """The query's first line that is not a comment, shortened."""
+    lines = [line.strip() for line in query.splitlines() if line.strip()]
+    code = [line for line in lines if not line.startswith("--")]
+    return (code or lines or [""])[0][:70]
+
+
 def reset_statements(db: BenchDb) -> None:
     with db.connect() as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
@@ -97,7 +115,12 @@ def measure(
         _, body, _ = http_get("127.0.0.1", port, "/metrics")
         leader = samples(body).get("rollout_monitor_leader", [({}, 0.0)])[0][1]
         replicas[name] = {"leader": leader == 1, "rss_mb": rss_mb(children[name].pid)}
-    return {"db_ms": spent, "db_ms_per_minute": spent / seconds * 60, "replicas": replicas}
+    return {
+        "db_ms": spent,
+        "db_ms_per_minute": spent / seconds * 60,
+        "replicas": replicas,
+        "top": top_statements(db),
+    }
 
 
 def stop(children: dict[str, Any], names: list[str]) -> None:
@@ -209,6 +232,12 @@ def print_report(
             ["rollout-monitor follower (largest of 4)", follower, follower / go, "<= 1.2"],
         ],
     )
+    for label, phase in (("one replica", one), (f"{REPLICAS} replicas", many)):
+        report.table(
+            f"The costliest statements, {label} (ms over the phase)",
+            ["ms", "calls", "statement"],
+            phase["top"],
+        )
     leaders = sum(r["leader"] for r in replicas)
     report.print(f"\nleaders among the {REPLICAS} replicas: {leaders} (must be 1)\n")
 

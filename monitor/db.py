@@ -211,13 +211,13 @@ class Database:
         pool for good (pg_try_advisory_lock: never waits); None when another session holds it."""
         conn: psycopg.Connection[Any] = self._pool.getconn()
         try:
-            conn.execute(queries.query("session_limits"), self._limits())
-            row = conn.execute(queries.query("leader_try_lock"), {"key": key}).fetchone()
+            params = {**self._limits(), "key": key}
+            row = conn.execute(queries.query("leader_try_lock"), params).fetchone()
             conn.rollback()  # a session-level advisory lock outlives the transaction
         except BaseException:
             self._pool.putconn(conn)
             raise
-        if row is not None and row[0]:
+        if row is not None and row[-1]:
             return conn
         self._pool.putconn(conn)
         return None

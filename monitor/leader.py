@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from prometheus_client.metrics_core import Metric
 from monitor.db import Database, is_connection_failure
 
 log = structlog.get_logger("monitor.leader")
+HOLDER_SECONDS = 60.0  # how long a follower's idea of who leads stands before it asks again
 
 
 def lock_key(migration: str) -> int:
@@ -69,6 +71,7 @@ class Leadership:
         self._on_change = on_change
         self._held: psycopg.Connection[Any] | None = None
         self._following = False
+        self._holder_at = 0.0
         self._lock = threading.Lock()
         self.holder: Holder | None = None  # the leader seen at the last poll (followers)
         self.own_pid: int | None = None  # the backend PID of this replica's lock session
@@ -104,8 +107,9 @@ class Leadership:
     def _try(self) -> None:
         conn = self._db.try_lock(self._key)
         if conn is None:
-            row = self._db.lock_holder(self._key)
-            self.holder = None if row is None else Holder(row["client_addr"], int(row["pid"]))
+            if not self._following:
+                self.holder = None  # newly following: ask who leads now
+            self._look_for_holder()
             self._follow(True)
             return
         self._following = False
@@ -115,6 +119,16 @@ class Leadership:
         self._db.resize(self._pool_max_size - 1)
         log.info("leading", backend_pid=self.own_pid)
         self._on_change(True)
+
+    def _look_for_holder(self) -> None:
+        """Who leads, for the status page: asked again at most every HOLDER_SECONDS (pg_locks
+        and pg_stat_activity cost more than the try itself, on every follower)."""
+        now = time.monotonic()
+        if self.holder is not None and now - self._holder_at < HOLDER_SECONDS:
+            return
+        row = self._db.lock_holder(self._key)
+        self.holder = None if row is None else Holder(row["client_addr"], int(row["pid"]))
+        self._holder_at = now
 
     def _follow(self, following: bool) -> None:
         if following != self._following:
