@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import certifi
 import httpx
 
 from monitor.config import CallbackSettings
@@ -81,6 +83,9 @@ class CallbackProbe:
 
     def __init__(self, settings: CallbackSettings) -> None:
         self._settings = settings
+        # Made once: loading the CA bundle took 18 ms of CPU per probe when each new client
+        # made its own. Each probe still opens a fresh connection (and TLS session).
+        self._tls = ssl.create_default_context(cafile=certifi.where())
 
     def probe(self) -> ProbeResult:
         """One probe; returns by the deadline whatever the server does."""
@@ -98,7 +103,9 @@ class CallbackProbe:
 
     async def _exchange(self, timings: Timings) -> int:
         settings = self._settings
-        async with httpx.AsyncClient(trust_env=False, timeout=settings.timeout) as client:
+        async with httpx.AsyncClient(
+            trust_env=False, timeout=settings.timeout, verify=self._tls
+        ) as client:
             request = client.build_request(
                 settings.method,
                 settings.url,
