@@ -173,32 +173,15 @@ def main() -> int:
     return 0
 
 
-def run(  # noqa: PLR0917 - one call site
-    db: BenchDb,
-    args: Any,
-    report: Report,
-    workdir: Path,
-    callback_url: str,
-    children: dict[str, subprocess.Popen[bytes]],
-) -> None:
-    """The benchmark proper; children are stopped by the caller."""
-    ports = {
-        "rollout-monitor": free_port(),
-        "postgres_exporter": free_port(),
-        "blackbox": free_port(),
-    }
-    (workdir / "monitor.yaml").write_text(MONITOR_CONFIG, encoding="utf-8")
+def start_exporters(
+    db: BenchDb, workdir: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> dict[str, int]:
+    """prometheus-postgres-exporter on the database and prometheus-blackbox-exporter (its
+    callback_post module), each on a port of its own; name -> port, once both answer."""
+    from common import wait_http  # noqa: PLC0415
+
+    ports = {"postgres_exporter": free_port(), "blackbox": free_port()}
     (workdir / "blackbox.yml").write_text(BLACKBOX_CONFIG, encoding="utf-8")
-    children["rollout-monitor"] = start(
-        "rollout-monitor",
-        [str(VENV_BIN / "rollout-monitor"), "run", "--config", str(workdir / "monitor.yaml")],
-        {
-            "DATABASE_URL": db.url(MONITOR_ROLE),
-            "ROLLOUT_CALLBACK_URL": callback_url,
-            "ROLLOUT_LISTEN_ADDRESS": f"127.0.0.1:{ports['rollout-monitor']}",
-        },
-        workdir,
-    )
     children["postgres_exporter"] = start(
         "postgres_exporter",
         [
@@ -218,11 +201,36 @@ def run(  # noqa: PLR0917 - one call site
         {},
         workdir,
     )
+    wait_http(ports["postgres_exporter"], "/metrics", 60)
+    wait_http(ports["blackbox"], "/", 60)
+    return ports
+
+
+def run(  # noqa: PLR0917 - one call site
+    db: BenchDb,
+    args: Any,
+    report: Report,
+    workdir: Path,
+    callback_url: str,
+    children: dict[str, subprocess.Popen[bytes]],
+) -> None:
+    """The benchmark proper; children are stopped by the caller."""
+    ports = {"rollout-monitor": free_port()}
+    (workdir / "monitor.yaml").write_text(MONITOR_CONFIG, encoding="utf-8")
+    children["rollout-monitor"] = start(
+        "rollout-monitor",
+        [str(VENV_BIN / "rollout-monitor"), "run", "--config", str(workdir / "monitor.yaml")],
+        {
+            "DATABASE_URL": db.url(MONITOR_ROLE),
+            "ROLLOUT_CALLBACK_URL": callback_url,
+            "ROLLOUT_LISTEN_ADDRESS": f"127.0.0.1:{ports['rollout-monitor']}",
+        },
+        workdir,
+    )
     from common import wait_http  # noqa: PLC0415
 
     wait_http(ports["rollout-monitor"], "/readyz", 180)
-    wait_http(ports["postgres_exporter"], "/metrics", 60)
-    wait_http(ports["blackbox"], "/", 60)
+    ports.update(start_exporters(db, workdir, children))
     versions = {}
     for binary in ("prometheus-postgres-exporter", "prometheus-blackbox-exporter"):
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)

@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import quote
 
 from common import (
-    EXPORTER_ROLE,
     MONITOR_ROLE,
     VENV_BIN,
     BenchDb,
@@ -43,7 +42,7 @@ from common import (
     stop_process,
     wait_http,
 )
-from exporters import BLACKBOX_CONFIG, MONITOR_CONFIG, role_time, start
+from exporters import MONITOR_CONFIG, role_time, start, start_exporters
 
 from monitor.demo.postgres import free_port
 from tests.callback_servers import delayed_server
@@ -179,33 +178,6 @@ def main() -> int:
         db.close()
         say(f"results: {report.path}")
     return 0
-
-
-def start_exporters(db: BenchDb, workdir: Path, children: dict[str, Any]) -> dict[str, int]:
-    ports = {"postgres_exporter": free_port(), "blackbox": free_port()}
-    (workdir / "blackbox.yml").write_text(BLACKBOX_CONFIG, encoding="utf-8")
-    children["postgres_exporter"] = start(
-        "postgres_exporter",
-        [
-            "prometheus-postgres-exporter",
-            f"--web.listen-address=127.0.0.1:{ports['postgres_exporter']}",
-        ],
-        {"DATA_SOURCE_NAME": db.url(EXPORTER_ROLE, sslmode="disable")},
-        workdir,
-    )
-    children["blackbox"] = start(
-        "blackbox",
-        [
-            "prometheus-blackbox-exporter",
-            f"--config.file={workdir / 'blackbox.yml'}",
-            f"--web.listen-address=127.0.0.1:{ports['blackbox']}",
-        ],
-        {},
-        workdir,
-    )
-    wait_http(ports["postgres_exporter"], "/metrics", 60)
-    wait_http(ports["blackbox"], "/", 60)
-    return ports
 
 
 def probe_forever(port: int, target: str, seconds: float) -> subprocess.Popen[bytes]:
