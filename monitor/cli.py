@@ -13,7 +13,7 @@ from typing import NoReturn
 from prometheus_client import disable_created_metrics
 
 from monitor.assets import AssetsError, write_assets
-from monitor.config import Config
+from monitor.config import DEFAULT_LISTEN_ADDRESS, Config
 from monitor.db import PasswordFileError, read_password
 from monitor.demo.cli import add_demo_parser, run_demo
 from monitor.identity import describe
@@ -61,49 +61,103 @@ class Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: {message} (see --help)\n")
 
 
-def parser() -> Parser:
-    """The command line of CONTRACT.md."""
-    shared = Parser(add_help=False)
-    shared.add_argument("--database-url", metavar="URL", help="watched database (env DATABASE_URL)")
-    shared.add_argument(
-        "--callback-url", metavar="URL", help="OAuth callback (env ROLLOUT_CALLBACK_URL)"
-    )
-    shared.add_argument(
-        "--listen-address",
-        metavar="HOST:PORT",
-        help="/metrics address (env ROLLOUT_LISTEN_ADDRESS)",
-    )
-    shared.add_argument("--config", metavar="PATH", help="YAML config file (env ROLLOUT_CONFIG)")
-    shared.add_argument(
+# Each option's environment variable and default; a flag wins over the environment, the
+# environment over the config file, the file over the defaults.
+CONNECTION = (
+    ("--database-url", "URL", "the watched database; env DATABASE_URL; required"),
+    (
         "--database-password-file",
-        metavar="PATH",
-        help="file holding the database password (env DATABASE_PASSWORD_FILE)",
-    )
-    shared.add_argument(
+        "PATH",
+        "a file holding the database password (one trailing newline dropped); env"
+        " DATABASE_PASSWORD_FILE; default none",
+    ),
+    (
+        "--config",
+        "PATH",
+        "a YAML config file (rollout-monitor.example.yaml lists every key); env ROLLOUT_CONFIG;"
+        " default: the built-in defaults for migration 001",
+    ),
+)
+CALLBACK = (
+    (
+        "--callback-url",
+        "URL",
+        "the OAuth callback to probe; env ROLLOUT_CALLBACK_URL; default"
+        " http://localhost:3000/api/auth/callback/threads",
+    ),
+)
+SERVING = (
+    (
+        "--listen-address",
+        "HOST:PORT",
+        f"where /metrics, /healthz, /readyz and the status page listen; env"
+        f" ROLLOUT_LISTEN_ADDRESS; default {DEFAULT_LISTEN_ADDRESS}",
+    ),
+    (
         "--web-config-file",
-        metavar="PATH",
-        help="TLS and basic auth for /metrics (env ROLLOUT_WEB_CONFIG_FILE)",
-    )
+        "PATH",
+        "TLS and basic auth for the endpoint (exporter-toolkit's format); env"
+        " ROLLOUT_WEB_CONFIG_FILE; default none: plain HTTP",
+    ),
+)
+BAD_USAGE = "2 on bad usage or configuration (one line per problem)"
+
+
+def options(*groups: tuple[tuple[str, str, str], ...]) -> Parser:
+    """A parent parser holding these options."""
+    parent = Parser(add_help=False)
+    for group in groups:
+        for flag, metavar, text in group:
+            parent.add_argument(flag, metavar=metavar, help=text)
+    return parent
+
+
+def parser() -> Parser:
+    """The command line of the repository's README (Command line)."""
     main = Parser(
-        prog="rollout-monitor", description="Monitor migration 001 and the OAuth callback."
+        prog="rollout-monitor",
+        description="Watch migration 001_threads_oauth_enhancements and the Threads OAuth"
+        " callback, and export Prometheus metrics. Exit codes: see each command's --help.",
     )
     main.add_argument("--version", action="version", version=describe())
     commands = main.add_subparsers(dest="command", required=True, parser_class=Parser)
     commands.add_parser(
-        "run", parents=[shared], help="serve /metrics and run every check on schedule"
+        "run",
+        parents=[options(CONNECTION, CALLBACK, SERVING)],
+        help="serve /metrics and run every check on its interval",
+        description="Serve /metrics, /healthz, /readyz and the status page (/), and run every"
+        " check on its interval until SIGTERM or SIGINT. SIGHUP loads the configuration again;"
+        " a bad one keeps the running one. With several monitors on one database, one leads"
+        f" and runs the database checks. Exit 0 after a clean stop; {BAD_USAGE}, or when the"
+        " address cannot be listened on.",
     )
-    commands.add_parser("once", parents=[shared], help="run every check once and print the metrics")
-    commands.add_parser("check-config", parents=[shared], help="validate the configuration")
+    commands.add_parser(
+        "once",
+        parents=[options(CONNECTION, CALLBACK)],
+        help="run every check once and print the metrics",
+        description="Run every check once (the schema check first) and print the Prometheus"
+        " text exposition on stdout. Exit 0 when every check ran, 1 when any failed (everything"
+        f" it has is still printed), {BAD_USAGE}.",
+    )
+    commands.add_parser(
+        "check-config",
+        parents=[options(CONNECTION, CALLBACK, SERVING)],
+        help="validate the configuration",
+        description="Validate the configuration (defaults, file, environment and flags, the"
+        " web config file too) without connecting to anything, and print a summary with the"
+        f" password masked. Exit 0 when valid; {BAD_USAGE}, each with its location.",
+    )
     assets = commands.add_parser(
         "assets",
         help="write the Prometheus rules, the Grafana dashboard and the runbook to a folder",
-        description="Write the files shipped for Prometheus, Alertmanager and Grafana (and the"
-        " runbook and the database role script) to FOLDER: alerts/, dashboards/, docs/."
-        " Exit 0, or 2 when a file exists (without --force) or cannot be written.",
+        description="Write the files shipped for Prometheus, Alertmanager, Grafana and"
+        " prometheus-operator (and the runbook and the database role script) to FOLDER:"
+        " alerts/, dashboards/, docs/, kubernetes/. Exit 0, or 2 when a file exists (without"
+        " --force) or cannot be written.",
     )
-    assets.add_argument("folder", metavar="FOLDER")
+    assets.add_argument("folder", metavar="FOLDER", help="where to write them (made if missing)")
     assets.add_argument("--force", action="store_true", help="replace files that exist")
-    add_preflight_parser(commands, shared)
+    add_preflight_parser(commands, options(CONNECTION, CALLBACK))
     add_verdict_parser(commands)
     add_demo_parser(commands)
     return main

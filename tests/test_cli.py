@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import pytest
 from callback_servers import answering_server, refused_url
 from conftest import FreshDatabase
 
+from monitor.cli import parser
 from monitor.demo.postgres import free_port
 
 COMMAND = [sys.executable, "-m", "monitor"]
@@ -183,3 +185,40 @@ def wait_until_ready(base_url: str, timeout: float = 20) -> None:
             pass
         time.sleep(0.2)
     pytest.fail(f"{base_url} never became ready")
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices)
+
+
+def test_every_command_explains_itself_and_its_exit_codes() -> None:
+    """Issue 13: --help of run, once, check-config and preflight had no description, defaults or
+    exit codes; several demo flags had no help."""
+    for name, command in _subparsers().items():
+        assert command.description, name
+        assert "Exit" in command.description, name
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.option_strings or action.dest)
+
+
+def test_options_appear_only_where_they_act() -> None:
+    """preflight and once never listen: --listen-address and --web-config-file were offered."""
+    options = {
+        name: {s for a in command._actions for s in a.option_strings}
+        for name, command in _subparsers().items()
+    }
+    serving = {"--listen-address", "--web-config-file"}
+    assert serving <= options["run"]
+    assert serving <= options["check-config"]
+    assert not serving & options["once"]
+    assert not serving & options["preflight"]
+    assert "--callback-url" in options["once"]
+    assert "--callback-url" in options["preflight"]
+    result = rollout("preflight", "--web-config-file", "/nowhere")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "rollout-monitor: unrecognized arguments: --web-config-file /nowhere (see --help)\n"
+    )

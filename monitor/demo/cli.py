@@ -16,12 +16,25 @@ def add_demo_parser(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="run a throwaway rollout on 127.0.0.1: database, app, load, monitor, Prometheus",
-        description="Everything on 127.0.0.1, removed on Ctrl-C. Durations take a unit: 30s, 2m.",
+        description="A whole rollout on 127.0.0.1: a throwaway PostgreSQL with the app's schema,"
+        " a stand-in app with logins, the monitor, Prometheus and Alertmanager; migration 001"
+        " applied after --migrate-after; faults injected by typed commands (type help). Everything"
+        " is removed on Ctrl-C. Durations take a unit: 30s, 2m. Exit 0 after Ctrl-C, 2 on bad"
+        " usage (a baseline too short included), 1 when a part fails to start, 130 when"
+        " interrupted while starting.",
     )
     defaults = DemoSettings()
-    demo.add_argument("--users", type=positive_int, default=defaults.users, help="users to create")
     demo.add_argument(
-        "--logins-per-second", type=positive_float, default=defaults.logins_per_second
+        "--users",
+        type=positive_int,
+        default=defaults.users,
+        help=f"users to create (default {defaults.users})",
+    )
+    demo.add_argument(
+        "--logins-per-second",
+        type=positive_float,
+        default=defaults.logins_per_second,
+        help=f"the stand-in app's login load (default {defaults.logins_per_second:g})",
     )
     demo.add_argument(
         "--migrate-after",
@@ -30,18 +43,26 @@ def add_demo_parser(commands: Any) -> None:
         metavar="DURATION",
         help="apply migration 001 this long after start (default 60s)",
     )
-    demo.add_argument("--no-migration", action="store_true", help="never apply it by itself")
+    demo.add_argument(
+        "--no-migration", action="store_true", help="never apply it by itself (type migrate)"
+    )
     demo.add_argument(
         "--allow-short-baseline",
         action="store_true",
         help="migrate even if too few probes come before it for a usable baseline",
     )
-    for option, value in (
-        ("--check-interval", defaults.check_interval),
-        ("--probe-interval", defaults.probe_interval),
-        ("--scrape-interval", defaults.scrape_interval),
+    for option, value, what in (
+        ("--check-interval", defaults.check_interval, "every database check runs"),
+        ("--probe-interval", defaults.probe_interval, "the monitor probes the callback"),
+        ("--scrape-interval", defaults.scrape_interval, "Prometheus scrapes and evaluates"),
     ):
-        demo.add_argument(option, type=duration, default=value, metavar="DURATION")
+        demo.add_argument(
+            option,
+            type=duration,
+            default=value,
+            metavar="DURATION",
+            help=f"how often {what} (default {value:g}s)",
+        )
     demo.add_argument(
         "--no-prometheus", action="store_true", help="do not start Prometheus and Alertmanager"
     )

@@ -28,7 +28,14 @@ def duration(text: str) -> float:
 def add_preflight_parser(commands: Any, shared: argparse.ArgumentParser) -> None:
     """Add `preflight` and its options (with the shared ones) to the subcommands."""
     parser = commands.add_parser(
-        "preflight", parents=[shared], help="the plan's pre-deployment checklist"
+        "preflight",
+        parents=[shared],
+        help="the plan's pre-deployment checklist",
+        description="The deployment plan's pre-deployment checklist, read-only: the database"
+        " reachable, its schema ready for the migration, the backup (its age, and pg_restore"
+        " reading it to its end), no authentication flow in flight, the active sessions, and"
+        " one probe of the callback. Exit 0 when every check passes, 1 when any fails, 2 on"
+        " bad usage or configuration.",
     )
     parser.add_argument(
         "--backup",
@@ -44,7 +51,10 @@ def add_preflight_parser(commands: Any, shared: argparse.ArgumentParser) -> None
         help="how old the backup may be, e.g. 30m or 24h (default preflight.backup_max_age: 24h)",
     )
     parser.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output (default table)"
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="output: an aligned table, or JSON (default table)",
     )
 
 
