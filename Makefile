@@ -26,10 +26,13 @@ system-deps:
 test-deps:
 	scripts/install-system-deps --tests
 
+# bench/ is type-checked on its own: its scripts import each other as top-level modules
+# (run as `python bench/x.py`), which one mypy run beside tests/ would see twice.
 lint: $(BIN)/rollout-monitor
-	$(BIN)/ruff check monitor tests
-	$(BIN)/ruff format --check monitor tests
+	$(BIN)/ruff check monitor tests bench
+	$(BIN)/ruff format --check monitor tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 # prometheus-operator's schemas, for the test of deploy/kubernetes (from the npm registry).
 tests/kubernetes/node_modules: tests/kubernetes/package-lock.json

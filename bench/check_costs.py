@@ -45,12 +45,11 @@ from common import (
     SUPERUSER,
     BenchDb,
     Report,
-    add_db_arguments,
     median,
-    open_db,
     samples,
     say,
 )
+from make_db import add_db_arguments, open_db
 from prometheus_client import disable_created_metrics, generate_latest
 from psycopg import sql
 
@@ -443,6 +442,16 @@ def _max_or_none(values: list[float | None]) -> float | None:
     return max(present) if present else None
 
 
+def worst_hold_ms(entry: dict[str, Any], table: str) -> float | None:
+    """The check's longest hold on the table: traced when tracing saw one, else the sampled
+    bracket's upper bound (streamed queries leave tracing blind); None when neither saw any."""
+    traced = _max_or_none([r["traced_hold_ms"][table] for r in entry["runs"]])
+    if traced is not None:
+        return traced
+    bounds = [e["holds_ms"][table][1] for e in entry["sampled"] if table in e["holds_ms"]]
+    return max(bounds) if bounds else None
+
+
 def _sampled(entries: list[dict[str, Any]], table: str) -> str:
     bounds = [e["holds_ms"][table] for e in entries if table in e["holds_ms"]]
     if not bounds:
@@ -468,7 +477,7 @@ def report_mode(report: Report, mode: str, threshold: int | None, data: dict[str
                 _sampled(entry["sampled"], "users"),
                 traced["threads_tokens"],
                 _sampled(entry["sampled"], "threads_tokens"),
-                all((traced[t] or 0) < LOCK_TARGET_MS for t in TABLES),
+                all((worst_hold_ms(entry, t) or 0) < LOCK_TARGET_MS for t in TABLES),
             ]
         )
     label = {None: "large_tables defaults", 0: "estimate_above_rows=0: forced on"}.get(
@@ -604,9 +613,8 @@ def run(db: BenchDb, args: Any, report: Report) -> int:
             (
                 h
                 for entry in data["checks"].values()
-                for r in entry["runs"]
-                for h in r["traced_hold_ms"].values()
-                if h is not None
+                for table in TABLES
+                if (h := worst_hold_ms(entry, table)) is not None
             ),
             default=0.0,
         )
@@ -627,7 +635,7 @@ def run(db: BenchDb, args: Any, report: Report) -> int:
         "targets",
         [
             "mode",
-            "worst lock hold ms",
+            "worst lock hold ms (traced, else sampled upper bound)",
             f"< {LOCK_TARGET_MS:.0f} ms",
             "db ms/min",
             "% of one core",

@@ -36,11 +36,9 @@ from common import (
     VENV_BIN,
     BenchDb,
     Report,
-    add_db_arguments,
     ensure_exporters,
     http_get,
     median,
-    open_db,
     proc_status,
     quantile,
     sample_count,
@@ -48,6 +46,7 @@ from common import (
     say,
     stop_process,
 )
+from make_db import add_db_arguments, open_db
 
 from monitor.demo.postgres import free_port
 from tests.callback_servers import delayed_server

@@ -40,15 +40,14 @@ from common import (
     MONITOR_ROLE,
     VENV_BIN,
     BenchDb,
-    add_db_arguments,
     ensure_exporters,
-    open_db,
     rss_mb,
     say,
     stop_process,
     wait_http,
 )
 from exporters import MONITOR_CONFIG, scrape, start
+from make_db import add_db_arguments, open_db
 
 from monitor.demo.postgres import free_port
 

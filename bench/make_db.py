@@ -480,5 +480,35 @@ def main() -> int:
     return 0
 
 
+# -- for the other scripts: the database their arguments name ---------------------------
+
+
+def add_db_arguments(parser: Any, default_rows: int = 1_000_000) -> None:
+    """--db STATE (a database kept by make_db.py --keep) or --rows N (build a throwaway one)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--db",
+        type=Path,
+        help="state file written by `make_db.py --keep` (reuse that database)",
+    )
+    group.add_argument(
+        "--rows",
+        type=int,
+        default=default_rows,
+        help=f"build a throwaway database of this many users and tokens (default {default_rows:,})",
+    )
+
+
+def open_db(args: Any) -> BenchDb:
+    """The database the arguments name: a kept one, or a new one removed by BenchDb.close()."""
+    if args.db is not None:
+        state = json.loads(args.db.read_text(encoding="utf-8"))
+        db = BenchDb(port=state["port"], rows=state["rows"], state=state)
+        grant_monitor_role(db)  # the role script as it is now
+        say(f"using the kept database {db.url()} ({db.rows:,} rows, state {args.db})")
+        return db
+    return build(args.rows)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -32,10 +32,8 @@ from common import (
     VENV_BIN,
     BenchDb,
     Report,
-    add_db_arguments,
     ensure_exporters,
     http_get,
-    open_db,
     rss_mb,
     samples,
     say,
@@ -43,6 +41,7 @@ from common import (
     wait_http,
 )
 from exporters import MONITOR_CONFIG, role_time, start, start_exporters
+from make_db import add_db_arguments, open_db
 
 from monitor.demo.postgres import free_port
 from tests.callback_servers import delayed_server

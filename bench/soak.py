@@ -29,10 +29,8 @@ from common import (
     VENV_BIN,
     BenchDb,
     Report,
-    add_db_arguments,
     http_get,
     median,
-    open_db,
     open_fds,
     proc_status,
     quantile,
@@ -42,6 +40,7 @@ from common import (
     wait_http,
 )
 from exporters import start
+from make_db import add_db_arguments, open_db
 
 from monitor.demo.app import StandInApp
 from monitor.demo.postgres import free_port
