@@ -23,9 +23,9 @@ from pydantic import (
 )
 
 from monitor.names import is_builtin
+from monitor.promql.query import Selector
 from monitor.shown import shown
 from monitor.urls import check_database_url, split_prisma_parameters
-from monitor.verdict.query import Selector
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -35,10 +35,10 @@ from monitor.metrics import PROBE_BUCKETS, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.probelog import Around, Observed, ProbeLog
-from monitor.promapi import Prometheus
+from monitor.promql.api import Prometheus
+from monitor.promql.history import baseline_before
 from monitor.readings import Drift, Logins, Readings, SchemaHealth
 from monitor.stats import Latencies
-from monitor.verdict.history import baseline_before
 
 WINDOW_SECONDS = 24 * 3600.0  # the plan's monitoring period
 MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memory

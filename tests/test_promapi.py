@@ -8,7 +8,7 @@ import json
 import pytest
 from callback_servers import answering_server, garbage_server, refused_url
 
-from monitor.promapi import Prometheus, PrometheusError, Sample
+from monitor.promql.api import Prometheus, PrometheusError, Sample
 
 
 def vector_answer(*values: str) -> bytes:

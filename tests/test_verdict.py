@@ -49,9 +49,9 @@ from monitor.demo.postgres import free_port
 from monitor.live import LiveView
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
-from monitor.promapi import Prometheus
+from monitor.promql.api import Prometheus
+from monitor.promql.history import baseline_before
 from monitor.readings import Drift, Logins, Readings, SchemaHealth
-from monitor.verdict.history import baseline_before
 
 AT = "2026-11-01T02:30:00Z"
 HOUR = 3600

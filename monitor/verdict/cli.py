@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor.criteria import Thresholds, decide
-from monitor.promapi import Prometheus, PrometheusError
+from monitor.promql.api import Prometheus, PrometheusError
+from monitor.promql.query import Selector, SelectorError, parse_duration
 from monitor.redact import Redactor, userinfo_secrets
 from monitor.verdict.observe import find_window, observe
-from monitor.verdict.query import Selector, SelectorError, parse_duration
 from monitor.verdict.report import Verdict, as_json, as_table
 
 USAGE_ERROR = 2

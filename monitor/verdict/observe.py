@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.criteria import Observation, Thresholds
-from monitor.promapi import Prometheus
-from monitor.verdict.history import (
+from monitor.promql.api import Prometheus
+from monitor.promql.history import (
     STATE,
     choose_baseline,
     last_pending,
     window_counts,
     window_latencies,
 )
-from monitor.verdict.query import Selector, milliseconds
+from monitor.promql.query import Selector, milliseconds
 
 # How far before --at to look for the applied time: it is exported only while the migration is
 # applied, so after a roll-back the last value seen stands in (as in the recording rules).

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from monitor.baseline import ANSWERED_PROBES, QUANTILES, Summary
 from monitor.criteria import BaselineView
 from monitor.metrics import PROBE_BUCKETS
-from monitor.promapi import Prometheus, Sample
+from monitor.promql.api import Prometheus, Sample
+from monitor.promql.query import Selector, exact_increase
 from monitor.stats import Latencies
-from monitor.verdict.query import Selector, exact_increase
 
 HISTORY_SECONDS = 3600.0  # the probes of the hour before the migration stand in for a baseline
 REQUESTS = "rollout_auth_callback_requests_total"

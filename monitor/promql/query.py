@@ -1,4 +1,5 @@
-"""PromQL for the verdict: the selector added to every metric, durations, and exact increases."""
+"""PromQL the monitor writes (the daemon's baseline and `verdict`): the selector added to every
+metric, durations, and exact increases."""
 
 from __future__ import annotations
 
