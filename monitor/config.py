@@ -53,6 +53,22 @@ def parse_duration(value: object) -> float:
     )
 
 
+def _http_url(value: str | None) -> str | None:
+    """An http:// or https:// URL with a host, and a port from 1 to 65535 when it names one."""
+    if value is None:
+        return value
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("expected an http:// or https:// URL")
+    try:
+        urlsplit(value).port  # noqa: B018  # raises on a port out of range
+    except ValueError:
+        raise ValueError("the URL's port must be 1 to 65535") from None
+    return value
+
+
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+
+
 def _postgres_limit(seconds: float) -> float:
     if seconds * 1000 > PG_MAX_MILLISECONDS:
         raise ValueError(f"must be at most {PG_MAX_MILLISECONDS}ms (PostgreSQL's limit)")
@@ -292,7 +308,9 @@ class CallbackSettings(CheckSettings):
     # 900 probes an hour: enough for the criteria's tests to see 3x the error budget or a 30%
     # slower p95 in the critical hour more than 95% of the time (bench/judgement.py).
     interval: Interval = 4.0
-    url: str = "http://localhost:3000/api/auth/callback/threads"
+    url: Annotated[str, AfterValidator(_http_url)] = (
+        "http://localhost:3000/api/auth/callback/threads"
+    )
     method: Literal["GET", "POST", "PUT", "HEAD"] = "POST"
     headers: dict[
         Annotated[str, AfterValidator(header_name)], Annotated[str, AfterValidator(header_value)]
@@ -300,17 +318,6 @@ class CallbackSettings(CheckSettings):
     body: str = '{"code":"test"}'
     timeout: Duration = 3.0
     valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("expected an http:// or https:// URL")
-        try:
-            urlsplit(value).port  # noqa: B018  # raises on a port out of range
-        except ValueError:
-            raise ValueError("the URL's port must be 1 to 65535") from None
-        return value
 
     @model_validator(mode="after")
     def _deadline_fits_interval(self) -> CallbackSettings:
@@ -424,13 +431,6 @@ def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
         taken.add(name)
 
 
-def _http_url(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("expected an http:// or https:// URL")
-    return value
-
-
-HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 
 

@@ -41,6 +41,10 @@ def problems_of(tmp_path: Path, text: str) -> list[str]:
             [f"F: checks.drift.interval: invalid duration 30: {DURATION_HELP}"],
         ),
         ("checks:\n  drift:\n    intervall: 5m\n", ["F: checks.drift.intervall: unknown key"]),
+        (  # one URL rule for the callback and Prometheus (issue 13: _http_url was defined twice)
+            "baseline:\n  prometheus_url: http://prometheus:99999\n",
+            ["F: baseline.prometheus_url: the URL's port must be 1 to 65535"],
+        ),
         (
             "checks:\n  drift:\n    interval: 500ms\n",
             ["F: checks.drift.interval: must be at least 1s"],
