@@ -66,7 +66,7 @@ def is_connection_failure(error: BaseException) -> bool:
     return False
 
 
-def milliseconds(seconds: float) -> str:
+def setting_ms(seconds: float) -> str:
     """A duration as Postgres settings take it, in whole milliseconds."""
     return str(max(1, round(seconds * 1000)))
 
@@ -286,7 +286,7 @@ class Database:
     def _limits(self) -> dict[str, str]:
         settings = self._settings
         return {
-            "lock_timeout": milliseconds(settings.lock_timeout),
-            "statement_timeout": milliseconds(settings.statement_timeout),
-            "idle_timeout": milliseconds(settings.idle_in_transaction_session_timeout),
+            "lock_timeout": setting_ms(settings.lock_timeout),
+            "statement_timeout": setting_ms(settings.statement_timeout),
+            "idle_timeout": setting_ms(settings.idle_in_transaction_session_timeout),
         }

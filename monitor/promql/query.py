@@ -29,7 +29,7 @@ def parse_duration(text: str) -> float:
     return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
-def milliseconds(seconds: float) -> str:
+def promql_duration(seconds: float) -> str:
     """A PromQL duration of these seconds, to the millisecond (PromQL's resolution)."""
     return f"{round(seconds * 1000)}ms"
 
@@ -70,8 +70,8 @@ def exact_increase(series: str, seconds: float) -> str:
     the end than at the start, or that did not exist at its start, falls back to increase(),
     which handles resets and is exact only when samples fall on both edges.
     """
-    duration = milliseconds(seconds)
-    widened = milliseconds(seconds + LOOKBACK_SECONDS)
+    duration = promql_duration(seconds)
+    widened = promql_duration(seconds + LOOKBACK_SECONDS)
     start = f"{series} offset {duration}"
     restarted = f"resets({series}[{widened}]) > 0 or {start} > {series}"
     return f"(({series} - {start}) unless ({restarted})) or increase({series}[{duration}])"

@@ -13,7 +13,7 @@ from monitor.promql.history import (
     window_counts,
     window_latencies,
 )
-from monitor.promql.query import Selector, milliseconds
+from monitor.promql.query import Selector, promql_duration
 
 # How far before --at to look for the applied time: it is exported only while the migration is
 # applied, so after a roll-back the last value seen stands in (as in the recording rules).
@@ -90,7 +90,7 @@ def observe(
         return _not_applied(prom, select, window.at)
     end, span = window.end, window.span
     answer = _Answers(prom, end)
-    range_ = f"[{milliseconds(span)}]" if span >= 0.001 else None
+    range_ = f"[{promql_duration(span)}]" if span >= 0.001 else None
     # p95 comes from the bucket counts themselves, computed as histogram_quantile does.
     probes, successes, _ = window_counts(prom, select, end, span, ()) if range_ else (0, 0, {})
     run = window.run_seconds
