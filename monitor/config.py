@@ -22,13 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from monitor import durations
 from monitor.names import is_builtin
 from monitor.promql.query import Selector
 from monitor.shown import shown
 from monitor.urls import check_database_url, split_prisma_parameters
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _IDENTIFIER_MAX = 63  # bytes: PostgreSQL's NAMEDATALEN - 1 (longer names are cut silently)
 # The longest duration any setting takes: a month. Anything longer is a typo, and overflows what
@@ -41,16 +40,17 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from '15s', '200ms', '5m', '1h' (a bare number is not accepted: units matter),
-    at most MAX_DURATION_SECONDS."""
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-        if seconds > MAX_DURATION_SECONDS:
-            raise ValueError(f"invalid duration {shown(value)}: at most 744h (31 days)")
-        return seconds
-    raise ValueError(
-        f"invalid duration {shown(value)}: expected a number with a unit ms, s, m or h, e.g. 15s"
-    )
+    """Seconds in a duration (monitor.durations' grammar: '15s', '200ms', '1h30m'; a bare number
+    is not one: units matter), at most MAX_DURATION_SECONDS."""
+    try:
+        seconds = durations.parse_duration(value) if isinstance(value, str) else None
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise ValueError(f"invalid duration {shown(value)}: {durations.HELP}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"invalid duration {shown(value)}: at most 744h (31 days)")
+    return seconds
 
 
 def _http_url(value: str | None) -> str | None:

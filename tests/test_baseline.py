@@ -533,7 +533,7 @@ def test_baseline_defaults() -> None:
         (
             "baseline:\n  fixed:\n    p95: 120\n",
             "F: baseline.fixed.p95: invalid duration 120: expected a number with a unit ms, s,"
-            " m or h, e.g. 15s",
+            " m, h, d or w, e.g. 15s or 1h30m",
         ),
         ("baseline:\n  fixed:\n    p90: 1s\n", "F: baseline.fixed.p90: unknown key"),
         (

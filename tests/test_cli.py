@@ -64,7 +64,7 @@ def test_check_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{config}: checks.drift.interval: invalid duration 'soon': expected a number with a unit ms, s, m or h, e.g. 15s",
+        f"{config}: checks.drift.interval: invalid duration 'soon': expected a number with a unit ms, s, m, h, d or w, e.g. 15s or 1h30m",
         f"{config}: unknown: unknown key",
         "database.url: required: set --database-url, DATABASE_URL or database.url in the config file",
     ]

@@ -12,7 +12,7 @@ from monitor.config import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict, par
 from monitor.loading import ConfigError, load_config
 
 URL = "postgresql://monitor:s3cret-pw@127.0.0.1:5432/app"
-DURATION_HELP = "expected a number with a unit ms, s, m or h, e.g. 15s"
+DURATION_HELP = "expected a number with a unit ms, s, m, h, d or w, e.g. 15s or 1h30m"
 
 
 def load_yaml(tmp_path: Path, text: str, **flags: str) -> Config:

@@ -264,7 +264,7 @@ DEMO = [sys.executable, "-m", "monitor", "demo"]
         (
             ["--migrate-after", "10"],
             "rollout-monitor demo: argument --migrate-after: invalid duration '10': expected a "
-            "number with a unit ms, s, m or h, e.g. 15s",
+            "number with a unit ms, s, m, h, d or w, e.g. 15s or 1h30m",
         ),
         (
             ["--migrate-after", "30s"],

@@ -491,7 +491,7 @@ def test_sighup_applies_a_valid_config_and_keeps_the_last_good_one_when_invalid(
             code, _ = process.stop()
     assert failed["problems"] == [
         f"{config}: checks.callback.interval: invalid duration 'soon': expected a number with a "
-        "unit ms, s, m or h, e.g. 15s",
+        "unit ms, s, m, h, d or w, e.g. 15s or 1h30m",
         f"{config}: unknown: unknown key",
     ]
     assert samples['rollout_check_interval_seconds{check="callback"}'] == 1

@@ -722,7 +722,7 @@ def test_the_password_never_shows(dumps: Dumps, tmp_path: Path) -> None:
         (
             ["--backup-max-age", "soon"],
             "argument --backup-max-age: invalid duration 'soon': expected a number with a unit "
-            "ms, s, m or h, e.g. 15s",
+            "ms, s, m, h, d or w, e.g. 15s or 1h30m",
         ),
         (
             ["--backup-max-age", "0s"],
@@ -744,7 +744,7 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
     ("yaml", "message"),
     [
         ("preflight:\n  in_flight_max: -1\n", "preflight.in_flight_max: must be at least 0"),
-        ("preflight:\n  backup_max_age: 1d\n", "preflight.backup_max_age: invalid duration '1d'"),
+        ("preflight:\n  backup_max_age: 1 day\n", "preflight.backup_max_age: invalid duration '1 day'"),
         ("preflight:\n  in_flight_query: ''\n", "preflight.in_flight_query: must not be empty"),
         ("preflight:\n  backups: /tmp\n", "preflight.backups: unknown key"),
     ],

@@ -10,8 +10,6 @@ _NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
 _STRING = r'"(?:[^"\\\n]|\\.)*"' + r"|'(?:[^'\\\n]|\\.)*'"
 _MATCHER = rf"\s*{_NAME}\s*(?:=~|!~|!=|=)\s*(?:{_STRING})\s*"
 _MATCHERS = re.compile(rf"(?:{_MATCHER}(?:,{_MATCHER})*,?\s*)?")
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Prometheus's --query.lookback-delta default: how far before a time an instant selector (and so
 # `offset`) takes its sample from.
 LOOKBACK_SECONDS = 300.0
@@ -19,14 +17,6 @@ LOOKBACK_SECONDS = 300.0
 
 class SelectorError(ValueError):
     """The --selector is not a list of PromQL label matchers."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration (1h, 90m, 1h30m, 500ms); ValueError if it is not one."""
-    parts = _DURATION.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{text!r} is not a duration like 1h, 24h or 90m")
-    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def promql_duration(seconds: float) -> str:

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor.criteria import Thresholds, decide
+from monitor.durations import parse_duration
 from monitor.promql.api import Prometheus, PrometheusError
-from monitor.promql.query import Selector, SelectorError, parse_duration
+from monitor.promql.query import Selector, SelectorError
 from monitor.redact import Redactor, userinfo_secrets
 from monitor.verdict.observe import find_window, observe
 from monitor.verdict.report import Verdict, as_json, as_table
