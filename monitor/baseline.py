@@ -328,6 +328,7 @@ class Baseline:
         self._source: Source = "monitor"
         self._learned_cache: tuple[float, Summary] | None = None  # O(window): once per probe
         self._saved_at = -math.inf
+        self._unsaved = False  # frozen (by a scrape, say) and not written yet
         self._fetched_at = -math.inf
         if settings.fixed is not None:
             self._frozen = configured(settings.fixed, settings.min_probes)
@@ -352,6 +353,8 @@ class Baseline:
         """A probe was logged: follow the migration, keep the state file, fetch if too thin."""
         with self._lock:
             self._settle()
+            if self._unsaved:
+                self._save()
             if observed.quiet and self._frozen is None:
                 self._learned_cache = None
                 if self._clock() - self._saved_at >= SAVE_EVERY_SECONDS:
@@ -463,7 +466,7 @@ class Baseline:
             log.info(
                 "baseline_frozen", state=state, running=view.running, probes=self._frozen.probes
             )
-            self._save()
+            self._unsaved = True  # written by the next probe: never on the scrape path
 
     def _learned(self) -> Summary:
         """Probes a later schema check confirmed were taken before the migration started."""
@@ -489,6 +492,7 @@ class Baseline:
 
     def _save(self) -> None:
         path = self._settings.state_file
+        self._unsaved = False
         if path is None or self._source == "configuration":
             return
         self._saved_at = self._clock()

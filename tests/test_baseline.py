@@ -809,3 +809,23 @@ def test_a_version_1_state_file_is_still_read(fresh_db: FreshDatabase, tmp_path:
         assert value(m, "rollout_baseline_auth_callback_duration_seconds", quantile="0.95") == 0.06
         assert value(m, "rollout_baseline_user_lookup_execution_seconds") is None
     assert json.loads(state.read_text())["version"] == 3
+
+
+def test_a_scrape_never_writes_the_state_file(tmp_path: Path) -> None:
+    """Issue 13: the baseline froze, and wrote its state file, inside collect() (on the scrape
+    path) when a scrape was the first to see the migration applied. Now the freeze is written by
+    the next probe, off the scrape path."""
+    clock = Clock()
+    state = tmp_path / "baseline.json"
+    baseline, tracker = window_baseline(clock, state_file=str(state))
+    tracker.publish(MigrationView("pending"))
+    baseline.record(answered(0.01))  # saved: the first probe learned
+    clock.now += 1
+    tracker.publish(MigrationView("pending"))
+    before = state.read_text()
+    tracker.publish(MigrationView("applied", True))
+    gauges(baseline)  # a scrape sees the migration applied: the baseline freezes
+    assert state.read_text() == before
+    clock.now += 1
+    baseline.record(answered(0.02))  # the next probe writes what froze
+    assert json.loads(state.read_text())["frozen"] is True
