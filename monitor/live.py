@@ -73,7 +73,7 @@ def history_fetch(settings: BaselineSettings) -> Fetch | None:
     return fetch
 
 
-class Window:
+class ProbeWindow:
     """Probes in the window with running totals, so that a scrape does not walk a day of them."""
 
     def __init__(self) -> None:
@@ -83,9 +83,9 @@ class Window:
         # Probes whose wrongly_invalid no later probe matches or exceeds: the first is the max.
         self._highest: deque[Observed] = deque()
 
-    def copy(self) -> Window:
+    def copy(self) -> ProbeWindow:
         """An independent copy (a reload hands it on; the old monitor may still add a probe)."""
-        twin = Window()
+        twin = ProbeWindow()
         twin.probes, twin.successes = deque(self.probes), self.successes
         twin.buckets, twin._highest = list(self.buckets), deque(self._highest)
         return twin
@@ -178,7 +178,7 @@ class LiveView:
         self._thresholds = thresholds
         self._clock = clock
         self._lock = threading.Lock()
-        self._window = Window()
+        self._window = ProbeWindow()
         self._applied_at: float | None = None  # of the latest application seen
         self._started_at: float | None = None  # when its run started, if seen or recorded
         self._left_at: float | None = None  # last seen leaving the applied state
@@ -269,7 +269,7 @@ class LiveView:
         known = self._tracker.known_state()
         if view.quiet and known is not None and self._applied_at is None:
             self._started_at = None  # a run that was not one (it went quiet again)
-            self._window = Window()
+            self._window = ProbeWindow()
         if view.started_at is not None and (view.running or view.state == "applied"):
             self._started_at = view.started_at.timestamp()
         if view.state == "applied" and view.applied_at is not None:

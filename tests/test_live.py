@@ -25,7 +25,7 @@ from test_database_checks import wait_for_lock_waiters
 from monitor.baseline import Baseline, bucket_quantile
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import CRITERIA, Result, Thresholds
-from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, Window, restored, thresholds
+from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, ProbeWindow, restored, thresholds
 from monitor.loading import load_config
 from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationTracker, MigrationView
@@ -637,7 +637,7 @@ def test_absent_while_inconclusive_in_the_exposition() -> None:
 
 
 def test_window_memory_is_bounded() -> None:
-    window = Window()
+    window = ProbeWindow()
     for i in range(MAX_PROBES + 5):
         window.add(restored(float(i), i % 2 == 0, 0 if i < 5 else None, None))
     assert len(window.probes) == MAX_PROBES
@@ -649,7 +649,7 @@ def test_window_memory_is_bounded() -> None:
 def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() -> None:
     """Checked against the plain max after every add and trim, over random values."""
     rng = random.Random(5)  # noqa: S311  # test data, not secrets
-    window = Window()
+    window = ProbeWindow()
     for i in range(2000):
         value = None if rng.random() < 0.2 else float(rng.randrange(6))
         window.add(restored(float(i), True, None, value))
@@ -663,7 +663,7 @@ def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() ->
 
 def test_a_copied_window_is_independent_of_the_old_one() -> None:
     """A reload copies the window: a probe the old monitor still records does not reach it."""
-    old = Window()
+    old = ProbeWindow()
     old.add(restored(1.0, True, 0, 2.0))
     new = old.copy()
     old.add(restored(2.0, False, None, 9.0))

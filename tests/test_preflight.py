@@ -744,7 +744,10 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
     ("yaml", "message"),
     [
         ("preflight:\n  in_flight_max: -1\n", "preflight.in_flight_max: must be at least 0"),
-        ("preflight:\n  backup_max_age: 1 day\n", "preflight.backup_max_age: invalid duration '1 day'"),
+        (
+            "preflight:\n  backup_max_age: 1 day\n",
+            "preflight.backup_max_age: invalid duration '1 day'",
+        ),
         ("preflight:\n  in_flight_query: ''\n", "preflight.in_flight_query: must not be empty"),
         ("preflight:\n  backups: /tmp\n", "preflight.backups: unknown key"),
     ],

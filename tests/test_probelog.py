@@ -10,7 +10,7 @@ from test_status_page import Clock
 from monitor.probe import ProbeResult
 from monitor.probelog import Around, Observed, ProbeLog
 from monitor.readings import Backfill, Connections, Drift, Lookup, Readings
-from monitor.status.history import sample_of
+from monitor.status.history import moment_of
 
 NOW = 1_790_000_000.0
 
@@ -74,4 +74,4 @@ def test_each_probe_is_one_record_every_view_shares(fresh_db: FreshDatabase) -> 
         window = m.live._window.probes  # the records themselves, not copies
         assert len(window) == 2
         assert all(any(o is r for r in records) for o in window)
-        assert m.history.samples() == [sample_of(o) for o in records]
+        assert m.history.samples() == [moment_of(o) for o in records]

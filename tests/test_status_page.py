@@ -53,7 +53,7 @@ from monitor.status.charts import (
     short_count,
     short_duration,
 )
-from monitor.status.history import History, Minute, Sample, per_minute
+from monitor.status.history import History, Minute, Moment, per_minute
 from monitor.status.now import Paging, Vitals, now_decisions, would_page
 from monitor.status.page import CSS, Status, duration, error_kind, phase, render
 from monitor.webconfig import WebConfig
@@ -228,9 +228,9 @@ def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() ->
     clock.now += 10
     log.record(result(None, "timeout", 5.0))
     assert history.samples() == [
-        Sample(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
+        Moment(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
                {"threadsFullName": 7, "threadsProfilePic": 9}, 401),
-        Sample(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
+        Moment(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
                {"threadsFullName": 7, "threadsProfilePic": 9}, None),
     ]  # fmt: skip
 
@@ -239,7 +239,7 @@ def test_history_without_drift_or_backfill_keeps_empty_maps() -> None:
     clock = Clock(NOW)
     log = ProbeLog(clock=clock)
     log.record(result(401))
-    assert History(log, clock).samples() == [Sample(NOW, "success", 0.031, {}, {}, 401)]
+    assert History(log, clock).samples() == [Moment(NOW, "success", 0.031, {}, {}, 401)]
 
 
 def test_history_forgets_what_is_an_hour_old() -> None:
@@ -272,10 +272,10 @@ def test_per_minute_success_and_bucket_p95() -> None:
     (0.15, 0.2], rank 0.95 of 1 -> 0.15 + 0.05 * 0.95."""
     start = 1_790_000_040.0  # a whole Unix minute
     samples = [
-        Sample(start, "success", 0.031),
-        Sample(start + 10, "timeout", None),
-        Sample(start + 59.9, "success", 0.035),
-        Sample(start + 60, "server_error", 0.2),
+        Moment(start, "success", 0.031),
+        Moment(start + 10, "timeout", None),
+        Moment(start + 59.9, "success", 0.035),
+        Moment(start + 60, "server_error", 0.2),
     ]
     assert per_minute(samples) == [
         Minute(start, 3, 2, pytest.approx(0.0395)),  # type: ignore[arg-type]
@@ -308,7 +308,7 @@ OBSERVED = Observation(
 def status(
     decisions_of: Observation | None = None,
     baseline: Summary | None = BASELINE,
-    samples: list[Sample] | None = None,
+    samples: list[Moment] | None = None,
     migration: str = "001_threads_oauth_enhancements",
 ) -> Status:
     """A status an hour and a quarter after the migration, decided from the observation."""
@@ -371,7 +371,7 @@ def test_page_head_refreshes_and_fits_a_phone() -> None:
 
 
 def test_page_has_no_script_and_no_external_asset() -> None:
-    html = render(status(samples=[Sample(NOW - 30, "success", 0.02)]))
+    html = render(status(samples=[Moment(NOW - 30, "success", 0.02)]))
     for forbidden in ("<script", "<link", "<img", "<iframe", "@import", "url(", "http://",
                       "https://", "//"):  # fmt: skip
         assert forbidden not in html, forbidden
@@ -379,7 +379,7 @@ def test_page_has_no_script_and_no_external_asset() -> None:
 
 def test_page_escapes_what_it_shows() -> None:
     evil = "<script>alert(1)</script>"
-    samples = [Sample(NOW - 30, "success", 0.02, {}, {evil: 3.0})]
+    samples = [Moment(NOW - 30, "success", 0.02, {}, {evil: 3.0})]
     html = render(status(samples=samples, migration=f'x" onload="{evil}'))
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;: now 3" in html
@@ -425,9 +425,9 @@ def test_charts_draw_the_history() -> None:
     base = NOW - NOW % 60 - 120  # two whole minutes before the current one
     drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
     samples = [
-        Sample(base + 10, "success", 0.02, drift, {"threadsFullName": 9.0}),
-        Sample(base + 40, "timeout", None, drift, {"threadsFullName": 8.0}),
-        Sample(base + 70, "success", 0.02, drift, {"threadsFullName": 7.0}),
+        Moment(base + 10, "success", 0.02, drift, {"threadsFullName": 9.0}),
+        Moment(base + 40, "timeout", None, drift, {"threadsFullName": 8.0}),
+        Moment(base + 70, "success", 0.02, drift, {"threadsFullName": 7.0}),
     ]
     html = render(status(samples=samples))
     assert 'data-series="success" data-points="2"' in html
@@ -440,7 +440,7 @@ def test_charts_draw_the_history() -> None:
     assert "no data yet" not in html
 
 
-def an_hour_of_probes() -> list[Sample]:
+def an_hour_of_probes() -> list[Moment]:
     """A probe every 15 s for an hour: latency creeping up in the last quarter, a few failures,
     the backfill going down, four stale tokens throughout."""
     samples = []
@@ -450,7 +450,7 @@ def an_hour_of_probes() -> list[Sample]:
         outcome = "server_error" if i in (50, 51, 200) else "success"
         missing = {"threadsFullName": 700.0 - 2 * i, "threadsProfilePic": 900.0 - 3 * i}
         drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
-        samples.append(Sample(at, outcome, slow, drift, missing))
+        samples.append(Moment(at, outcome, slow, drift, missing))
     return samples
 
 
@@ -736,12 +736,12 @@ def test_a_page_that_fails_to_render_is_a_500_and_metrics_still_answer() -> None
 
 def probes_every(
     seconds: float, span: float, outcome: str = "success", **fields: Any
-) -> list[Sample]:
+) -> list[Moment]:
     """Samples ending at NOW, one every `seconds` over `span` seconds."""
     count = int(span // seconds)
     status = 401 if outcome == "success" else fields.pop("status", None)
     return [
-        Sample(
+        Moment(
             NOW - span + (i + 1) * seconds,
             outcome,
             0.04 if status else None,

@@ -18,7 +18,7 @@ DRIFT_KINDS = ("stale_valid", "wrongly_invalid")
 
 
 @dataclass(frozen=True)
-class Sample:
+class Moment:
     """What was known when a probe ended: its outcome and latency, the drift, the backfill."""
 
     at: float  # Unix time
@@ -60,9 +60,9 @@ class History:
         self._span = span
         self._capacity = capacity
         # The samples drawn last time, by record: each page load converts only the new probes.
-        self._drawn: dict[int, tuple[Observed, Sample]] = {}
+        self._drawn: dict[int, tuple[Observed, Moment]] = {}
 
-    def samples(self) -> list[Sample]:
+    def samples(self) -> list[Moment]:
         """The samples of the last hour, oldest first."""
         start = self._clock() - self._span
         recent = [o for o in self._log.since(start) if o.at > start][-self._capacity :]
@@ -70,13 +70,13 @@ class History:
         for observed in recent:
             kept = before.get(id(observed))
             if kept is None or kept[0] is not observed:
-                kept = (observed, sample_of(observed))
+                kept = (observed, moment_of(observed))
             drawn[id(observed)] = kept
         self._drawn = drawn
         return [sample for _, sample in drawn.values()]
 
 
-def sample_of(observed: Observed) -> Sample:
+def moment_of(observed: Observed) -> Moment:
     """A probe as the page draws it: with the drift and backfill reported around it."""
     around = observed.around
     drift = (
@@ -84,7 +84,7 @@ def sample_of(observed: Observed) -> Sample:
         if around.wrongly_invalid is None or around.stale_valid is None
         else {"stale_valid": around.stale_valid, "wrongly_invalid": around.wrongly_invalid}
     )
-    return Sample(
+    return Moment(
         at=observed.at,
         outcome=observed.outcome,
         duration_seconds=observed.answered,
@@ -95,15 +95,15 @@ def sample_of(observed: Observed) -> Sample:
     )
 
 
-def per_minute(samples: Sequence[Sample]) -> list[Minute]:
+def per_minute(samples: Sequence[Moment]) -> list[Minute]:
     """The samples grouped by the minute they ended in (Unix minutes), oldest first."""
-    groups: dict[float, list[Sample]] = {}
+    groups: dict[float, list[Moment]] = {}
     for sample in samples:
         groups.setdefault(sample.at - sample.at % 60, []).append(sample)
     return [minute(start, group) for start, group in sorted(groups.items())]
 
 
-def minute(start: float, samples: Sequence[Sample]) -> Minute:
+def minute(start: float, samples: Sequence[Moment]) -> Minute:
     """One minute's summary; p95 from the histogram's buckets, as the criteria judge it."""
     answered = [s.duration_seconds for s in samples if s.duration_seconds is not None]
     return Minute(

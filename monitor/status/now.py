@@ -14,7 +14,7 @@ from monitor.criteria import Decision, Observation, Thresholds, decide
 from monitor.metrics import PROBE_BUCKETS
 from monitor.readings import Connections, Readings
 from monitor.stats import Latencies
-from monitor.status.history import Sample
+from monitor.status.history import Moment
 
 NOW_SECONDS = 300.0  # "now": the last five minutes
 # As in alerts/alerting.rules.yml: RolloutLoginsFailing, and the connection headroom page.
@@ -72,7 +72,7 @@ class Recent:
         return self.failures / self.probes if self.probes else None
 
 
-def recent(samples: Sequence[Sample], now: float, seconds: float = NOW_SECONDS) -> Recent:
+def recent(samples: Sequence[Moment], now: float, seconds: float = NOW_SECONDS) -> Recent:
     """The probes of the last `seconds` before now."""
     kept = [s for s in samples if s.at > now - seconds]
     answered = [s.duration_seconds for s in kept if s.duration_seconds is not None]
@@ -80,13 +80,13 @@ def recent(samples: Sequence[Sample], now: float, seconds: float = NOW_SECONDS) 
     return Recent(seconds, len(kept), failures, Latencies.of(answered, PROBE_BUCKETS))
 
 
-def latest_wrongly_invalid(samples: Sequence[Sample]) -> float | None:
+def latest_wrongly_invalid(samples: Sequence[Moment]) -> float | None:
     """The wrongly_invalid count the drift check reported at the last probe."""
     return samples[-1].drift.get("wrongly_invalid") if samples else None
 
 
 def now_decisions(
-    window: Observation, samples: Sequence[Sample], now: float, thresholds: Thresholds
+    window: Observation, samples: Sequence[Moment], now: float, thresholds: Thresholds
 ) -> list[Decision]:
     """The criteria judged on the last five minutes and the latest counts (passing now?)."""
     last = recent(samples, now)
@@ -113,7 +113,7 @@ class Paging:
 
 
 def would_page(
-    samples: Sequence[Sample],
+    samples: Sequence[Moment],
     vitals: Vitals,
     state: str | None,
     now: float,
@@ -131,7 +131,7 @@ def would_page(
     return found
 
 
-def _callback(samples: Sequence[Sample], now: float, thresholds: Thresholds) -> list[Paging]:
+def _callback(samples: Sequence[Moment], now: float, thresholds: Thresholds) -> list[Paging]:
     found = []
     if samples and samples[-1].outcome != "success":
         found.append(Paging("RolloutCallbackDown", f"the last probe: {samples[-1].outcome}"))

@@ -35,7 +35,7 @@ from monitor.status.charts import (
     short_count,
     short_duration,
 )
-from monitor.status.history import DRIFT_KINDS, History, Sample, per_minute
+from monitor.status.history import DRIFT_KINDS, History, Moment, per_minute
 from monitor.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
 
 REFRESH_SECONDS = 15
@@ -62,7 +62,7 @@ class Status:
     decisions: Sequence[Decision]
     baseline: Summary | None
     baseline_source: str
-    samples: Sequence[Sample]
+    samples: Sequence[Moment]
     thresholds: Thresholds
     now: float
     refresh_seconds: int = REFRESH_SECONDS
@@ -431,7 +431,7 @@ def baseline_view(status: Status) -> BaselineView | None:
     return None if base is None else base.view(status.baseline_source)
 
 
-def drift(samples: Sequence[Sample]) -> tuple[Series, ...]:
+def drift(samples: Sequence[Moment]) -> tuple[Series, ...]:
     """Stale-valid and wrongly-invalid tokens as the drift check last reported at each probe."""
     return tuple(
         Series(kind, tuple((s.at, s.drift[kind]) for s in samples if kind in s.drift))
@@ -439,7 +439,7 @@ def drift(samples: Sequence[Sample]) -> tuple[Series, ...]:
     )
 
 
-def backfill(samples: Sequence[Sample]) -> tuple[Series, ...]:
+def backfill(samples: Sequence[Moment]) -> tuple[Series, ...]:
     """Users still missing each new column, one line per column, in the order first seen."""
     columns = list(dict.fromkeys(c for s in samples for c in s.missing))
     return tuple(
