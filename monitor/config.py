@@ -500,7 +500,7 @@ class LargeTablesSettings(Section):
     exact_max_cost: float = Field(15_000.0, ge=0)
     # Above estimate_above_rows the drift check also reads the whole token table, sweep_blocks
     # heap blocks per short transaction, a few slices a run, one pass per sweep_period: exact
-    # drift counts at most one pass old (monitor.checks.sweep). Needs SELECT on the token table's
+    # drift counts at most one pass old (monitor.counting.sweep). Needs SELECT on the token table's
     # ctid (docs/monitoring-role.sql) and PostgreSQL 14+; without either, the sample stands.
     sweep: bool = True
     sweep_period: Duration = 900.0

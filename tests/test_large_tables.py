@@ -21,8 +21,8 @@ from prometheus_client import generate_latest
 from psycopg import sql
 from test_database_checks import grant_monitoring_role
 
-from monitor.checks.estimates import plan_for, read_plan, table_size
 from monitor.config import LargeTablesSettings
+from monitor.counting.estimates import plan_for, read_plan, table_size
 from monitor.db import Database
 from monitor.redact import Redactor
 from monitor.service import Monitor

@@ -6,7 +6,7 @@ the sweep against a real PostgreSQL.
 
 from __future__ import annotations
 
-from monitor.checks.sweep import Sweep, Tally, Totals
+from monitor.counting.sweep import Sweep, Tally, Totals
 
 
 class Table:

@@ -11,8 +11,8 @@ from monitor.checks.callback import CallbackCheck
 from monitor.checks.connections import ConnectionsCheck
 from monitor.checks.custom import SqlCheck
 from monitor.checks.drift import DriftCheck
+from monitor.checks.own_pool import PoolCheck
 from monitor.checks.performance import QueryPerformanceCheck
-from monitor.checks.pool import PoolCheck
 from monitor.checks.schema import SchemaCheck
 from monitor.config import Config
 from monitor.db import Database

@@ -1,7 +1,7 @@
 """Backfill: users whose new columns are still NULL, against all users (the plan's data check).
 
 Above large_tables.estimate_above_rows the counts come from a block sample of users
-(monitor.checks.estimates). pg_stats.null_frac would be free, but it does not exist for a column
+(monitor.counting.estimates). pg_stats.null_frac would be free, but it does not exist for a column
 until ANALYZE runs after ALTER TABLE ADD COLUMN, and then only moves when autoanalyze does
 (after ~10% of the rows changed): too coarse to follow a backfill. The sample costs a constant
 ~sample_rows rows and follows every run.
@@ -15,9 +15,9 @@ from prometheus_client.metrics_core import Metric
 
 from monitor import sql
 from monitor.checks.base import NotApplicable
-from monitor.checks.estimates import marker_families, plan_for
-from monitor.checks.nulls import missing_by_column, missing_counts
 from monitor.config import Config
+from monitor.counting.estimates import marker_families, plan_for
+from monitor.counting.nulls import missing_by_column, missing_counts
 from monitor.db import Database
 from monitor.metrics import gauge, labelled_gauge
 from monitor.readings import Backfill, Readings
