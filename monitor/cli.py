@@ -113,7 +113,7 @@ def options(*groups: tuple[tuple[str, str, str], ...]) -> Parser:
 
 
 def parser() -> Parser:
-    """The command line of the repository's README (Command line)."""
+    """The command line (README.md, Command line)."""
     main = Parser(
         prog="rollout-monitor",
         description="Watch migration 001_threads_oauth_enhancements and the Threads OAuth"

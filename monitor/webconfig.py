@@ -67,7 +67,7 @@ def _readable(path: Path, info: ValidationInfo) -> Path:
 def _bcrypt_hash(value: str) -> str:
     if not _BCRYPT.match(value):
         raise ValueError(
-            "not a bcrypt hash (expected $2y$ or $2b$...; see the README on making one)"
+            "not a bcrypt hash (expected $2y$ or $2b$...; see docs/configuration.md on making one)"
         )
     return value
 

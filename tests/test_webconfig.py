@@ -390,8 +390,8 @@ def tls(cert: str = "server.crt", key: str = "server.key", extra: str = "") -> s
         (tls(extra="  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: server.key\n"), "TMP/web.yml: tls_server_config.client_ca_file: no certificate in TMP/server.key: no certificate or crl found"),
         (tls(extra="  min_version: TLS10\n"), "TMP/web.yml: tls_server_config.min_version: expected one of 'TLS12' or 'TLS13', got 'TLS10'"),
         (tls(extra="  min_version: TLS13\n  max_version: TLS12\n"), "TMP/web.yml: tls_server_config.min_version: must not be above max_version"),
-        ("basic_auth_users:\n  alice: hunter2\n", "TMP/web.yml: basic_auth_users.alice: not a bcrypt hash (expected $2y$ or $2b$...; see the README on making one)"),
-        ("basic_auth_users:\n  alice: $2b$10$short\n", "TMP/web.yml: basic_auth_users.alice: not a bcrypt hash (expected $2y$ or $2b$...; see the README on making one)"),
+        ("basic_auth_users:\n  alice: hunter2\n", "TMP/web.yml: basic_auth_users.alice: not a bcrypt hash (expected $2y$ or $2b$...; see docs/configuration.md on making one)"),
+        ("basic_auth_users:\n  alice: $2b$10$short\n", "TMP/web.yml: basic_auth_users.alice: not a bcrypt hash (expected $2y$ or $2b$...; see docs/configuration.md on making one)"),
         ("basic_auth_users: [alice]\n", "TMP/web.yml: basic_auth_users: expected a mapping"),
         ("http_server_config:\n  headers:\n    Server: nginx\n", "TMP/web.yml: http_server_config.headers.Server: unknown key"),
         ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "TMP/web.yml: http_server_config.headers.X-Frame-Options: expected one of 'deny' or 'sameorigin', got 'allow'"),
@@ -464,7 +464,7 @@ def test_check_config_with_a_bad_web_config_file_exits_2_with_one_line(tmp_path:
     assert result.stdout == ""
     assert result.stderr == (
         f"{bad}: basic_auth_users.alice: not a bcrypt hash"
-        " (expected $2y$ or $2b$...; see the README on making one)\n"
+        " (expected $2y$ or $2b$...; see docs/configuration.md on making one)\n"
     )
 
 
@@ -486,7 +486,7 @@ def test_check_config_accepts_a_good_web_config_file(pki: Pki, tmp_path: Path) -
 
 
 def test_the_readme_example_loads(pki: Pki, tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     section = readme.split("### TLS and basic auth\n", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     for source, name in (

@@ -33,7 +33,7 @@ def table(results: Sequence[CheckResult]) -> str:
 
 
 def as_json(results: Sequence[CheckResult], checked_at: float) -> str:
-    """The JSON document the README describes (schema_version 1)."""
+    """The JSON document docs/preflight.md describes (schema_version 1)."""
     code = exit_code(results)
     document = {
         "schema_version": SCHEMA_VERSION,

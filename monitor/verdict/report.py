@@ -45,7 +45,7 @@ def rfc3339(unix: float | None) -> str | None:
 
 
 def as_json(verdict: Verdict) -> str:
-    """The stable JSON document (schema_version 1), documented in the README."""
+    """The stable JSON document (schema_version 1), documented in docs/verdict.md."""
     w, b, t = verdict.window, verdict.baseline, verdict.thresholds
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
