@@ -18,7 +18,8 @@ from prometheus_client.metrics_core import Metric
 from psycopg.sql import Composed
 
 from monitor import sql
-from monitor.config import Config
+from monitor.checks.registry import Parts, register
+from monitor.config import AppConfig, CheckSettings, LargeTablesSettings
 from monitor.counting.estimates import ReadPlan, marker_families, plan_for
 from monitor.counting.nulls import missing_by_column, missing_counts
 from monitor.db import Database, Session
@@ -35,18 +36,21 @@ class ActivityCheck:
     def __init__(
         self,
         db: Database,
-        config: Config,
+        settings: CheckSettings,
+        app: AppConfig,
+        large_tables: LargeTablesSettings,
+        *,
         tracker: MigrationTracker,
         readings: Readings | None = None,
     ) -> None:
         self._db = db
         self._readings = readings or Readings()
-        self._schema = config.app.schema_name
-        self._users = config.app.users
-        self._tokens = config.app.tokens
+        self._schema = app.schema_name
+        self._users = app.users
+        self._tokens = app.tokens
         self._tracker = tracker
-        self._large = config.large_tables
-        self.interval = config.checks.activity.interval
+        self._large = large_tables
+        self.interval = settings.interval
 
     def run(self) -> Sequence[Metric]:
         """Read the table counters, and the logins since the migration once it is applied."""
@@ -133,3 +137,15 @@ class ActivityCheck:
 def utc_naive(moment: datetime) -> datetime:
     """A UTC datetime without tzinfo, to compare with Prisma's timestamp-without-time-zone."""
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+@register("activity", order=4)
+def _build(settings: CheckSettings, parts: Parts) -> ActivityCheck:
+    return ActivityCheck(
+        parts.db,
+        settings,
+        parts.app,
+        parts.large_tables,
+        tracker=parts.tracker,
+        readings=parts.readings,
+    )

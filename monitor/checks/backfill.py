@@ -15,7 +15,8 @@ from prometheus_client.metrics_core import Metric
 
 from monitor import sql
 from monitor.checks.base import NotApplicable
-from monitor.config import Config
+from monitor.checks.registry import Parts, register
+from monitor.config import AppConfig, CheckSettings, LargeTablesSettings
 from monitor.counting.estimates import marker_families, plan_for
 from monitor.counting.nulls import missing_by_column, missing_counts
 from monitor.db import Database
@@ -28,13 +29,20 @@ class BackfillCheck:
 
     name = "backfill"
 
-    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: CheckSettings,
+        app: AppConfig,
+        large_tables: LargeTablesSettings,
+        readings: Readings | None = None,
+    ) -> None:
         self._readings = readings or Readings()
         self._db = db
-        self._schema = config.app.schema_name
-        self._users = config.app.users
-        self._large = config.large_tables
-        self.interval = config.checks.backfill.interval
+        self._schema = app.schema_name
+        self._users = app.users
+        self._large = large_tables
+        self.interval = settings.interval
 
     def run(self) -> Sequence[Metric]:
         """Count; not applicable while none of the new columns exists."""
@@ -65,3 +73,8 @@ class BackfillCheck:
             gauge("rollout_users", "Rows in the users table.", plan.total(sampled)),
             *marker_families(self.name, plan, sampled),
         ]
+
+
+@register("backfill", order=2)
+def _build(settings: CheckSettings, parts: Parts) -> BackfillCheck:
+    return BackfillCheck(parts.db, settings, parts.app, parts.large_tables, parts.readings)

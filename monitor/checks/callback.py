@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from prometheus_client.metrics_core import Metric
 
 from monitor.checks.base import CheckFailed
+from monitor.checks.registry import Parts, register
+from monitor.config import CallbackSettings
 from monitor.metrics import Metrics, gauge, labelled_gauge
 from monitor.probe import CallbackProbe, ProbeResult
 
@@ -67,3 +69,10 @@ def last_probe_families(result: ProbeResult) -> list[Metric]:
             {(phase,): seconds for phase, seconds in result.phases.items()},
         ),
     ]
+
+
+@register("callback", order=7)
+def _build(settings: CallbackSettings, parts: Parts) -> CallbackCheck:
+    return CallbackCheck(
+        CallbackProbe(settings), parts.metrics, settings.interval, parts.observe_probe
+    )

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from prometheus_client.metrics_core import Metric
 
 from monitor import sql
-from monitor.config import Config
+from monitor.checks.registry import Parts, register
+from monitor.config import ConnectionsSettings
 from monitor.db import Database, Row
 from monitor.metrics import gauge, labelled_gauge
 from monitor.readings import Connections, Readings
@@ -29,14 +30,19 @@ class ConnectionsCheck:
 
     name = "connections"
 
-    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
-        settings = config.checks.connections
+    def __init__(
+        self,
+        db: Database,
+        settings: ConnectionsSettings,
+        own_application_name: str,
+        readings: Readings | None = None,
+    ) -> None:
         self._db = db
         self._readings = readings or Readings()
         self.interval = settings.interval
         self._app_name = settings.app_application_name
         self._app_pool_size = settings.app_pool_size
-        self._own_name = config.database.application_name
+        self._own_name = own_application_name
         named = [self._own_name, *settings.application_names]
         if self._app_name:
             named.append(self._app_name)
@@ -144,3 +150,8 @@ class ConnectionsCheck:
                 ),
             ]
         return families
+
+
+@register("connections", order=3)
+def _build(settings: ConnectionsSettings, parts: Parts) -> ConnectionsCheck:
+    return ConnectionsCheck(parts.db, settings, parts.application_name, parts.readings)

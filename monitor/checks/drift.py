@@ -22,7 +22,8 @@ from psycopg.sql import SQL, Composable, Composed
 
 from monitor import sql
 from monitor.checks.base import require_columns
-from monitor.config import Config
+from monitor.checks.registry import Parts, register
+from monitor.config import AppConfig, CheckSettings, LargeTablesSettings
 from monitor.counting.estimates import ReadPlan, marker_families, read_plan, table_size
 from monitor.counting.sweep import TID_RANGE_SCAN_SINCE, Sweep, Tally, Totals
 from monitor.db import Database, Session, TableLocked
@@ -39,13 +40,20 @@ class DriftCheck:
 
     name = "drift"
 
-    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: CheckSettings,
+        app: AppConfig,
+        large_tables: LargeTablesSettings,
+        readings: Readings | None = None,
+    ) -> None:
         self._db = db
         self._readings = readings or Readings()
-        self._schema = config.app.schema_name
-        self._tokens = config.app.tokens
-        self._large = config.large_tables
-        self.interval = config.checks.drift.interval
+        self._schema = app.schema_name
+        self._tokens = app.tokens
+        self._large = large_tables
+        self.interval = settings.interval
         self._sweep: Sweep | None = None
         self._tid_ranges = False  # the server was seen to have TID Range Scans
         if self._large.sweep:
@@ -190,3 +198,8 @@ class DriftCheck:
             is_valid=sql.column(self._tokens.is_valid),
             expires_at=sql.column(self._tokens.expires_at),
         )
+
+
+@register("drift", order=1)
+def _build(settings: CheckSettings, parts: Parts) -> DriftCheck:
+    return DriftCheck(parts.db, settings, parts.app, parts.large_tables, parts.readings)

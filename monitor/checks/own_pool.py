@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client.metrics_core import Metric
 
+from monitor.checks.registry import Parts, register
+from monitor.config import FastCheckSettings
 from monitor.metrics import counter, gauge
 
 GAUGES = {
@@ -55,3 +57,8 @@ class PoolCheck:
             *(gauge(name, doc, stats.get(key, 0)) for key, (name, doc) in GAUGES.items()),
             *(counter(name, doc, stats.get(key, 0)) for key, (name, doc) in COUNTERS.items()),
         ]
+
+
+@register("pool", order=6)
+def _build(settings: FastCheckSettings, parts: Parts) -> PoolCheck:
+    return PoolCheck(parts.db.stats, settings.interval)

@@ -9,7 +9,8 @@ from prometheus_client.metrics_core import Metric
 from psycopg.sql import Literal
 
 from monitor import sql
-from monitor.config import Config
+from monitor.checks.registry import Parts, register
+from monitor.config import AppConfig, QueryPerformanceSettings
 from monitor.db import Database
 from monitor.metrics import gauge, labelled_gauge
 from monitor.readings import Lookup, Readings
@@ -38,20 +39,26 @@ class QueryPerformanceCheck:
 
     name = "query_performance"
 
-    def __init__(self, db: Database, config: Config, readings: Readings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: QueryPerformanceSettings,
+        app: AppConfig,
+        readings: Readings | None = None,
+    ) -> None:
         self._db = db
         self._readings = readings or Readings()
-        self._schema = config.app.schema_name
-        users = config.app.users
+        self._schema = app.schema_name
+        users = app.users
         self._table = users.table
-        self.interval = config.checks.query_performance.interval
+        self.interval = settings.interval
         self._query = sql.query(
             "user_lookup_plan",
             users=sql.table(self._schema, users.table),
             id=sql.column(users.id),
             threads_user_id=sql.column(users.threads_user_id),
             threads_username=sql.column(users.threads_username),
-            value=Literal(config.checks.query_performance.threads_user_id),
+            value=Literal(settings.threads_user_id),
         )
 
     def run(self) -> Sequence[Metric]:
@@ -85,3 +92,8 @@ class QueryPerformanceCheck:
                 {(node, index): 1},
             ),
         ]
+
+
+@register("query_performance", order=5)
+def _build(settings: QueryPerformanceSettings, parts: Parts) -> QueryPerformanceCheck:
+    return QueryPerformanceCheck(parts.db, settings, parts.app, parts.readings)

@@ -11,7 +11,8 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 
 from monitor import sql
-from monitor.config import Config
+from monitor.checks.registry import Parts, register
+from monitor.config import AppConfig, CheckSettings, MigrationConfig
 from monitor.db import Database, Row, Session
 from monitor.metrics import gauge, labelled_gauge, one_hot
 from monitor.migration import STATES, MigrationTracker, MigrationView, migration_state
@@ -65,21 +66,24 @@ class SchemaCheck:
     def __init__(
         self,
         db: Database,
-        config: Config,
+        settings: CheckSettings,
+        app: AppConfig,
+        migration: MigrationConfig,
+        *,
         tracker: MigrationTracker,
         clock: Callable[[], float] = time.time,
         readings: Readings | None = None,
     ) -> None:
         self._db = db
-        self._schema = config.app.schema_name
-        self._migration = config.migration
+        self._schema = app.schema_name
+        self._migration = migration
         self._tracker = tracker
         self._readings = readings or Readings()
         self._clock = clock
         self._locked_before = False  # the last look saw a lock sign
-        self._users_table = config.app.users.table
-        self._tokens_table = config.app.tokens.table
-        self.interval = config.checks.schema_check.interval
+        self._users_table = app.users.table
+        self._tokens_table = app.tokens.table
+        self.interval = settings.interval
         self._params = self._object_params()
 
     def _object_params(self) -> dict[str, Any]:
@@ -281,3 +285,15 @@ def health(objects: list[Row], kind: str) -> dict[tuple[str, ...], float]:
 def as_utc(moment: datetime) -> datetime:
     """A datetime in UTC; a naive one is taken to be UTC already (as Prisma stores it)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@register("schema_check", order=0)
+def _build(settings: CheckSettings, parts: Parts) -> SchemaCheck:
+    return SchemaCheck(
+        parts.db,
+        settings,
+        parts.app,
+        parts.migration,
+        tracker=parts.tracker,
+        readings=parts.readings,
+    )

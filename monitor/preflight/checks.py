@@ -153,7 +153,10 @@ class DatabaseChecks:
     def schema(self) -> CheckResult:
         """Pending by the schema check's own rules, and the tables the migration builds on."""
         tracker = MigrationTracker()
-        families = SchemaCheck(self._db, self._config, tracker).run()
+        config = self._config
+        families = SchemaCheck(
+            self._db, config.checks.schema_check, config.app, config.migration, tracker=tracker
+        ).run()
         state = tracker.current().state
         objects = schema_objects(families)
         present = [name for name, exists in objects.items() if exists]
