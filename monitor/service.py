@@ -24,13 +24,14 @@ from monitor.config import Config
 from monitor.db import Database
 from monitor.exporter import Exporter
 from monitor.identity import BuildInfo
-from monitor.leader import LeaderGauge, Leadership, lock_key
+from monitor.leader import LeaderGauge
 from monitor.live import LiveView, history_fetch, thresholds
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.probelog import Observed, ProbeLog
 from monitor.readings import Readings
+from monitor.replica import Replica
 from monitor.status.history import History
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage
@@ -40,10 +41,6 @@ from monitor.window_state import window_path
 log = structlog.get_logger("monitor")
 STOP_GRACE_SECONDS = 2.0
 PRERENDER_SECONDS = 5.0
-# Checks every replica runs for itself: its own pod's callback, its own pool. The others query
-# the database, and only the leader runs them (a follower runs the schema check unexported: its
-# judgement needs the migration's state).
-PER_REPLICA = frozenset({"callback", "pool"})
 
 
 class Monitor:
@@ -95,7 +92,7 @@ class Monitor:
             thresholds=thresholds(config),
             vitals=lambda: read_vitals(self.readings, self._postgres_up),
             redact=redact,
-            replica=self._replica,
+            replica=lambda: self.replica.describe(),  # noqa: PLW0108 - made below, with the checks
         )
         checks = build_checks(
             config, self.db, self.metrics, self.tracker, self._on_probe, readings=self.readings
@@ -103,18 +100,11 @@ class Monitor:
         self.runners = [
             CheckRunner(check, self.metrics, redact, readings=self.readings) for check in checks
         ]
-        self.leadership: Leadership | None = None
-        self._rejoining: set[str] = set()  # database checks not yet run since this one leads
-        if config.leader.enabled:
-            key = config.leader.lock_key
-            self.leadership = Leadership(
-                self.db,
-                lock_key(config.migration.name) if key is None else key,
-                config.database.pool_max_size,
-                self._on_leadership,
-            )
-        self.registry.register(LeaderGauge(self.leads))
-        self.live.follower = self.follows
+        self.replica = Replica(
+            config, self.db, self.runners, self.metrics, lambda: self._report_postgres(False)
+        )
+        self.registry.register(LeaderGauge(self.replica.leads))
+        self.live.follower = self.replica.follows
         self._inflight = Inflight(after=self._prerender)
         # The passwords the previous monitor's endpoint verified: a reload keeps them.
         self._auth_before = None if previous is None else previous.exporter_auth
@@ -167,91 +157,6 @@ class Monitor:
         self._postgres_up = float(up)
         self.metrics.postgres_up.set(float(up))
 
-    def leads(self) -> bool:
-        """Whether this replica holds the lead (always, without leader election)."""
-        return self.leadership is None or self.leadership.leading
-
-    def follows(self) -> bool:
-        """Whether another replica is known to run the database checks."""
-        return self.leadership is not None and self.leadership.following
-
-    def _database_runners(self) -> list[CheckRunner]:
-        return [r for r in self.runners if r.check.name not in PER_REPLICA]
-
-    def _on_leadership(self, leading: bool) -> None:
-        """Following: withdraw the database checks. Leading, or not knowing who leads (the
-        server does not answer): export them and run them now."""
-        if self.follows():
-            self._follow()
-            return
-        if not leading:  # the server did not answer the poll: it is down from here
-            self._report_postgres(False)
-        if not self.metrics.database_shown:
-            # Each check's series come back with its first run here (its last success is the
-            # run's, not a "never" a scrape might catch in between).
-            self._rejoining = {runner.check.name for runner in self._database_runners()}
-            self.metrics.database_shown = True
-            self.metrics.changes += 1
-        if self._scheduler is not None:
-            now = datetime.now(UTC)
-            for runner in self._database_runners():
-                self._scheduler.modify_job(runner.check.name, next_run_time=now)
-
-    def _follow(self) -> None:
-        """Nothing of the database checks stands on a follower: the leader exports them."""
-        self.metrics.database_shown = False
-        for runner in self._database_runners():
-            self._forget(runner)
-        self.metrics.changes += 1
-
-    def _forget(self, runner: CheckRunner) -> None:
-        runner.withdraw()
-        self.metrics.drop_check(runner.check.name)
-
-    def _gated(self, runner: CheckRunner) -> Callable[[], object]:
-        """A database check as scheduled: run by the leader only (a follower runs the schema
-        check for itself, unexported); a run that ends after leadership was lost is forgotten."""
-        if runner.check.name in PER_REPLICA:
-            return runner
-
-        def run() -> object:
-            if not self.follows():
-                outcome = runner()
-                if self.follows():
-                    self._forget(runner)
-                elif runner.check.name in self._rejoining:
-                    self._rejoining.discard(runner.check.name)
-                    self.metrics.rejoin_check(runner.check.name, runner.check.interval)
-                return outcome
-            if runner.check.name == "schema":
-                self._quietly(runner)
-            return "not_leader"
-
-        return run
-
-    def _quietly(self, runner: CheckRunner) -> None:
-        try:
-            runner.check.run()  # the migration's state, for this replica's judgement
-        except Exception as error:
-            log.info("follower_schema_failed", error=type(error).__name__)
-
-    def _replica(self) -> str:
-        """The status page's line on leadership (none without leader election)."""
-        leadership = self.leadership
-        if leadership is None:
-            return ""
-        if leadership.leading:
-            return (
-                "This replica leads: it runs the database checks for every monitor of this"
-                f" database (its lock session is PostgreSQL backend {leadership.own_pid})."
-            )
-        holder = leadership.holder
-        leader = f"the leader, at {holder.describe()}" if holder else "the leader (none seen yet)"
-        return (
-            f"This replica follows: the database checks run in {leader}; its page shows them."
-            " This page judges this pod's callback."
-        )
-
     def _prerender(self) -> None:
         """A check ran: render /metrics for the next scrape now, in the check's thread."""
         if self._exporter is not None:
@@ -267,8 +172,7 @@ class Monitor:
 
     def ready(self) -> bool:
         """Whether every check this replica runs has run at least once."""
-        follows = self.follows()
-        return all(r.runs > 0 for r in self.runners if not follows or r.check.name in PER_REPLICA)
+        return all(r.runs > 0 for r in self.runners if self.replica.runs(r))
 
     def once(self) -> tuple[bytes, bool]:
         """Run every check once (schema first, the rest in parallel); the exposition and success."""
@@ -285,8 +189,7 @@ class Monitor:
         """Persist the baseline and the window since the migration; close the database pool."""
         self.baseline.close()
         self.live.close()
-        if self.leadership is not None:
-            self.leadership.close()  # the lock goes with its session: a follower takes over
+        self.replica.close()  # the lock goes with its session: a follower takes over
         self.db.close()
 
     def start(self) -> None:
@@ -301,25 +204,17 @@ class Monitor:
             auth_before=self._auth_before,
             changes=lambda: self.metrics.changes,
         )
-        self._scheduler = schedule(self.runners, self._inflight, wrap=self._gated)
+        self._scheduler = schedule(self.runners, self._inflight, wrap=self.replica.gated)
         # Between check runs too: a scrape never renders while the rendering is under
         # exporter.RENDER_MAX_AGE old, and the views' time-dependent parts stay current.
         self._scheduler.add_job(
             self._prerender, "interval", seconds=PRERENDER_SECONDS, id="prerender", name="prerender"
         )
-        if self.leadership is not None:
-            # Who leads is unknown until the first poll, before the first checks: a lone
-            # monitor leads from the start, a follower never runs them.
-            self.leadership.start()
-            interval = self.config.leader.interval
-            self._scheduler.add_job(
-                self.leadership.poll, "interval", seconds=interval, id="leader", name="leader"
-            )
+        self.replica.start(self._scheduler, self.config.leader.interval)
         self.db.open()
         self._exporter.start()
         log.info("started", listen_address=self.config.listen_address, checks=len(self.runners))
-        if self.leadership is not None:
-            self.leadership.poll()
+        self.replica.first_poll()
         self._scheduler.start()
 
     def stop(self) -> None:
