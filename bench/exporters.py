@@ -45,6 +45,7 @@ from common import (
     samples,
     say,
     stop_process,
+    wait_http,
 )
 from make_db import add_db_arguments, open_db
 
@@ -177,8 +178,6 @@ def start_exporters(
 ) -> dict[str, int]:
     """prometheus-postgres-exporter on the database and prometheus-blackbox-exporter (its
     callback_post module), each on a port of its own; name -> port, once both answer."""
-    from common import wait_http  # noqa: PLC0415
-
     ports = {"postgres_exporter": free_port(), "blackbox": free_port()}
     (workdir / "blackbox.yml").write_text(BLACKBOX_CONFIG, encoding="utf-8")
     children["postgres_exporter"] = start(
@@ -226,8 +225,6 @@ def run(  # noqa: PLR0917 - one call site
         },
         workdir,
     )
-    from common import wait_http  # noqa: PLC0415
-
     wait_http(ports["rollout-monitor"], "/readyz", 180)
     ports.update(start_exporters(db, workdir, children))
     versions = {}
