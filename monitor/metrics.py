@@ -63,7 +63,8 @@ class Metrics:
     """The metrics that live as long as the process, registered on the given registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        # Check runs so far (the probe's included): a scrape's rendering stands until it moves.
+        # Moves whenever what a scrape shows changes: a check ran (the probe included), the lead
+        # changed hands, a reload failed. A rendering made ahead stands until it moves.
         self.changes = 0
 
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
@@ -145,21 +146,23 @@ class Metrics:
         """The per-check series a run does not set, after the check's first run in a replica
         that has just taken the lead: its interval, every outcome's count, and a last success
         of 0 if that run failed (it has not succeeded here yet)."""
+        self._declare(check, interval)
+
+    def _declare(self, check: str, interval: float) -> None:
+        """The check's interval, every outcome's count, and its last success (0 when new)."""
         self.check_interval.labels(check).set(interval)
         for outcome in CHECK_OUTCOMES:
             self.check_runs.labels(check, outcome)
-        self.check_last_success.labels(check)  # 0 unless the run succeeded
+        self.check_last_success.labels(check)
 
     def add_check(self, check: str, interval: float) -> None:
         """Export every per-check series from the start, before the check first runs."""
-        self.check_interval.labels(check).set(interval)
+        self._declare(check, interval)
         self.check_success.labels(check).set(0)
         self.check_duration.labels(check).set(0)
         self.check_last_success.labels(check).set(0)
         self.check_skipped.labels(check).set(0)
         self.check_applicable.labels(check).set(1)
-        for outcome in CHECK_OUTCOMES:
-            self.check_runs.labels(check, outcome)
 
 
 class _ShownWhen:

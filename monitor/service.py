@@ -83,17 +83,6 @@ class Monitor:
             self.live.inherit(previous.live)  # the window since the migration goes on
         self.registry.register(self.live)
         self.history = History(self.log)
-        self.status_page = StatusPage(
-            migration=config.migration.name,
-            live=self.live,
-            tracker=self.tracker,
-            baseline=self.baseline,
-            history=self.history,
-            thresholds=thresholds(config),
-            vitals=lambda: read_vitals(self.readings, self._postgres_up),
-            redact=redact,
-            replica=lambda: self.replica.describe(),  # noqa: PLW0108 - made below, with the checks
-        )
         checks = build_checks(
             config, self.db, self.metrics, self.tracker, self._on_probe, readings=self.readings
         )
@@ -105,6 +94,17 @@ class Monitor:
         )
         self.registry.register(LeaderGauge(self.replica.leads))
         self.live.follower = self.replica.follows
+        self.status_page = StatusPage(
+            migration=config.migration.name,
+            live=self.live,
+            tracker=self.tracker,
+            baseline=self.baseline,
+            history=self.history,
+            thresholds=thresholds(config),
+            vitals=lambda: read_vitals(self.readings, self._postgres_up),
+            redact=redact,
+            replica=self.replica.describe,
+        )
         self._inflight = Inflight(after=self._prerender)
         # The passwords the previous monitor's endpoint verified: a reload keeps them.
         self._auth_before = None if previous is None else previous.exporter_auth
