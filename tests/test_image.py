@@ -253,6 +253,9 @@ def test_the_daemon_writes_only_its_state_volume(
     (config / "config.yaml").write_text(
         yaml.safe_dump({"baseline": {"state_file": f"{STATE}/baseline.json"}})
     )
+    volumes = (f"{state}:{STATE}", f"{config}:/etc/rollout-monitor:ro")
+    # buildah makes the volumes' mount points in the image at the first run that names them.
+    assert image.run("--version", volumes=volumes).returncode == 0
     before = snapshot(image.rootfs)
     address = f"127.0.0.1:{free_port()}"
     with answering_server(401) as app:
@@ -260,7 +263,7 @@ def test_the_daemon_writes_only_its_state_volume(
             image.command(
                 "run",
                 "--config=/etc/rollout-monitor/config.yaml",
-                volumes=(f"{state}:{STATE}", f"{config}:/etc/rollout-monitor:ro"),
+                volumes=volumes,
                 env={
                     "DATABASE_URL": fresh_db.url,
                     "ROLLOUT_CALLBACK_URL": app.url,
@@ -282,6 +285,10 @@ def test_the_daemon_writes_only_its_state_volume(
                     continue
             assert "rollout_postgres_up 1.0" in body
             assert httpx.get(f"http://{address}/readyz", timeout=2).status_code in {200, 503}
+            # The baseline learns from the first probe after the schema check and saves it
+            # then: the state file lands on the volume while the daemon runs.
+            while time.monotonic() < deadline and not (state / "baseline.json").exists():
+                time.sleep(0.2)
             # buildah answers a SIGTERM with SIGKILL to the command: the monitor gets it direct,
             # as from a container runtime.
             os.kill(descendant(process.pid, "rollout-monitor"), signal.SIGTERM)
