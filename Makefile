@@ -29,8 +29,8 @@ test-deps:
 # bench/ is type-checked on its own: its scripts import each other as top-level modules
 # (run as `python bench/x.py`), which one mypy run beside tests/ would see twice.
 lint: $(BIN)/rollout-monitor
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check monitor dashboards tests bench
+	$(BIN)/ruff format --check monitor dashboards tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 

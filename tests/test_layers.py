@@ -94,3 +94,23 @@ def test_the_walk_sees_an_arrow_when_there_is_one() -> None:
     assert "monitor.verdict.cli" in graph()["monitor.cli"]
     assert is_command("monitor.verdict.cli")
     assert not is_command("monitor.promql.query")
+
+
+def test_the_dashboard_generator_reads_only_the_daemons_names() -> None:
+    """dashboards/ (the package's monitor.dashboards) builds from the project's names: criteria,
+    states, phases, the shipped rules. It sits above the daemon's modules and beside the
+    commands: it may import neither a command nor, from monitor/, anything that imports it."""
+    known = set(modules())
+    arrows = {
+        f"{path.name} -> {target}"
+        for path in (ROOT / "dashboards").glob("*.py")
+        for target in imports(path, known)
+    }
+    assert arrows == {
+        "criteria.py -> monitor.criteria",
+        "names.py -> monitor.assets",
+        "overview.py -> monitor.migration",
+        "overview.py -> monitor.status.page",
+    }
+    assert not any(is_command(arrow.split(" -> ")[1]) for arrow in arrows)
+    assert not any("monitor.dashboards" in targets for targets in graph().values())
