@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
@@ -59,16 +60,21 @@ PHASE_READINGS: Mapping[str, Reading] = {
 }
 
 
-def ranked(name: str, label: str, readings: Mapping[str, Reading]) -> Query:
-    """One value per instance from a gauge per label value: the value's rank in `readings`."""
+def ranked_panel(
+    title: str, description: str, name: str, label: str, readings: Mapping[str, Reading]
+) -> stat.Panel:
+    """One stat per instance from a gauge per label value (1 on the value that holds): that
+    value's rank in `readings`, shown as its reading; 0, when none is exported, as UNKNOWN."""
     terms = "\n  or ".join(
         f"{series(name, **{label: value})} * {rank}" for rank, value in enumerate(readings, 1)
     )
-    return Query(f"max without ({label}) (\n    {terms}\n)", "{{instance}}")
-
-
-def ranked_readings(readings: Mapping[str, Reading]) -> dict[int, Reading]:
-    return {0: UNKNOWN, **dict(enumerate(readings.values(), 1))}
+    return stat_panel(
+        title,
+        description,
+        Query(f"max without ({label}) (\n    {terms}\n)", "{{instance}}"),
+        width=5,
+        values={0: UNKNOWN, **dict(enumerate(readings.values(), 1))},
+    )
 
 
 def status_row() -> list[Item]:
@@ -76,16 +82,16 @@ def status_row() -> list[Item]:
     same_names("rollout phases", list(PHASE_READINGS), [p for p in PHASES if p != "unknown"])
     return [
         row("Rollout status"),
-        stat_panel(
+        ranked_panel(
             "Migration state",
             "Which state the monitor sees for migration 001 (from rollout_migration_state): "
             "APPLIED is the goal; PARTIAL (some objects missing: the migration failed half-way) "
             "and ROLLED BACK need a human now. PENDING before the migration runs.",
-            ranked("rollout_migration_state", "state", STATE_READINGS),
-            width=5,
-            values=ranked_readings(STATE_READINGS),
+            "rollout_migration_state",
+            "state",
+            STATE_READINGS,
         ),
-        stat_panel(
+        ranked_panel(
             "Rollout phase",
             "Where the rollout is in the plan's timeline (rollout:migration_phase): CRITICAL is "
             "the first hour after the migration was applied (watch closely, tighter alerts), "
@@ -93,9 +99,9 @@ def status_row() -> list[Item]:
             "(Prisma's lock or record, its ALTER TABLE holding or queued for a lock, objects "
             "appearing): logins that fail then count against it. NOT APPLIED while pending, "
             "partial or rolled back.",
-            ranked("rollout:migration_phase", "phase", PHASE_READINGS),
-            width=5,
-            values=ranked_readings(PHASE_READINGS),
+            "rollout:migration_phase",
+            "phase",
+            PHASE_READINGS,
         ),
         stat_panel(
             "Time since applied",
