@@ -117,6 +117,13 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
         ).stdout.strip()
 
     container = buildah("from", "--quiet", TAG)
+    # `buildah run` mounts its own copy of an image's VOLUME, in some runs over the --volume
+    # given for the same path (2 of 14 runs here): the state file then went to buildah's copy
+    # (under its storage's buildah-volumes/). Docker, podman and Kubernetes mount the given
+    # volume; so does `buildah run` once the working container declares none. The image's own
+    # VOLUME is read from the image, not this container
+    # (test_the_image_runs_as_a_numeric_user_on_9838_with_labels).
+    buildah("config", f"--volume={STATE}-", container)
     rootfs = Path(buildah("mount", container))
     try:
         yield Image(env, container, rootfs)
@@ -304,11 +311,6 @@ def test_the_daemon_writes_only_its_state_volume(
     )
     # buildah itself makes and removes its mount points under /run at each `buildah run`.
     assert [path for path in changed if path != "run"] == []
-    if not (state / "baseline.json").exists():
-        # A known, open bug (issue 13's closing note): in some runs (2 of 3 here, 1 in ~8
-        # before) the daemon in the image writes no state file, not while it runs nor at its
-        # stop, though it stops cleanly and logs no failed save. Outside the image the same run
-        # writes it within a second. Reported, never passed over in silence.
-        pytest.xfail("no state file from the daemon in the image: " + stderr.decode()[-1500:])
+    assert (state / "baseline.json").exists(), stderr.decode(errors="replace")[-4000:]
     assert (state / "baseline.json").stat().st_uid == 65532
     assert json.loads((state / "baseline.json").read_text())["migration"]
