@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, prometheus, stat, statetimeline, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
@@ -61,6 +62,44 @@ def targets(queries: Sequence[Query], *, instant: bool) -> list[builder.Builder[
     return built
 
 
+class Framed(Protocol):
+    """What every kind of panel's builder has: its frame, queries and color scheme."""
+
+    def title(self, title: str) -> Self: ...
+    def description(self, description: str) -> Self: ...
+    def datasource(self, datasource: model.DataSourceRef) -> Self: ...
+    def span(self, w: int) -> Self: ...
+    def height(self, h: int) -> Self: ...
+    def targets(self, targets: list[builder.Builder[Dataquery]]) -> Self: ...
+    def color_scheme(self, color: builder.Builder[model.FieldColor]) -> Self: ...
+
+
+Kind = TypeVar("Kind", bound=Framed)
+
+
+def framed(
+    panel: Kind,
+    title: str,
+    description: str,
+    queries: Sequence[Query],
+    *,
+    width: int,
+    height: int,
+    instant: bool,
+    colors: model.FieldColorModeId = model.FieldColorModeId.THRESHOLDS,
+) -> Kind:
+    """A panel of any kind with its title, description, size and queries on the datasource."""
+    return (
+        panel.title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .span(width)
+        .height(height)
+        .targets(targets(queries, instant=instant))
+        .color_scheme(dashboard_builders.FieldColor().mode(colors))
+    )
+
+
 def readings(values: Mapping[int, Reading]) -> list[model.ValueMapping]:
     """One value mapping: each value shown as its text, in its color."""
     options = {
@@ -99,14 +138,7 @@ def stat_panel(
 ) -> stat.Panel:
     """One value, colored: the instant result of one query."""
     panel = (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(height)
-        .targets(targets([query], instant=True))
-        .color_scheme(dashboard_builders.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        framed(stat.Panel(), title, description, [query], width=width, height=height, instant=True)
         .mappings(readings(values) if values else [])
         .thresholds(steps(*thresholds))
         .unit(unit)
@@ -153,14 +185,16 @@ def trend_panel(
     """Series over time with the last value of each in a table below; `limit` is shaded red
     above it."""
     panel = (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(8)
-        .targets(targets(queries, instant=False))
-        .color_scheme(dashboard_builders.FieldColor().mode(model.FieldColorModeId.PALETTE_CLASSIC))
+        framed(
+            timeseries.Panel(),
+            title,
+            description,
+            queries,
+            width=width,
+            height=8,
+            instant=False,
+            colors=model.FieldColorModeId.PALETTE_CLASSIC,
+        )
         .draw_style(common.GraphDrawStyle.LINE)
         .fill_opacity(30 if stacked else 10)
         .line_width(1)
@@ -226,14 +260,9 @@ def states_panel(
 ) -> statetimeline.Panel:
     """Each series as a band of its states over time."""
     return (
-        statetimeline.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(8)
-        .targets(targets([query], instant=False))
-        .color_scheme(dashboard_builders.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        framed(
+            statetimeline.Panel(), title, description, [query], width=width, height=8, instant=False
+        )
         .fill_opacity(80)
         .line_width(0)
         .mappings(readings(values))
@@ -268,14 +297,7 @@ def bars_panel(
 ) -> bargauge.Panel:
     """The instant value of each series as a horizontal bar."""
     return (
-        bargauge.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .span(width)
-        .height(8)
-        .targets(targets([query], instant=True))
-        .color_scheme(dashboard_builders.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        framed(bargauge.Panel(), title, description, [query], width=width, height=8, instant=True)
         .mappings(readings(values))
         .min(0)
         .thresholds(steps(*thresholds))
