@@ -3,8 +3,8 @@ overview.py to rollout-overview.json beside it (or FILE), or, with --check, only
 file is up to date.
 
 Exit codes: 0 written or up to date; 1 --check found the file out of date; 2 the build failed
-(a name the project does not have, or grafana-foundation-sdk missing: it is in the `dev` and
-`dashboards` extras, never needed at run time).
+(a name the project does not have, or grafana-foundation-sdk missing: it is in the `dev` extra,
+never needed at run time).
 """
 
 from __future__ import annotations

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
 
-import yaml
-
-from monitor.assets import asset
+from monitor.assets import rule_groups
 
 
 class UnknownName(ValueError):
@@ -24,9 +21,9 @@ def same_names(what: str, used: Sequence[str], known: Sequence[str]) -> None:
 
 @cache
 def alert_names() -> frozenset[str]:
-    rules: dict[str, Any] = yaml.safe_load(asset("alerts/alerting.rules.yml").read_text())
+    groups = rule_groups(("alerts/alerting.rules.yml",))
     return frozenset(
-        rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+        rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule
     )
 
 
