@@ -396,9 +396,9 @@ def overview() -> model.Dashboard:
         .variables(variables())
         .annotations(annotation_queries())
     )
-    rows = (status_row, criteria_rows, callback_row, tokens_row, database_row, health_row)
-    for item in (item for rows_of in rows for item in rows_of()):
-        dashboard = place(dashboard, item)
+    for band in (status_row, criteria_rows, callback_row, tokens_row, database_row, health_row):
+        for item in band():
+            dashboard = place(dashboard, item)
     built = dashboard.build()
     built.schema_version = SCHEMA_VERSION
     for number, panel in enumerate(built.panels or [], 1):
