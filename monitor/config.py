@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from monitor import durations
+from monitor.durations import format_duration
 from monitor.names import is_builtin
 from monitor.promql.query import Selector
 from monitor.shown import shown
@@ -30,25 +31,22 @@ from monitor.urls import check_database_url, split_prisma_parameters
 
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _IDENTIFIER_MAX = 63  # bytes: PostgreSQL's NAMEDATALEN - 1 (longer names are cut silently)
-# The longest duration any setting takes: a month. Anything longer is a typo, and overflows what
-# the scheduler's timedelta and datetime can hold well before it would overflow a float.
-MAX_DURATION_SECONDS = 31 * 86400.0
 # PostgreSQL's time limits are int milliseconds: larger values are refused by the server.
 PG_MAX_MILLISECONDS = 2_147_483_647
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def parse_duration(value: object) -> float:
+def duration(value: object) -> float:
     """Seconds in a duration (monitor.durations' grammar: '15s', '200ms', '1h30m'; a bare number
-    is not one: units matter), at most MAX_DURATION_SECONDS."""
+    is not one: units matter), at most durations.LONGEST_SECONDS."""
     try:
         seconds = durations.parse_duration(value) if isinstance(value, str) else None
     except ValueError:
         seconds = None
     if seconds is None:
         raise ValueError(f"invalid duration {shown(value)}: {durations.HELP}")
-    if seconds > MAX_DURATION_SECONDS:
+    if seconds > durations.LONGEST_SECONDS:
         raise ValueError(f"invalid duration {shown(value)}: at most 744h (31 days)")
     return seconds
 
@@ -89,16 +87,6 @@ def header_name(value: str) -> str:
     return value
 
 
-def format_duration(seconds: float) -> str:
-    """The inverse of parse_duration, for messages and dumps."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 def _positive(seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("must be longer than 0s")
@@ -112,10 +100,8 @@ def _at_least_a_second(seconds: float) -> float:
 
 
 _AS_TEXT = PlainSerializer(format_duration, return_type=str)
-Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive), _AS_TEXT]
-Interval = Annotated[
-    float, BeforeValidator(parse_duration), AfterValidator(_at_least_a_second), _AS_TEXT
-]
+Duration = Annotated[float, BeforeValidator(duration), AfterValidator(_positive), _AS_TEXT]
+Interval = Annotated[float, BeforeValidator(duration), AfterValidator(_at_least_a_second), _AS_TEXT]
 PostgresDuration = Annotated[Duration, AfterValidator(_postgres_limit)]
 
 

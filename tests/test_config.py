@@ -8,7 +8,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from monitor.config import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict, parse_duration
+from monitor.config import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict
+from monitor.durations import parse_duration
 from monitor.loading import ConfigError, load_config
 
 URL = "postgresql://monitor:s3cret-pw@127.0.0.1:5432/app"

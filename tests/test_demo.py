@@ -280,7 +280,8 @@ DEMO = [sys.executable, "-m", "monitor", "demo"]
         ),
         (
             ["--probe-interval", "500ms"],
-            "rollout-monitor demo: argument --probe-interval: '500ms' is shorter than 1s",
+            "rollout-monitor demo: argument --probe-interval: invalid duration '500ms': must be"
+            " at least 1s",
         ),
         (
             ["--logins-per-second", "-1"],

@@ -32,6 +32,7 @@ from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction, mig
 from monitor.baseline import SavedState, Summary
 from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
 from monitor.demo.postgres import free_port
+from monitor.durations import human_duration, short_duration
 from monitor.exporter import Exporter
 from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationView
@@ -51,11 +52,10 @@ from monitor.status.charts import (
     render_chart,
     segments,
     short_count,
-    short_duration,
 )
 from monitor.status.history import History, Minute, Moment, per_minute
 from monitor.status.now import Paging, Vitals, now_decisions, would_page
-from monitor.status.page import CSS, Status, duration, error_kind, phase, render
+from monitor.status.page import CSS, Status, error_kind, phase, render
 from monitor.webconfig import WebConfig
 
 __all__ = ["browser"]  # the fixture, imported so that pytest finds it here
@@ -121,7 +121,7 @@ def test_phase_follows_the_recording_rule(
     ],
 )
 def test_duration_in_words(seconds: float, text: str) -> None:
-    assert duration(seconds) == text
+    assert human_duration(seconds) == text
 
 
 @pytest.mark.parametrize(

@@ -920,11 +920,12 @@ def test_a_query_prometheus_rejects_is_one_line_exit_4(
         (["--prometheus-url", "http://h:99999"], "--prometheus-url: not a valid URL"),
         (
             ["--prometheus-url", "http://p", "--window", "1 day"],
-            "argument --window: '1 day' is not a duration like 1h or 24h",
+            "argument --window: invalid duration '1 day': expected a number with a unit ms, s, m,"
+            " h, d or w, e.g. 15s or 1h30m",
         ),
         (
             ["--prometheus-url", "http://p", "--window", "0h"],
-            "argument --window: '0h' is not a duration like 1h or 24h",
+            "argument --window: invalid duration '0h': must be longer than 0s",
         ),
         (
             ["--prometheus-url", "http://p", "--format", "yaml"],
@@ -964,7 +965,12 @@ def test_a_query_prometheus_rejects_is_one_line_exit_4(
         ),
         (
             ["--prometheus-url", "http://p", "--timeout", "forever"],
-            "argument --timeout: 'forever' is not a timeout like 10s (at most 1h)",
+            "argument --timeout: invalid duration 'forever': expected a number with a unit ms, s,"
+            " m, h, d or w, e.g. 15s or 1h30m",
+        ),
+        (
+            ["--prometheus-url", "http://p", "--timeout", "2h"],
+            "argument --timeout: invalid duration '2h': must be at most 1h",
         ),
     ],
 )

@@ -6,9 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from monitor.config import BaselineSettings, format_duration, parse_duration
+from monitor import durations
+from monitor.config import BaselineSettings
 from monitor.demo import console
 from monitor.demo.stack import DemoSettings
+from monitor.durations import format_duration
 
 
 def add_demo_parser(commands: Any) -> None:
@@ -38,7 +40,7 @@ def add_demo_parser(commands: Any) -> None:
     )
     demo.add_argument(
         "--migrate-after",
-        type=duration,
+        type=durations.argument(1.0),
         default=defaults.migrate_after,
         metavar="DURATION",
         help="apply migration 001 this long after start (default 60s)",
@@ -58,7 +60,7 @@ def add_demo_parser(commands: Any) -> None:
     ):
         demo.add_argument(
             option,
-            type=duration,
+            type=durations.argument(1.0),
             default=value,
             metavar="DURATION",
             help=f"how often {what} (default {value:g}s)",
@@ -109,17 +111,6 @@ def settings_of(args: argparse.Namespace) -> DemoSettings:
         scrape_interval=args.scrape_interval,
         prometheus=not args.no_prometheus,
     )
-
-
-def duration(text: str) -> float:
-    """A duration with a unit, at least one second."""
-    try:
-        seconds = parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if seconds < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is shorter than 1s")
-    return seconds
 
 
 def positive_int(text: str) -> int:

@@ -9,20 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Config, PreflightSettings, parse_duration
+from monitor import durations
+from monitor.config import Config, PreflightSettings
 from monitor.preflight.checks import run_checks
 from monitor.preflight.report import as_json, exit_code, table
-
-
-def duration(text: str) -> float:
-    """argparse type for --backup-max-age: the config's durations (30m, 24h)."""
-    try:
-        seconds = parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be longer than 0s")
-    return seconds
 
 
 def add_preflight_parser(commands: Any, shared: argparse.ArgumentParser) -> None:
@@ -47,7 +37,7 @@ def add_preflight_parser(commands: Any, shared: argparse.ArgumentParser) -> None
     parser.add_argument(
         "--backup-max-age",
         metavar="DURATION",
-        type=duration,
+        type=durations.argument(),
         help="how old the backup may be, e.g. 30m or 24h (default preflight.backup_max_age: 24h)",
     )
     parser.add_argument(

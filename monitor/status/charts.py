@@ -67,15 +67,6 @@ def count(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def short_duration(value: float) -> str:
-    """An axis label of at most 7 characters: 0.0001 -> '0.1 ms', 0.25 -> '250 ms', 10 -> '10 s'."""
-    if value >= 1:
-        return f"{value:.3g} s"
-    if value >= 0.01:
-        return f"{value * 1000:.0f} ms"
-    return f"{value * 1000:.2g} ms"
-
-
 def short_count(value: float) -> str:
     """An axis label of at most 5 characters: 950 -> '950', 12500 -> '12.5k', 1e7 -> '10M'."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):

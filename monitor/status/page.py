@@ -22,6 +22,7 @@ from monitor.criteria import (
     decide,
     overall,
 )
+from monitor.durations import human_duration, short_duration
 from monitor.live import LiveView
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.status.charts import (
@@ -33,7 +34,6 @@ from monitor.status.charts import (
     percent,
     render_chart,
     short_count,
-    short_duration,
 )
 from monitor.status.history import DRIFT_KINDS, History, Moment, per_minute
 from monitor.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
@@ -149,19 +149,6 @@ def phase(known_state: str | None, view: MigrationView, now: float) -> str:
     return "monitoring" if age < MONITORING_SECONDS else "done"
 
 
-def duration(seconds: float) -> str:
-    """A rough human duration: 45 s, 12 min, 2 h 5 min, 3 d 4 h."""
-    whole = max(0, int(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min" if minutes else f"{secs} s"
-
-
 def utc(moment: float | datetime) -> str:
     """2026-11-24 03:04:05 UTC."""
     at = moment if isinstance(moment, datetime) else datetime.fromtimestamp(moment, UTC)
@@ -204,7 +191,7 @@ def migration_section(status: Status) -> str:
         "not applied"
         if current in ("unknown", "not_applied", "migrating") or applied is None
         else (
-            f"{duration(status.now - applied.timestamp())} ago, at {utc(applied)}"
+            f"{human_duration(status.now - applied.timestamp())} ago, at {utc(applied)}"
             f" (from {status.view.applied_source or 'unknown'})"
         )
     )
@@ -289,7 +276,7 @@ def last_probe_text(status: Status) -> str:
         return "no probe yet"
     last = status.samples[-1]
     answer = f"HTTP {last.status}" if last.status is not None else status.last_detail
-    ago = duration(status.now - last.at)
+    ago = human_duration(status.now - last.at)
     return f"{last.outcome} ({answer or 'no answer'}), {ago} ago"
 
 

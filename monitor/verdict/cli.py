@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from monitor import durations
 from monitor.criteria import Thresholds, decide
-from monitor.durations import parse_duration
 from monitor.promql.api import Prometheus, PrometheusError
 from monitor.promql.query import Selector, SelectorError
 from monitor.redact import Redactor, userinfo_secrets
@@ -41,7 +41,7 @@ def add_verdict_parser(commands: Any) -> None:
     option(
         "--window",
         default="24h",
-        type=_window,
+        type=window_argument,
         metavar="DURATION",
         help="how long after the migration to judge, e.g. 1h (default 24h)",
     )
@@ -81,7 +81,11 @@ def add_verdict_parser(commands: Any) -> None:
         help="evaluate as if now were TIME: RFC3339 or Unix seconds (default now)",
     )
     option(
-        "--timeout", default=10.0, type=_seconds, metavar="DURATION", help="per query (default 10s)"
+        "--timeout",
+        default=10.0,
+        type=durations.argument(0.001, 3600, bare_seconds=True),
+        metavar="DURATION",
+        help="per query (default 10s)",
     )
 
 
@@ -141,13 +145,6 @@ def _checked(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
     return parse
 
 
-def _positive_duration(text: str) -> float:
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise ValueError(text)
-    return seconds
-
-
 def _in_range(value: float, low: float, high: float) -> float:
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(value)
@@ -165,18 +162,13 @@ def _unix_or_rfc3339(text: str) -> float:
     return _in_range(moment.timestamp(), 0, 1e11)
 
 
-def _seconds_or_duration(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = parse_duration(text)
-    return _in_range(seconds, 0.001, 3600)
-
-
-_window = _checked(lambda text: (text, _positive_duration(text)), "a duration like 1h or 24h")
 _selector = _checked(Selector.parse, 'label matchers like job="rollout-monitor"')
 _ratio = _checked(lambda text: _in_range(float(text), 0.0, 1.0), "a ratio from 0 to 1")
 _count = _checked(lambda text: int(_in_range(int(text), 1, 1e9)), "a whole number from 1")
 _tolerance = _checked(lambda text: _in_range(float(text), 1.0, 100.0), "a factor from 1 (1.1)")
 _time = _checked(_unix_or_rfc3339, "RFC3339 with an offset (2026-11-24T03:00:00Z) or Unix seconds")
-_seconds = _checked(_seconds_or_duration, "a timeout like 10s (at most 1h)")
+
+
+def window_argument(text: str) -> tuple[str, float]:
+    """--window: its name as written (1h) and its seconds."""
+    return text, durations.argument()(text)
