@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from monitor.baseline import Baseline
 from monitor.config import BaselineSettings
 from monitor.criteria import Thresholds
-from monitor.live import WINDOW_SECONDS, LiveView
+from monitor.live import LiveView
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
 from monitor.probelog import ProbeLog
 from monitor.readings import Backfill, Drift, Readings
 from monitor.redact import Redactor
+from monitor.rollout import WINDOW_SECONDS
 from monitor.status.history import History
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage

@@ -18,7 +18,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from monitor.migration import STATES
-from monitor.status.page import PHASES
+from monitor.rollout import PHASES
 
 from .criteria import criteria_rows
 from .names import alert, same_names

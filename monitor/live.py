@@ -20,8 +20,7 @@ from pathlib import Path
 from prometheus_client.metrics_core import Metric
 
 from monitor import window_state
-from monitor.baseline import Baseline, Fetch, Summary
-from monitor.config import BaselineSettings, Config
+from monitor.baseline import Baseline
 from monitor.criteria import (
     BASELINE_HEALTH,
     BaselineView,
@@ -34,43 +33,13 @@ from monitor.criteria import (
 from monitor.metrics import PROBE_BUCKETS, labelled_gauge, one_hot
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
-from monitor.probelog import Around, Observed, ProbeLog
-from monitor.promql.api import Prometheus
-from monitor.promql.history import baseline_before
+from monitor.probelog import MAX_PROBES, Around, Observed, ProbeLog
 from monitor.readings import Drift, Logins, Readings, SchemaHealth
+from monitor.rollout import WINDOW_SECONDS
 from monitor.stats import Latencies
 
-WINDOW_SECONDS = 24 * 3600.0  # the plan's monitoring period
-MAX_PROBES = 100_000  # a day of probes at one a second, with room; bounds memory
-# The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
-# at most four queries of this, once a minute, and only while the baseline is too thin.
-PROMETHEUS_TIMEOUT_SECONDS = 5.0
 SAVE_EVERY_SECONDS = 60.0  # how often the window goes to its file while probes come in
 HEALTH_STATES = ("learning", *BASELINE_HEALTH)
-
-
-def thresholds(config: Config) -> Thresholds:
-    """The criteria's thresholds from the configuration (min_probes: the baseline's by default)."""
-    settings = config.criteria
-    return Thresholds(
-        objective=settings.objective,
-        min_probes=settings.min_probes or config.baseline.min_probes,
-        latency_tolerance=settings.latency_tolerance,
-    )
-
-
-def history_fetch(settings: BaselineSettings) -> Fetch | None:
-    """The callback's summary over the baseline window before the migration, from Prometheus
-    (baseline.prometheus_url); None when no URL is configured."""
-    url, selector = settings.prometheus_url, settings.prometheus_selector
-    if url is None:
-        return None
-
-    def fetch(applied_at: float) -> Summary | None:
-        with Prometheus(url, PROMETHEUS_TIMEOUT_SECONDS) as prometheus:
-            return baseline_before(prometheus, selector, applied_at, settings.window)
-
-    return fetch
 
 
 class ProbeWindow:

@@ -28,8 +28,9 @@ from monitor.metrics import PROBE_BUCKETS
 from monitor.probe import ProbeResult
 from monitor.readings import Backfill, Connections, Drift, Lookup, Readings, Snapshot
 
-HOUR = 3600.0
-MAX_PROBES = 100_000  # a day at one probe a second, with room: bounds memory
+HOUR = 3600.0  # the last hour, which the status page draws: the log keeps at least that
+# Any record of probes holds at most this many: a day at one a second, with room; bounds memory.
+MAX_PROBES = 100_000
 
 
 @dataclass(frozen=True, slots=True)

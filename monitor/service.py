@@ -25,13 +25,15 @@ from monitor.db import Database
 from monitor.exporter import Exporter
 from monitor.identity import BuildInfo
 from monitor.leader import LeaderGauge
-from monitor.live import LiveView, history_fetch, thresholds
+from monitor.live import LiveView
 from monitor.metrics import Metrics
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
 from monitor.probelog import Observed, ProbeLog
+from monitor.promql.history import history_fetch
 from monitor.readings import Readings
 from monitor.replica import Replica
+from monitor.rollout import thresholds
 from monitor.status.history import History
 from monitor.status.now import read_vitals
 from monitor.status.page import StatusPage

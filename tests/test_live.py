@@ -25,13 +25,15 @@ from test_database_checks import wait_for_lock_waiters
 from monitor.baseline import Baseline, bucket_quantile
 from monitor.config import BaselineSettings, Config
 from monitor.criteria import CRITERIA, Result, Thresholds
-from monitor.live import MAX_PROBES, WINDOW_SECONDS, LiveView, ProbeWindow, restored, thresholds
+from monitor.live import LiveView, ProbeWindow, restored
 from monitor.loading import load_config
 from monitor.metrics import PROBE_BUCKETS
 from monitor.migration import MigrationTracker, MigrationView
 from monitor.probe import ProbeResult
+from monitor.probelog import MAX_PROBES
 from monitor.readings import Drift, Readings
 from monitor.redact import Redactor
+from monitor.rollout import WINDOW_SECONDS, thresholds
 from monitor.service import Monitor
 from monitor.stats import Latencies, counts_quantile
 

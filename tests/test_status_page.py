@@ -40,6 +40,7 @@ from monitor.probe import ProbeResult
 from monitor.probelog import ProbeLog
 from monitor.readings import Backfill, Drift, Readings
 from monitor.redact import Redactor
+from monitor.rollout import phase
 from monitor.service import Monitor
 from monitor.stats import Latencies
 from monitor.status.charts import (
@@ -55,7 +56,7 @@ from monitor.status.charts import (
 )
 from monitor.status.history import History, Minute, Moment, per_minute
 from monitor.status.now import Paging, Vitals, now_decisions, would_page
-from monitor.status.page import CSS, Status, error_kind, phase, render
+from monitor.status.page import CSS, Status, error_kind, render
 from monitor.webconfig import WebConfig
 
 __all__ = ["browser"]  # the fixture, imported so that pytest finds it here

@@ -25,11 +25,10 @@ from monitor.baseline.summaries import configured, summarize
 from monitor.config import BaselineSettings
 from monitor.migration import MigrationTracker
 from monitor.probe import ProbeResult
-from monitor.probelog import Observed, ProbeLog
+from monitor.probelog import MAX_PROBES, Observed, ProbeLog
 from monitor.state_files import read_for_migration, write_atomically
 
 SAVE_EVERY_SECONDS = 60.0
-MAX_PROBES = 100_000
 # Prometheus may be down when the baseline freezes; asking again each probe would hammer it.
 FETCH_RETRY_SECONDS = 60.0
 

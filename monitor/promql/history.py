@@ -5,13 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from monitor.baseline import ANSWERED_PROBES, QUANTILES, Summary
+from monitor.baseline import ANSWERED_PROBES, QUANTILES, Fetch, Summary
+from monitor.config import BaselineSettings
 from monitor.criteria import BaselineView
 from monitor.metrics import PROBE_BUCKETS
 from monitor.promql.api import Prometheus, Sample
 from monitor.promql.query import Selector, exact_increase
 from monitor.stats import Latencies
 
+# The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
+# at most four queries of this, once a minute, and only while the baseline is too thin.
+PROMETHEUS_TIMEOUT_SECONDS = 5.0
 HISTORY_SECONDS = 3600.0  # the probes of the hour before the migration stand in for a baseline
 REQUESTS = "rollout_auth_callback_requests_total"
 BUCKETS = "rollout_auth_callback_duration_seconds_bucket"
@@ -179,3 +183,17 @@ def choose_baseline(
     history = baseline_before(prom, select.matchers, applied_at)
     candidates = (None if history is None else history.view("prometheus_history"), exported)
     return max((c for c in candidates if c is not None), key=lambda v: v.probes, default=None)
+
+
+def history_fetch(settings: BaselineSettings) -> Fetch | None:
+    """The callback's summary over the baseline window before the migration, from Prometheus
+    (baseline.prometheus_url); None when no URL is configured."""
+    url, selector = settings.prometheus_url, settings.prometheus_selector
+    if url is None:
+        return None
+
+    def fetch(applied_at: float) -> Summary | None:
+        with Prometheus(url, PROMETHEUS_TIMEOUT_SECONDS) as prometheus:
+            return baseline_before(prometheus, selector, applied_at, settings.window)
+
+    return fetch

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 
 from monitor.baseline import bucket_quantile
 from monitor.metrics import PROBE_BUCKETS
-from monitor.probelog import Observed, ProbeLog
+from monitor.probelog import HOUR, Observed, ProbeLog
 
-SPAN_SECONDS = 3600.0
 # One probe a second for an hour; a faster probe keeps its last MAX_SAMPLES only, so memory is
 # bounded whatever the configuration says.
 MAX_SAMPLES = 3600
@@ -52,7 +51,7 @@ class History:
         self,
         log: ProbeLog,
         clock: Callable[[], float] = time.time,
-        span: float = SPAN_SECONDS,
+        span: float = HOUR,
         capacity: int = MAX_SAMPLES,
     ) -> None:
         self._log = log

@@ -25,6 +25,7 @@ from monitor.criteria import (
 from monitor.durations import human_duration, short_duration
 from monitor.live import LiveView
 from monitor.migration import MigrationTracker, MigrationView
+from monitor.rollout import PHASES, phase
 from monitor.status.charts import (
     Chart,
     Reference,
@@ -39,17 +40,6 @@ from monitor.status.history import DRIFT_KINDS, History, Moment, per_minute
 from monitor.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
 
 REFRESH_SECONDS = 15
-CRITICAL_SECONDS = 3600.0  # the plan's first hour after the migration, as the recording rule
-MONITORING_SECONDS = 86400.0  # the plan's 24-hour monitoring period
-
-PHASES = {
-    "unknown": "unknown: the schema check has not reported yet",
-    "not_applied": "not applied: the migration is not in place",
-    "migrating": "migrating: the migration's run is under way; logins failing now count",
-    "critical": "critical: the first hour after the migration",
-    "monitoring": "monitoring: within 24 hours of the migration",
-    "done": "done: 24 hours have passed since the migration",
-}
 
 
 @dataclass(frozen=True)
@@ -133,20 +123,6 @@ def error_kind(detail: str) -> str:
     """The kind of a probe's error ('ConnectError'), not its text: a library's message can
     quote what it was sent (a header's value), and the page is no place for that."""
     return detail.split(":", 1)[0].strip()
-
-
-def phase(known_state: str | None, view: MigrationView, now: float) -> str:
-    """Where the rollout is: unknown, not_applied, migrating, critical, monitoring or done."""
-    if known_state is None:
-        return "unknown"
-    if known_state != "applied" and view.running:
-        return "migrating"
-    if known_state != "applied" or view.applied_at is None:
-        return "not_applied"
-    age = now - view.applied_at.timestamp()
-    if age < CRITICAL_SECONDS:
-        return "critical"
-    return "monitoring" if age < MONITORING_SECONDS else "done"
 
 
 def utc(moment: float | datetime) -> str:
