@@ -24,7 +24,7 @@ from pydantic import (
 
 from monitor import durations
 from monitor.durations import format_duration
-from monitor.names import is_builtin
+from monitor.names import PRISMA_MIGRATE_LOCK, is_builtin
 from monitor.promql.query import Selector
 from monitor.shown import shown
 from monitor.urls import check_database_url, split_prisma_parameters
@@ -87,6 +87,14 @@ def header_name(value: str) -> str:
     return value
 
 
+class FieldProblem(ValueError):
+    """A problem with one field of the section being validated: loading names it by its key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _positive(seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("must be longer than 0s")
@@ -144,12 +152,12 @@ class DatabaseConfig(Section):
     @model_validator(mode="after")
     def _bounds_are_consistent(self) -> DatabaseConfig:
         if self.pool_min_size > self.pool_max_size:
-            raise ValueError("pool_min_size: must not exceed pool_max_size")
+            raise FieldProblem("pool_min_size", "must not exceed pool_max_size")
         if self.lock_timeout > self.statement_timeout:
-            raise ValueError("lock_timeout: must not exceed statement_timeout")
+            raise FieldProblem("lock_timeout", "must not exceed statement_timeout")
         if self.password_file is not None and self.url is not None and _has_password(self.url):
-            raise ValueError(
-                "password_file: the database URL has a password too: keep one of the two"
+            raise FieldProblem(
+                "password_file", "the database URL has a password too: keep one of the two"
             )
         return self
 
@@ -265,7 +273,9 @@ class ConnectionsSettings(CheckSettings):
     @model_validator(mode="after")
     def _pool_needs_name(self) -> ConnectionsSettings:
         if self.app_pool_size is not None and self.app_application_name is None:
-            raise ValueError("app_pool_size: needs app_application_name to find the app's sessions")
+            raise FieldProblem(
+                "app_pool_size", "needs app_application_name to find the app's sessions"
+            )
         return self
 
 
@@ -308,8 +318,8 @@ class CallbackSettings(CheckSettings):
     @model_validator(mode="after")
     def _deadline_fits_interval(self) -> CallbackSettings:
         if self.timeout >= self.interval:
-            raise ValueError(
-                f"timeout: must be shorter than interval ({format_duration(self.interval)})"
+            raise FieldProblem(
+                "timeout", f"must be shorter than interval ({format_duration(self.interval)})"
             )
         return self
 
@@ -383,7 +393,7 @@ class SqlCheckSettings(SlowCheckSettings):
     @model_validator(mode="after")
     def _exports_something(self) -> SqlCheckSettings:
         if not self.metrics:
-            raise ValueError("metrics: must list at least one")
+            raise FieldProblem("metrics", "must list at least one")
         return self
 
 
@@ -413,7 +423,7 @@ def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
     """Raise on the first name already taken or used twice."""
     for name in names:
         if name in taken:
-            raise ValueError(f"sql: {kind} name {name!r} is already taken")
+            raise FieldProblem("sql", f"{kind} name {name!r} is already taken")
         taken.add(name)
 
 
@@ -500,9 +510,6 @@ class LogConfig(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-PRISMA_MIGRATE_LOCK = 72707369  # the advisory lock `prisma migrate deploy` takes
-
-
 class LeaderSettings(Section):
     """Several monitors watching one database (a sidecar in each app pod): one of them, the
     leader, runs the database checks; the others probe their own pod's callback only."""
@@ -551,9 +558,10 @@ class Config(Section):
     @model_validator(mode="after")
     def _leader_has_a_session_for_its_lock(self) -> Config:
         if self.leader.enabled and self.database.pool_max_size < 2:
-            raise ValueError(
-                "database.pool_max_size: must be at least 2 while leader.enabled (one session"
-                " holds the leader's lock); or set leader.enabled: false"
+            raise FieldProblem(
+                "database.pool_max_size",
+                "must be at least 2 while leader.enabled (one session"
+                " holds the leader's lock); or set leader.enabled: false",
             )
         return self
 

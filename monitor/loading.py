@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from monitor.config import Config
+from monitor.config import Config, FieldProblem
 from monitor.shown import shown
 from monitor.yamlfile import FileProblem, read_yaml
 
@@ -103,10 +103,10 @@ def set_dotted(data: dict[str, Any], key: str, value: object) -> None:
 def describe(detail: ErrorDetails, origins: Mapping[str, str], path: str | None) -> str:
     """One line: where the bad value came from, its key, and what is wrong with it."""
     key = ".".join(str(part) for part in detail["loc"])
+    problem = (detail.get("ctx") or {}).get("error")
+    if isinstance(problem, FieldProblem):  # a section's rule naming the field it is about
+        key = f"{key}.{problem.field}" if key else problem.field
     message = message_of(detail)
-    field, sep, rest = message.partition(": ")
-    if sep and all(part.isidentifier() for part in field.split(".")):
-        key, message = f"{key}.{field}" if key else field, rest
     origin = origins.get(key) or path
     return f"{origin}: {key}: {message}" if origin else f"{key}: {message}"
 
@@ -141,4 +141,6 @@ def message_of(detail: ErrorDetails) -> str:
         return messages[kind]
     text = detail["msg"].removeprefix("Value error, ")
     text = text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX] + "…"
+    if isinstance(ctx.get("error"), FieldProblem):  # our own words, a name first maybe
+        return text
     return text[:1].lower() + text[1:]

@@ -1,10 +1,19 @@
-"""The metric families rollout-monitor exports itself: a SQL check of the configuration may not
+"""Names rollout-monitor and the tools beside it hold fixed: Prisma Migrate's, and the metric
+families rollout-monitor exports itself.
+
+Prisma Migrate records each migration in `_prisma_migrations` and holds an advisory lock for the
+whole of `prisma migrate deploy`.
+
+The metric families rollout-monitor exports itself: a SQL check of the configuration may not
 take one of these names (Prometheus would refuse the scrape: one family, two meanings).
 
 tests/test_names.py checks that a real run exports nothing outside this list.
 """
 
 from __future__ import annotations
+
+PRISMA_MIGRATE_LOCK = 72707369  # the advisory lock `prisma migrate deploy` takes
+PRISMA_TABLE = "_prisma_migrations"
 
 BUILTIN_FAMILIES = frozenset(
     (

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.config import header_value
+from monitor.config import FieldProblem, header_value
 from monitor.loading import ConfigError, describe, read_config_file
 
 # $2a$, $2b$ (Python's bcrypt) and $2y$ (htpasswd -B), cost 04-31, 22 characters of salt and
@@ -94,7 +94,7 @@ class _Section(BaseModel):
 def _reject(data: Any, keys: tuple[str, ...], why: str) -> None:
     for key in keys:
         if isinstance(data, dict) and key in data:
-            raise ValueError(f"{key}: {why}")
+            raise FieldProblem(key, f"{why}")
 
 
 class TLSServerConfig(_Section):
@@ -115,25 +115,25 @@ class TLSServerConfig(_Section):
         _reject(data, _TOOLKIT_ONLY_TLS, "not supported by rollout-monitor (use the *_file keys)")
         policy = data.get("client_auth_type") if isinstance(data, dict) else None
         if policy in _UNVERIFIED_CLIENT_AUTH:
-            raise ValueError(
-                f"client_auth_type: {policy} accepts unverified client certificates;"
-                " use RequireAndVerifyClientCert"
+            raise FieldProblem(
+                "client_auth_type",
+                f"{policy} accepts unverified client certificates; use RequireAndVerifyClientCert",
             )
         return data
 
     @model_validator(mode="after")
     def _consistent(self) -> TLSServerConfig:
         if self.client_auth_type != "NoClientCert" and self.client_ca_file is None:
-            raise ValueError(
-                f"client_ca_file: required with client_auth_type {self.client_auth_type}"
+            raise FieldProblem(
+                "client_ca_file", f"required with client_auth_type {self.client_auth_type}"
             )
         if self.client_auth_type == "NoClientCert" and self.client_ca_file is not None:
-            raise ValueError(
-                "client_auth_type: client_ca_file is set but NoClientCert ignores it;"
-                " use RequireAndVerifyClientCert"
+            raise FieldProblem(
+                "client_auth_type",
+                "client_ca_file is set but NoClientCert ignores it; use RequireAndVerifyClientCert",
             )
         if _TLS_VERSIONS[self.min_version] > _TLS_VERSIONS[self.max_version]:
-            raise ValueError("min_version: must not be above max_version")
+            raise FieldProblem("min_version", "must not be above max_version")
         self.context()
         return self
 
@@ -155,7 +155,7 @@ def _load_certificates(context: ssl.SSLContext, key: str, path: Path) -> None:
     try:
         context.load_verify_locations(cafile=path)
     except ssl.SSLError as error:
-        raise ValueError(f"{key}: no certificate in {path}: {_reason(error)}") from None
+        raise FieldProblem(key, f"no certificate in {path}: {_reason(error)}") from None
 
 
 def _load_key(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
@@ -170,12 +170,13 @@ def _load_key(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
         context.load_cert_chain(cert_file, key_file, no_passphrase)
     except ssl.SSLError as error:
         if asked:
-            raise ValueError(
-                f"key_file: {key_file} is encrypted; give the key without a passphrase"
+            raise FieldProblem(
+                "key_file", f"{key_file} is encrypted; give the key without a passphrase"
             ) from None
-        raise ValueError(
-            f"key_file: cannot use {key_file} with cert_file {cert_file}:"
-            f" {_reason(error, 'no PEM private key')}"
+        raise FieldProblem(
+            "key_file",
+            f"cannot use {key_file} with cert_file {cert_file}:"
+            f" {_reason(error, 'no PEM private key')}",
         ) from None
 
 

@@ -16,9 +16,9 @@ from monitor.config import AppConfig, CheckSettings, MigrationConfig
 from monitor.db import Database, Row, Session
 from monitor.metrics import gauge, labelled_gauge, one_hot
 from monitor.migration import STATES, MigrationTracker, MigrationView, migration_state
+from monitor.names import PRISMA_TABLE
 from monitor.readings import Readings, SchemaHealth
 
-PRISMA_TABLE = "_prisma_migrations"
 PRISMA_STATES = ("absent", "started", "failed", "finished", "rolled_back")
 APPLIED_SOURCES = ("config", "prisma", "observed")
 
