@@ -3,9 +3,9 @@
     .venv/bin/python bench/check_costs.py --rows 1000000          # builds a throwaway database
     .venv/bin/python bench/check_costs.py --db bench/results/db-1000000.json   # a kept one
 
-For every check that touches the database, run through the monitor's own runners (Monitor from
-monitor.service, as `rollout-monitor run` builds it), with large_tables at its defaults, forced
-off (exact counts) and forced on (estimates), it measures, over --repeat warm runs:
+For every check that touches the database, run through the monitor's own runners (Monitor
+from monitor.daemon.service, as `rollout-monitor run` builds it), with large_tables at its
+defaults, forced off (exact counts) and forced on (estimates), it measures, over --repeat warm runs:
 
 - wall: the runner's wall time in this process (pool acquisition included);
 - db: server time from pg_stat_statements (execution + planning, every statement of the
@@ -53,9 +53,9 @@ from make_db import add_db_arguments, open_db
 from prometheus_client import disable_created_metrics, generate_latest
 from psycopg import sql
 
-from monitor.config import Config
-from monitor.logs import configure_logging
-from monitor.service import Monitor
+from monitor.config.schema import Config
+from monitor.daemon.service import Monitor
+from monitor.output.logs import configure_logging
 
 TABLES = ("users", "threads_tokens")
 LOCK_TARGET_MS = 50.0

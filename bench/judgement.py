@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/judgement.py [--runs 2000] [--seed 1] [--interval 4,15]
 
-No database, no network: it draws rollouts and hands them to monitor.criteria.decide exactly as
-the daemon would. A baseline is one hour of callback probes before the migration, a window one
-hour after it, both at the probe interval (4 s: 900 probes an hour; 15 s: 240). A probe either
-times out (an error, no latency) or is answered after a lognormal latency, median 45 ms, sigma
-0.35 (a realistic spread; p95 about 80 ms) or 0.6 (a wide one; p95 about 120 ms). Answered
-latencies reach the criteria only by PROBE_BUCKETS bucket, as Prometheus holds them. A healthy
-callback times out on 0.1% of probes: about one an hour at the 4 s interval (3.6 at one a
-second). Each scenario draws its baseline and its window independently, afresh on every run:
+No database, no network: it draws rollouts and hands them to monitor.judge.criteria.decide
+exactly as the daemon would. A baseline is one hour of callback probes before the migration, a
+window one hour after it, both at the probe interval (4 s: 900 probes an hour; 15 s: 240). A
+probe either times out (an error, no latency) or is answered after a lognormal latency, median
+45 ms, sigma 0.35 (a realistic spread; p95 about 80 ms) or 0.6 (a wide one; p95 about 120 ms).
+Answered latencies reach the criteria only by PROBE_BUCKETS bucket, as Prometheus holds them. A
+healthy callback times out on 0.1% of probes: about one an hour at the 4 s interval (3.6 at
+one a second). Each scenario draws its baseline and its window independently, afresh on every run:
 
     healthy, healthy wide        no change (sigma 0.35; 0.6)
     latency +10%                 every latency after the migration 1.1x: the criterion's boundary
@@ -41,9 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.criteria import BaselineView, Observation, Result, Thresholds, decide
-from monitor.metrics import PROBE_BUCKETS
-from monitor.stats import Latencies
+from monitor.judge.criteria import BaselineView, Observation, Result, Thresholds, decide
+from monitor.judge.stats import Latencies
+from monitor.observe.metrics import PROBE_BUCKETS
 
 HOUR = 3600.0
 MEDIAN_SECONDS = 0.045

@@ -49,7 +49,8 @@ from common import (
 )
 from psycopg import sql
 
-from monitor.demo.data import MIGRATION_NAME, sql_file
+from monitor.assets import sql_file
+from monitor.demo.data import MIGRATION_NAME
 from monitor.demo.postgres import PostgresServer
 
 TABLES = ("users", "threads_tokens")
@@ -339,7 +340,7 @@ def grant_monitor_role(db: BenchDb) -> None:
     from monitor.demo.postgres import find_bindir  # noqa: PLC0415
 
     psql = shutil.which("psql") or str(find_bindir() / "psql")
-    script = Path(__file__).resolve().parent.parent / "docs" / "monitoring-role.sql"
+    script = Path(__file__).resolve().parent.parent / "monitor/assets/docs/monitoring-role.sql"
     with db.connect() as conn:  # a kept database from before this script's grants
         conn.execute(
             sql.SQL("REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM {}").format(

@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
+from monitor.assets import sql_file
 from monitor.checks.drift import DriftCheck
-from monitor.config import Config, LargeTablesSettings
-from monitor.db import Database
-from monitor.demo.data import sql_file
+from monitor.config.schema import Config, LargeTablesSettings
+from monitor.db.pool import Database
 from monitor.demo.postgres import PostgresServer
-from monitor.metrics import Snapshots
+from monitor.observe.metrics import Snapshots
 
 GENERATE = """
 INSERT INTO users (id, "threadsUserId", "updatedAt")

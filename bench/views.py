@@ -24,19 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.baseline import Baseline
-from monitor.config import BaselineSettings
-from monitor.criteria import Thresholds
-from monitor.live import LiveView
-from monitor.migration import MigrationTracker, MigrationView
-from monitor.probe import ProbeResult
-from monitor.probelog import ProbeLog
-from monitor.readings import Backfill, Drift, Readings
-from monitor.redact import Redactor
-from monitor.rollout import WINDOW_SECONDS
-from monitor.status.history import History
-from monitor.status.now import read_vitals
-from monitor.status.page import StatusPage
+from monitor.config.schema import BaselineSettings
+from monitor.http.status.history import History
+from monitor.http.status.now import read_vitals
+from monitor.http.status.page import StatusPage
+from monitor.judge.baseline import Baseline
+from monitor.judge.criteria import Thresholds
+from monitor.judge.live import LiveView
+from monitor.judge.rollout import WINDOW_SECONDS
+from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import ProbeLog
+from monitor.observe.readings import Backfill, Drift, Readings
+from monitor.output.redact import Redactor
 
 HOUR = 3600.0
 START = 1_800_000_000.0

@@ -1,2 +1,2 @@
-"""The Grafana dashboard: rollout-overview.json, shipped as package data (monitor.assets), and
-the code that builds it with grafana-foundation-sdk (`python -m monitor.dashboards`)."""
+"""The Grafana dashboard as code, built with grafana-foundation-sdk from a checkout
+(`python -m dashboards`) into monitor/assets/dashboards/rollout-overview.json, which ships."""

@@ -2,10 +2,10 @@
 criteria twice (Prometheus's recording rules, then the monitor's own verdict), the OAuth callback,
 tokens and backfill, database pressure, and the monitor's own health.
 
-Built from the project's own names: the criteria (monitor.criteria), the migration's states
-(monitor.migration), the rollout's phases (the status page's), and the alerts of
+Built from the project's own names: the criteria (monitor.judge.criteria), the migration's states
+(monitor.observe.migration), the rollout's phases (the status page's), and the alerts of
 alerts/alerting.rules.yml. A name here that the project does not have stops the build.
-`python -m monitor.dashboards` writes it to rollout-overview.json.
+`python -m dashboards` writes it to rollout-overview.json.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from monitor.migration import STATES
-from monitor.rollout import PHASES
+from monitor.judge.rollout import PHASES
+from monitor.observe.migration import STATES
 
 from .criteria import criteria_rows
 from .names import alert, same_names

@@ -13,24 +13,24 @@ from typing import NoReturn
 from prometheus_client import disable_created_metrics
 
 from monitor.assets import AssetsError, write_assets
-from monitor.config import DEFAULT_LISTEN_ADDRESS, Config
-from monitor.db import PasswordFileError, read_password
+from monitor.config.loading import ConfigError, load_config
+from monitor.config.schema import DEFAULT_LISTEN_ADDRESS, Config
+from monitor.daemon.reload import Daemon, Loader, ReloadFailed
+from monitor.daemon.service import Monitor
+from monitor.db.pool import PasswordFileError, read_password
 from monitor.demo.cli import add_demo_parser, run_demo
-from monitor.identity import describe
-from monitor.loading import ConfigError, load_config
-from monitor.logs import configure_logging
-from monitor.preflight.cli import add_preflight_parser, run_preflight
-from monitor.redact import (
+from monitor.http.webconfig import load_web_config
+from monitor.observe.identity import describe
+from monitor.output.logs import configure_logging
+from monitor.output.redact import (
     Redactor,
     header_secrets,
     redact_url,
     url_secrets,
     userinfo_secrets,
 )
-from monitor.reload import Daemon, Loader, ReloadFailed
-from monitor.service import Monitor
+from monitor.preflight.cli import add_preflight_parser, run_preflight
 from monitor.verdict.cli import add_verdict_parser, run_verdict
-from monitor.webconfig import load_web_config
 
 USAGE_ERROR = 2
 

@@ -23,10 +23,10 @@ from callback_servers import answering_server
 from monitoring import make_config, run_once
 from promql import exposed_names
 
-from monitor.baseline import SavedState, Summary
 from monitor.demo.postgres import PostgresServer
-from monitor.metrics import PROBE_BUCKETS
-from monitor.stats import Latencies
+from monitor.judge.baseline import SavedState, Summary
+from monitor.judge.stats import Latencies
+from monitor.observe.metrics import PROBE_BUCKETS
 
 SERVER_TIMEZONE = "Pacific/Kiritimati"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.config import Config
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.config.schema import Config
+from monitor.daemon.service import Monitor
+from monitor.output.redact import Redactor
 
 
 def make_config(url: str, **sections: Any) -> Config:

@@ -25,7 +25,7 @@ import pytest
 
 from monitor.demo.postgres import free_port
 from monitor.demo.processes import Process
-from monitor.metrics import PROBE_BUCKETS, PROBE_OUTCOMES
+from monitor.observe.metrics import PROBE_BUCKETS, PROBE_OUTCOMES
 
 BASE = 1_793_491_200  # 2026-11-01T00:00:00Z: fixed, so every run sees the same data
 STEP = 15

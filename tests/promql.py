@@ -1,4 +1,4 @@
-"""What PromQL in alerts/ and dashboards/ may refer to, and the metric names an expression uses.
+"""What PromQL in the shipped rules and dashboard may refer to, and the metric names an expression uses.
 
 ``metric_names`` is a small lexer, not a parser: it drops strings, label matchers, range and
 offset durations, grouping clauses and function calls, and returns the identifiers left, which in
@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-ALERTS_DIR = ROOT / "alerts"
+ALERTS_DIR = ROOT / "monitor" / "assets" / "alerts"
 
-# Series Prometheus itself makes from the rules in alerts/ and from every scrape.
+# Series Prometheus itself makes from the shipped rules and from every scrape.
 PROMETHEUS_SERIES = frozenset({"ALERTS", "ALERTS_FOR_STATE", "up"})
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
@@ -44,7 +44,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def rule_files() -> list[Path]:
-    """The rule files in alerts/ (not unit tests, not the Alertmanager example)."""
+    """The shipped rule files (not the Alertmanager example)."""
     return sorted(ALERTS_DIR.glob("*.rules.yml"))
 
 

@@ -16,8 +16,8 @@ import yaml
 from promql import ALERTS_DIR, PROMETHEUS_SERIES, ROOT, metric_names, recorded_names, rule_files
 from promql import rules as all_rules
 
-RUNBOOK = ROOT / "docs" / "runbook.md"
-UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.test.yml"))
+RUNBOOK = ROOT / "monitor/assets/docs/runbook.md"
+UNIT_TESTS = sorted((ROOT / "tests" / "rules").glob("*.test.yml"))
 ALERTMANAGER_EXAMPLE = ALERTS_DIR / "alertmanager.example.yml"
 SEVERITIES = {"page", "ticket"}
 TIMEOUT_SECONDS = 120
@@ -73,7 +73,7 @@ def runbook_anchors() -> set[str]:
 
 
 def unit_test_cases() -> list[tuple[str, bool]]:
-    """(alertname, expects it to fire) for every alert_rule_test in alerts/tests/."""
+    """(alertname, expects it to fire) for every alert_rule_test in tests/rules/."""
     cases: list[tuple[str, bool]] = []
     for path in UNIT_TESTS:
         for group in yaml.safe_load(path.read_text())["tests"]:
@@ -102,8 +102,8 @@ def test_rule_files_pass_promtool_check_without_warnings() -> None:
 
 
 def test_rule_unit_tests_pass() -> None:
-    """promtool test rules runs every case in alerts/tests/ against the real rule files."""
-    assert UNIT_TESTS, "no *.test.yml in alerts/tests/"
+    """promtool test rules runs every case in tests/rules/ against the real rule files."""
+    assert UNIT_TESTS, "no *.test.yml in tests/rules/"
     result = run(
         binary("promtool"), "test", "rules", *(str(p.relative_to(ROOT)) for p in UNIT_TESTS)
     )

@@ -30,16 +30,16 @@ from monitoring import make_config, value
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.baseline import Baseline, Plan, Summary, bucket_quantile, quiet
-from monitor.config import BaselineSettings
-from monitor.loading import ConfigError, load_config
-from monitor.metrics import PROBE_BUCKETS
-from monitor.migration import MigrationTracker, MigrationView
-from monitor.probe import ProbeResult
-from monitor.probelog import ProbeLog
-from monitor.readings import Connections, Lookup, Readings
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.config.loading import ConfigError, load_config
+from monitor.config.schema import BaselineSettings
+from monitor.daemon.service import Monitor
+from monitor.judge.baseline import Baseline, Plan, Summary, bucket_quantile, quiet
+from monitor.observe.metrics import PROBE_BUCKETS
+from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import ProbeLog
+from monitor.observe.readings import Connections, Lookup, Readings
+from monitor.output.redact import Redactor
 
 DELAY = 0.031  # answers land in the (0.03, 0.04] bucket
 QUANTILES = ("0.5", "0.95", "0.99")

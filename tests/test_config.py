@@ -8,9 +8,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from monitor.config import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict
-from monitor.durations import parse_duration
-from monitor.loading import ConfigError, load_config
+from monitor.config.durations import parse_duration
+from monitor.config.loading import ConfigError, load_config
+from monitor.config.schema import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict
 
 URL = "postgresql://monitor:s3cret-pw@127.0.0.1:5432/app"
 DURATION_HELP = "expected a number with a unit ms, s, m, h, d or w, e.g. 15s or 1h30m"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from monitor.criteria import (
+from monitor.judge.criteria import (
     CRITERIA,
     BaselineView,
     Decision,
@@ -17,8 +17,8 @@ from monitor.criteria import (
     decide,
     overall,
 )
-from monitor.metrics import PROBE_BUCKETS
-from monitor.stats import Latencies
+from monitor.judge.stats import Latencies
+from monitor.observe.metrics import PROBE_BUCKETS
 
 
 def answered(*durations: float) -> Latencies:
@@ -365,7 +365,7 @@ def test_overall(found: list[Result], expected: Result) -> None:
     assert overall(decisions) == expected
 
 
-# A follower of several monitors (monitor.leader) knows no database reading of its own.
+# A follower of several monitors (monitor.daemon.leader) knows no database reading of its own.
 FOLLOWER = replace(
     HEALTHY,
     database_elsewhere=True,

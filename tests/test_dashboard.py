@@ -22,7 +22,7 @@ from promql import PROMETHEUS_SERIES, ROOT, metric_names, recorded_names
 
 from monitor.demo.postgres import free_port
 
-DASHBOARD_PATH = ROOT / "dashboards" / "rollout-overview.json"
+DASHBOARD_PATH = ROOT / "monitor" / "assets" / "dashboards" / "rollout-overview.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_COLUMNS = 24
 # The deployment plan's six success criteria, as `rollout:success_criterion:ok{criterion}`.

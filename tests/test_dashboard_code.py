@@ -13,12 +13,12 @@ from pathlib import Path
 
 from promql import ROOT
 
-COMMITTED = ROOT / "dashboards" / "rollout-overview.json"
+COMMITTED = ROOT / "monitor/assets/dashboards/rollout-overview.json"
 
 
 def build(*arguments: str, before: str = "") -> subprocess.CompletedProcess[str]:
-    """`python -m monitor.dashboards`, after `before` (Python run first in the same process)."""
-    program = f"{before}\nfrom monitor.dashboards.__main__ import main\nraise SystemExit(main())"
+    """`python -m dashboards`, after `before` (Python run first in the same process)."""
+    program = f"{before}\nfrom dashboards.__main__ import main\nraise SystemExit(main())"
     return subprocess.run(
         [sys.executable, "-c", program, *arguments],
         capture_output=True,
@@ -45,22 +45,22 @@ def test_check_finds_a_hand_edit(tmp_path: Path) -> None:
     edited.write_text(COMMITTED.read_text().replace('"PostgreSQL"', '"Postgres"', 1))
     result = build("--check", "--output", str(edited))
     assert result.returncode == 1
-    assert result.stderr == f"{edited} is out of date: run python -m monitor.dashboards\n"
+    assert result.stderr == f"{edited} is out of date: run python -m dashboards\n"
     assert '"Postgres"' in edited.read_text()
 
 
 def test_a_criterion_without_a_panel_stops_the_build(tmp_path: Path) -> None:
-    """A seventh criterion in monitor.criteria has no panel yet: one line, exit 2, no file."""
+    """A seventh criterion in monitor.judge.criteria has no panel yet: one line, exit 2, no file."""
     output = tmp_path / "overview.json"
     result = build(
         "--output",
         str(output),
-        before="import monitor.criteria as c\n"
+        before="import monitor.judge.criteria as c\n"
         "c.CRITERIA += (('rollback_possible', 'Rollback possible'),)",
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("python -m monitor.dashboards: success criteria: ")
+    assert result.stderr.startswith("python -m dashboards: success criteria: ")
     assert "rollback_possible" in result.stderr
     assert not output.exists()
 
@@ -70,12 +70,12 @@ def test_an_alert_the_rules_do_not_have_stops_the_build(tmp_path: Path) -> None:
     result = build(
         "--output",
         str(tmp_path / "overview.json"),
-        before="import monitor.dashboards.names as n\n"
+        before="import dashboards.names as n\n"
         "n.alert_names = lambda: frozenset({'RolloutMonitorAbsent'})",
     )
     assert result.returncode == 2
     assert result.stderr == (
-        "python -m monitor.dashboards: alert 'RolloutCallbackLatencyRegression' "
+        "python -m dashboards: alert 'RolloutCallbackLatencyRegression' "
         "is not in alerts/alerting.rules.yml\n"
     )
 
@@ -84,9 +84,7 @@ def test_an_unwritable_output_is_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "overview.json"
     result = build("--output", str(missing))
     assert result.returncode == 2
-    assert result.stderr == (
-        f"python -m monitor.dashboards: {missing}: No such file or directory\n"
-    )
+    assert result.stderr == (f"python -m dashboards: {missing}: No such file or directory\n")
 
 
 def test_panels_are_numbered_in_reading_order() -> None:

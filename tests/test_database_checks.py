@@ -17,9 +17,9 @@ from monitoring import make_config, outcome_count, run_once, value
 from psycopg import sql
 
 from monitor.checks.connections import STATES
-from monitor.db import Database
+from monitor.db.pool import Database
 
-ROLE_SCRIPT = Path(__file__).parent.parent / "docs" / "monitoring-role.sql"
+ROLE_SCRIPT = Path(__file__).parent.parent / "monitor/assets/docs/monitoring-role.sql"
 SETTINGS_QUERY = sql.Composed(
     [
         sql.SQL(

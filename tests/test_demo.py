@@ -31,7 +31,7 @@ from monitor.demo.postgres import PostgresServer
 
 PLAN_PROBE = {"code": "test"}  # the deployment plan's curl
 ALERTMANAGER_EXAMPLE = (
-    Path(__file__).resolve().parent.parent / "alerts" / "alertmanager.example.yml"
+    Path(__file__).resolve().parent.parent / "monitor/assets/alerts/alertmanager.example.yml"
 )
 
 

@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "deploy" / "grafana"
-DASHBOARD = json.loads((ROOT / "dashboards" / "rollout-overview.json").read_text())
+DASHBOARD = json.loads((ROOT / "monitor/assets/dashboards/rollout-overview.json").read_text())
 
 
 def load(name: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from monitor.assets import RULE_FILES, asset, prometheus_rule
-from monitor.loading import OVERRIDABLE
+from monitor.config.loading import OVERRIDABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "kubernetes"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.loading import OVERRIDABLE
+from monitor.config.loading import OVERRIDABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "rollout-monitor.service"

@@ -7,9 +7,9 @@ import argparse
 
 import pytest
 
-from monitor import durations
-from monitor.config import Config
-from monitor.durations import parse_duration
+from monitor.config import durations
+from monitor.config.durations import parse_duration
+from monitor.config.schema import Config
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,9 @@ from dashboard_queries import concrete, dashboard_queries
 
 from monitor.demo.stack import DemoSettings, DemoStack
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "rollout-overview.json"
+DASHBOARD = (
+    Path(__file__).resolve().parent.parent / "monitor/assets/dashboards/rollout-overview.json"
+)
 PAGE_ALERT = "RolloutCallbackDown"
 HEALTHY_PROBE = "rollout_auth_callback_last_success"
 FAST = DemoSettings(

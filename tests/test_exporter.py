@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from monitor.exporter import Exporter
+from monitor.http.exporter import Exporter
 
 HOST = "127.0.0.1"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

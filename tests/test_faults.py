@@ -38,10 +38,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tcp_proxy import TcpProxy
 from test_hostile_input import ALIAS_BOMB
 
-from monitor.config import Config
+from monitor.config.schema import Config
+from monitor.daemon.service import Monitor
 from monitor.demo.postgres import free_port
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.output.redact import Redactor
 
 INTERVAL = 1.0  # seconds between two runs of every check in these tests
 ALL_CHECKS = ("schema", "drift", "backfill", "connections", "activity", "query_performance", "pool")

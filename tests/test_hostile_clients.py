@@ -19,13 +19,13 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from monitor import guard
 from monitor.checks.base import CheckRunner
-from monitor.exporter import Exporter
-from monitor.metrics import Metrics
-from monitor.redact import Redactor
-from monitor.service import Inflight, schedule
-from monitor.webconfig import load_web_config
+from monitor.daemon.service import Inflight, schedule
+from monitor.http import guard
+from monitor.http.exporter import Exporter
+from monitor.http.webconfig import load_web_config
+from monitor.observe.metrics import Metrics
+from monitor.output.redact import Redactor
 
 HOST = "127.0.0.1"
 OTHER_HOST = "127.0.0.2"  # another client address on the loopback network

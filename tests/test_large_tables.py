@@ -21,11 +21,11 @@ from prometheus_client import generate_latest
 from psycopg import sql
 from test_database_checks import grant_monitoring_role
 
-from monitor.config import LargeTablesSettings
-from monitor.counting.estimates import plan_for, read_plan, table_size
-from monitor.db import Database
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.checks.counting.estimates import plan_for, read_plan, table_size
+from monitor.config.schema import LargeTablesSettings
+from monitor.daemon.service import Monitor
+from monitor.db.pool import Database
+from monitor.output.redact import Redactor
 
 ROWS = 200_000
 SAMPLE_ROWS = 10_000

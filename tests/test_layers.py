@@ -1,7 +1,6 @@
-"""Layers that run one way (issue 13): walks every import in monitor/ (ast, every import
-statement, inside functions too) and fails on an arrow from a lower module to a command's
-package, or on a cycle. `config.py` imported the verdict's Selector, `live.py` the verdict's
-history: the daemon depended on a command."""
+"""The folders are the layers, and the imports run one way (issue 18): walks every import in
+monitor/ (ast, every import statement, inside functions too) and fails on an arrow up the
+layers, on an arrow between two commands, or on a cycle."""
 
 from __future__ import annotations
 
@@ -10,14 +9,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "monitor"
-# The commands: the composition root and the packages of commands other than the daemon's own.
-COMMANDS = (
-    "monitor.cli",
-    "monitor.__main__",
-    "monitor.verdict",
-    "monitor.preflight",
-    "monitor.demo",
+# Bottom to top: each package may import its own modules and those of the floors below it.
+FLOORS = (
+    ("monitor.output", "monitor.assets"),  # the redactor, the log, shown values; shipped files
+    ("monitor.promql",),  # Prometheus's client and the PromQL text
+    ("monitor.config",),  # values, the schema, loading, durations, names
+    ("monitor.db",),  # the pool, the read-only session, the queries
+    ("monitor.observe",),  # the probe, the probe log, readings, the migration's view, metrics
+    ("monitor.checks",),  # one file per check
+    ("monitor.judge",),  # criteria, statistics, the baseline, the live view, verdict windows
+    ("monitor.http",),  # /metrics, the guard, web config, the status page
+    ("monitor.daemon",),  # service, replica, leadership, reload
+    ("monitor.verdict", "monitor.preflight", "monitor.demo"),  # the commands, side by side
+    ("monitor.cli",),  # the composition root
+    ("monitor", "monitor.__main__"),  # the package, and `python -m monitor`
 )
+COMMANDS = FLOORS[-2]
+MAX_ROOT_MODULES = 6
+MAX_LINES = 450
 
 
 def module_name(path: Path) -> str:
@@ -43,8 +52,18 @@ def imports(path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def is_command(name: str) -> bool:
-    return any(name == c or name.startswith(c + ".") for c in COMMANDS)
+def room(name: str) -> str:
+    """The package (or root module) a module belongs to: its place in FLOORS."""
+    return next(
+        p
+        for floor in FLOORS
+        for p in floor
+        if name == p or (p != "monitor" and name.startswith(p + "."))
+    )
+
+
+def floor(name: str) -> int:
+    return next(i for i, rooms in enumerate(FLOORS) if room(name) in rooms)
 
 
 def graph() -> dict[str, set[str]]:
@@ -53,15 +72,43 @@ def graph() -> dict[str, set[str]]:
     return {name: imports(path, known) - {name} for name, path in found.items()}
 
 
-def test_no_lower_module_imports_a_command() -> None:
-    arrows = [
+def arrows_up_or_across(edges: dict[str, set[str]]) -> list[str]:
+    """Imports of a higher floor, or of another room on the same floor."""
+    return [
         f"{name} -> {target}"
-        for name, targets in sorted(graph().items())
-        if not is_command(name)
+        for name, targets in sorted(edges.items())
         for target in sorted(targets)
-        if is_command(target)
+        if floor(target) > floor(name)
+        or (floor(target) == floor(name) and room(target) != room(name))
     ]
-    assert arrows == []
+
+
+def test_every_module_has_a_floor() -> None:
+    homeless = []
+    for name in modules():
+        try:
+            room(name)
+        except StopIteration:
+            homeless.append(name)
+    assert homeless == []
+
+
+def test_imports_run_down_the_floors_only() -> None:
+    assert arrows_up_or_across(graph()) == []
+
+
+def test_the_walk_sees_an_arrow_up_when_there_is_one() -> None:
+    """The walk can fail: an arrow from the database layer to the judge, and one between two
+    commands, are both reported."""
+    edges = {
+        "monitor.db.pool": {"monitor.judge.criteria", "monitor.config.schema"},
+        "monitor.verdict.cli": {"monitor.preflight.cli"},
+    }
+    assert arrows_up_or_across(edges) == [
+        "monitor.db.pool -> monitor.judge.criteria",
+        "monitor.verdict.cli -> monitor.preflight.cli",
+    ]
+    assert "monitor.daemon.service" in graph()["monitor.cli"]
 
 
 def test_no_import_cycle() -> None:
@@ -89,17 +136,10 @@ def test_no_import_cycle() -> None:
     assert cycles == []
 
 
-def test_the_walk_sees_an_arrow_when_there_is_one() -> None:
-    """The walk can fail: the composition root imports the verdict's command module."""
-    assert "monitor.verdict.cli" in graph()["monitor.cli"]
-    assert is_command("monitor.verdict.cli")
-    assert not is_command("monitor.promql.query")
-
-
 def test_the_dashboard_generator_reads_only_the_daemons_names() -> None:
-    """dashboards/ (the package's monitor.dashboards) builds from the project's names: criteria,
-    states, phases, the shipped rules. It sits above the daemon's modules and beside the
-    commands: it may import neither a command nor, from monitor/, anything that imports it."""
+    """dashboards/ (the checkout's `python -m dashboards`, not in the wheel) builds from the
+    project's names: criteria, states, phases, the shipped rules. It imports no command, and
+    nothing in monitor/ imports it."""
     known = set(modules())
     arrows = {
         f"{path.name} -> {target}"
@@ -107,10 +147,10 @@ def test_the_dashboard_generator_reads_only_the_daemons_names() -> None:
         for target in imports(path, known)
     }
     assert arrows == {
-        "criteria.py -> monitor.criteria",
+        "criteria.py -> monitor.judge.criteria",
         "names.py -> monitor.assets",
-        "overview.py -> monitor.migration",
-        "overview.py -> monitor.status.page",
+        "overview.py -> monitor.observe.migration",
+        "overview.py -> monitor.judge.rollout",
     }
-    assert not any(is_command(arrow.split(" -> ")[1]) for arrow in arrows)
-    assert not any("monitor.dashboards" in targets for targets in graph().values())
+    assert not any(room(arrow.split(" -> ")[1]) in COMMANDS for arrow in arrows)
+    assert not any(t.startswith("dashboards") for targets in graph().values() for t in targets)

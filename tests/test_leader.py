@@ -24,11 +24,11 @@ from conftest import FreshDatabase
 from test_end_to_end import Prometheus, wait_for
 from test_faults import ALL_CHECKS, Process, daemon
 
-from monitor import sql
-from monitor.assets import alerts_dir
+from monitor.assets import folder
+from monitor.config.names import DATABASE_SERIES
+from monitor.daemon.leader import lock_key
+from monitor.db import sql
 from monitor.demo.postgres import free_port
-from monitor.leader import lock_key
-from monitor.names import DATABASE_SERIES
 
 LEADER_INTERVAL = 1.0
 NAMES = ("monitor-a", "monitor-b", "monitor-c")
@@ -108,7 +108,7 @@ def wait_for_one_leader(processes: list[Process], timeout: float) -> tuple[int, 
 
 def query_names() -> dict[str, str]:
     """Each query file's text (as sent) -> its name."""
-    folder = Path(sql.__file__).resolve().parent.parent / "queries"
+    folder = Path(sql.__file__).resolve().parent / "queries"
     return {path.read_text().strip(): path.stem for path in folder.glob("*.sql")}
 
 
@@ -168,7 +168,7 @@ def test_one_replica_leads_and_only_it_runs_the_database_checks(
         present = database & set(samples)
         assert present == (database if i == leader else set()), (i, present)
         assert samples['rollout_check_success{check="callback"}'] == 1
-    # What a scrape config relabels as the leader's (monitor.names.DATABASE_SERIES): exactly
+    # What a scrape config relabels as the leader's (monitor.config.names.DATABASE_SERIES): exactly
     # what the leader exports and a follower does not.
     follower = scrapes[(leader + 1) % 3]
     only_leader = set(scrapes[leader]) - set(follower)
@@ -228,7 +228,7 @@ def prometheus(tmp_path: Path, processes: list[Process]) -> Iterator[Prometheus]
     targets = [p.base_url.removeprefix("http://") for p in processes]
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(path) for path in sorted(alerts_dir().glob("*.rules.yml"))],
+        "rule_files": [str(path) for path in sorted(folder("alerts").glob("*.rules.yml"))],
         "scrape_configs": [{"job_name": "threads-app", "static_configs": [{"targets": targets}]}],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))

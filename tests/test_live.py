@@ -22,20 +22,20 @@ from prometheus_client import CollectorRegistry
 from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
 from test_database_checks import wait_for_lock_waiters
 
-from monitor.baseline import Baseline, bucket_quantile
-from monitor.config import BaselineSettings, Config
-from monitor.criteria import CRITERIA, Result, Thresholds
-from monitor.live import LiveView, ProbeWindow, restored
-from monitor.loading import load_config
-from monitor.metrics import PROBE_BUCKETS
-from monitor.migration import MigrationTracker, MigrationView
-from monitor.probe import ProbeResult
-from monitor.probelog import MAX_PROBES
-from monitor.readings import Drift, Readings
-from monitor.redact import Redactor
-from monitor.rollout import WINDOW_SECONDS, thresholds
-from monitor.service import Monitor
-from monitor.stats import Latencies, counts_quantile
+from monitor.config.loading import load_config
+from monitor.config.schema import BaselineSettings, Config
+from monitor.daemon.service import Monitor
+from monitor.judge.baseline import Baseline, bucket_quantile
+from monitor.judge.criteria import CRITERIA, Result, Thresholds
+from monitor.judge.live import LiveView, ProbeWindow, restored
+from monitor.judge.rollout import WINDOW_SECONDS, thresholds
+from monitor.judge.stats import Latencies, counts_quantile
+from monitor.observe.metrics import PROBE_BUCKETS
+from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import MAX_PROBES
+from monitor.observe.readings import Drift, Readings
+from monitor.output.redact import Redactor
 
 NAMES = [name for name, _ in CRITERIA]
 ALL_PASS = dict.fromkeys(NAMES, 1.0)

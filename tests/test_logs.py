@@ -11,8 +11,8 @@ from pathlib import Path
 
 import structlog
 
-from monitor.logs import configure_logging
-from monitor.redact import Redactor
+from monitor.output.logs import configure_logging
+from monitor.output.redact import Redactor
 
 THREADS = 8
 LINES_EACH = 500

@@ -11,9 +11,9 @@ from conftest import FreshDatabase
 from monitoring import make_config, run_once, value
 from test_database_checks import wait_for_lock_waiters
 
-from monitor.migration import STATES, migration_state
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.daemon.service import Monitor
+from monitor.observe.migration import STATES, migration_state
+from monitor.output.redact import Redactor
 
 TRIGGER = "trigger_update_token_validity"
 

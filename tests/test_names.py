@@ -1,4 +1,4 @@
-"""What rollout-monitor says of itself: the families it exports (monitor/names.py: a SQL check may
+"""What rollout-monitor says of itself: the families it exports (monitor/config/names.py: a SQL check may
 take none), its version and build (--version, rollout_monitor_build_info) and its process."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from importlib import metadata
 
 from monitoring import make_config
 
-from monitor.identity import revision, version
-from monitor.names import BUILTIN_FAMILIES, family_of, is_builtin
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.config.names import BUILTIN_FAMILIES, family_of, is_builtin
+from monitor.daemon.service import Monitor
+from monitor.observe.identity import revision, version
+from monitor.output.redact import Redactor
 
 
 def test_every_family_a_real_run_exports_is_listed(exported_names: set[str]) -> None:

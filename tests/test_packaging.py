@@ -5,24 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
-from monitor.assets import ASSETS, PROMETHEUS_RULE
+from monitor.assets import PROMETHEUS_RULE, shipped
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_every_subpackage_of_monitor_is_listed_for_setuptools() -> None:
-    """An editable install hides a missing entry; a wheel without it fails on import."""
-    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = {
-        ".".join(init.parent.relative_to(ROOT).parts)
-        for init in (ROOT / "monitor").rglob("__init__.py")
-    }
-    listed = set(settings["packages"]) - set(settings["package-dir"])
-    assert found <= listed, f"not shipped: {sorted(found - listed)}"
+SQL = ("schema_before", "migration_001", "rollback_001")
 
 
 def test_assets_writes_the_shipped_files_and_keeps_existing_ones(tmp_path: Path) -> None:
@@ -30,10 +19,10 @@ def test_assets_writes_the_shipped_files_and_keeps_existing_ones(tmp_path: Path)
     command = [sys.executable, "-m", "monitor", "assets", str(tmp_path)]
     written = subprocess.run(command, capture_output=True, text=True, check=False)
     assert written.returncode == 0, written.stderr
-    written_names = [*ASSETS, PROMETHEUS_RULE]
+    written_names = [*shipped(), PROMETHEUS_RULE]
     assert written.stdout.splitlines() == [str(tmp_path / name) for name in written_names]
-    for name in ASSETS:
-        assert (tmp_path / name).read_bytes() == (ROOT / name).read_bytes(), name
+    for name in shipped():
+        assert (tmp_path / name).read_bytes() == (ROOT / "monitor/assets" / name).read_bytes()
     committed = ROOT / "deploy" / PROMETHEUS_RULE
     assert (tmp_path / PROMETHEUS_RULE).read_bytes() == committed.read_bytes()
     again = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -58,8 +47,13 @@ def test_the_wheel_carries_the_rules_the_dashboard_and_the_runbook(tmp_path: Pat
     (wheel,) = wheels.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert {f"monitor/{name}" for name in ASSETS} <= names
-    assert not any("alerts/tests" in name for name in names)  # promtool's tests stay home
+    assert {f"monitor/assets/{name}" for name in shipped()} <= names
+    assert {f"monitor/assets/sql/{name}.sql" for name in SQL} <= names
+    assert not any(name.startswith("dashboards/") for name in names)  # the generator stays home
+    packages = {str(Path(name).parent) for name in names if name.endswith("/__init__.py")}
+    assert packages == {
+        str(init.parent.relative_to(ROOT)) for init in (ROOT / "monitor").rglob("__init__.py")
+    }
     subprocess.run(
         [
             sys.executable,
@@ -76,7 +70,7 @@ def test_the_wheel_carries_the_rules_the_dashboard_and_the_runbook(tmp_path: Pat
         capture_output=True,
     )
     found = subprocess.run(
-        [sys.executable, "-c", "from monitor.assets import alerts_dir; print(alerts_dir())"],
+        [sys.executable, "-c", "from monitor.assets import folder; print(folder('alerts'))"],
         env={**os.environ, "PYTHONPATH": str(target)},
         capture_output=True,
         text=True,

@@ -28,8 +28,9 @@ from conftest import FreshDatabase
 from monitoring import make_config, outcome_count, run_once
 from test_database_checks import grant_monitoring_role
 
-from monitor.config import Config, PreflightSettings
+from monitor.config.schema import Config, PreflightSettings
 from monitor.demo.postgres import PostgresServer, free_port
+from monitor.output.redact import Redactor
 from monitor.preflight.backup import (
     PLAIN_END,
     Backup,
@@ -43,7 +44,6 @@ from monitor.preflight.backup import (
 from monitor.preflight.checks import backup_checks, run_checks
 from monitor.preflight.result import CHECKS, CheckResult
 from monitor.preflight.tools import ReadFailed, find_pg_restore
-from monitor.redact import Redactor
 
 COMMAND = [sys.executable, "-m", "monitor"]
 SOURCE_DB = "preflight_source"

@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from monitor.checks.base import CheckRunner
 from monitor.checks.callback import CallbackCheck
-from monitor.config import CallbackSettings
-from monitor.metrics import PROBE_OUTCOMES, Metrics
-from monitor.probe import PHASES, CallbackProbe, ProbeResult
-from monitor.redact import Redactor
+from monitor.config.schema import CallbackSettings
+from monitor.observe.metrics import PROBE_OUTCOMES, Metrics
+from monitor.observe.probe import PHASES, CallbackProbe, ProbeResult
+from monitor.output.redact import Redactor
 
 DEADLINE = 1.0  # seconds: the probe's timeout in these tests
 MARGIN = 1.0  # seconds a probe may overrun its deadline on a busy machine

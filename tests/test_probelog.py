@@ -7,10 +7,10 @@ from test_baseline import closing, learn, monitor_for, scripted_server
 from test_live import look, migrate, probe
 from test_status_page import Clock
 
-from monitor.probe import ProbeResult
-from monitor.probelog import Around, Observed, ProbeLog
-from monitor.readings import Backfill, Connections, Drift, Lookup, Readings
-from monitor.status.history import moment_of
+from monitor.http.status.history import moment_of
+from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import Around, Observed, ProbeLog
+from monitor.observe.readings import Backfill, Connections, Drift, Lookup, Readings
 
 NOW = 1_790_000_000.0
 

@@ -7,7 +7,8 @@ import fixtures
 from conftest import FreshDatabase
 from monitoring import make_config, run_once, value
 
-from monitor.readings import (
+from monitor.daemon.service import Monitor
+from monitor.observe.readings import (
     Backfill,
     Connections,
     Drift,
@@ -16,7 +17,6 @@ from monitor.readings import (
     Readings,
     SchemaHealth,
 )
-from monitor.service import Monitor
 
 
 def migrated_monitor(fresh_db: FreshDatabase) -> Monitor:

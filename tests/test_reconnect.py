@@ -10,9 +10,9 @@ import pytest
 from monitoring import make_config, value
 from test_faults import RECOVERY_BOUND, fast_config, serving
 
+from monitor.daemon.service import Monitor
 from monitor.demo.postgres import PostgresServer
-from monitor.redact import Redactor
-from monitor.service import Monitor
+from monitor.output.redact import Redactor
 
 
 @pytest.fixture

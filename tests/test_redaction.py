@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import structlog
 
-from monitor.logs import configure_logging
-from monitor.redact import Redactor, redact_url
+from monitor.output.logs import configure_logging
+from monitor.output.redact import Redactor, redact_url
 
 PASSWORD = "hunter2-Pa55"
 

@@ -7,10 +7,10 @@ from prometheus_client import CollectorRegistry
 
 from monitor.checks import build_checks
 from monitor.checks.registry import registered
-from monitor.config import ChecksConfig, Config
-from monitor.db import Database
-from monitor.metrics import Metrics
-from monitor.migration import MigrationTracker
+from monitor.config.schema import ChecksConfig, Config
+from monitor.db.pool import Database
+from monitor.observe.metrics import Metrics
+from monitor.observe.migration import MigrationTracker
 
 ORDER = ["schema", "drift", "backfill", "connections", "activity", "query_performance", "pool"]
 

@@ -11,8 +11,8 @@ from conftest import FreshDatabase
 from monitoring import make_config, outcome_count, run_once, value
 from pydantic import ValidationError
 
-from monitor.config import Config
-from monitor.loading import describe
+from monitor.config.loading import describe
+from monitor.config.schema import Config
 
 EXPIRING = {
     "name": "tokens_expiring",

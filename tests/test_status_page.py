@@ -29,21 +29,11 @@ from test_database_checks import wait_for_lock_waiters
 # migrate: the logins it seeds are a second after the applied time, never rounded before it
 from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction, migrate
 
-from monitor.baseline import SavedState, Summary
-from monitor.criteria import TITLES, BaselineView, Observation, Thresholds, decide
+from monitor.config.durations import human_duration, short_duration
+from monitor.daemon.service import Monitor
 from monitor.demo.postgres import free_port
-from monitor.durations import human_duration, short_duration
-from monitor.exporter import Exporter
-from monitor.metrics import PROBE_BUCKETS
-from monitor.migration import MigrationView
-from monitor.probe import ProbeResult
-from monitor.probelog import ProbeLog
-from monitor.readings import Backfill, Drift, Readings
-from monitor.redact import Redactor
-from monitor.rollout import phase
-from monitor.service import Monitor
-from monitor.stats import Latencies
-from monitor.status.charts import (
+from monitor.http.exporter import Exporter
+from monitor.http.status.charts import (
     Chart,
     Reference,
     Series,
@@ -54,10 +44,20 @@ from monitor.status.charts import (
     segments,
     short_count,
 )
-from monitor.status.history import History, Minute, Moment, per_minute
-from monitor.status.now import Paging, Vitals, now_decisions, would_page
-from monitor.status.page import CSS, Status, error_kind, render
-from monitor.webconfig import WebConfig
+from monitor.http.status.history import History, Minute, Moment, per_minute
+from monitor.http.status.now import Paging, Vitals, now_decisions, would_page
+from monitor.http.status.page import CSS, Status, error_kind, render
+from monitor.http.webconfig import WebConfig
+from monitor.judge.baseline import SavedState, Summary
+from monitor.judge.criteria import TITLES, BaselineView, Observation, Thresholds, decide
+from monitor.judge.rollout import phase
+from monitor.judge.stats import Latencies
+from monitor.observe.metrics import PROBE_BUCKETS
+from monitor.observe.migration import MigrationView
+from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import ProbeLog
+from monitor.observe.readings import Backfill, Drift, Readings
+from monitor.output.redact import Redactor
 
 __all__ = ["browser"]  # the fixture, imported so that pytest finds it here
 

@@ -6,7 +6,7 @@ the sweep against a real PostgreSQL.
 
 from __future__ import annotations
 
-from monitor.counting.sweep import Sweep, Tally, Totals
+from monitor.checks.counting.sweep import Sweep, Tally, Totals
 
 
 class Table:

@@ -41,17 +41,17 @@ from prometheus_blocks import (
 )
 from test_baseline import Clock
 
-from monitor.baseline import Baseline, Summary
 from monitor.cli import main
-from monitor.config import BaselineSettings
-from monitor.criteria import Thresholds
+from monitor.config.schema import BaselineSettings
 from monitor.demo.postgres import free_port
-from monitor.live import LiveView
-from monitor.migration import MigrationTracker, MigrationView
-from monitor.probe import ProbeResult
+from monitor.judge.baseline import Baseline, Summary
+from monitor.judge.criteria import Thresholds
+from monitor.judge.history import baseline_before
+from monitor.judge.live import LiveView
+from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.probe import ProbeResult
+from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth
 from monitor.promql.api import Prometheus
-from monitor.promql.history import baseline_before
-from monitor.readings import Drift, Logins, Readings, SchemaHealth
 
 AT = "2026-11-01T02:30:00Z"
 HOUR = 3600

@@ -22,12 +22,12 @@ import pytest
 from conftest import FreshDatabase
 from prometheus_client import CollectorRegistry, Gauge
 
+from monitor.config.loading import ConfigError
 from monitor.demo.postgres import free_port
-from monitor.exporter import Exporter
-from monitor.loading import ConfigError
-from monitor.logs import configure_logging
-from monitor.redact import Redactor
-from monitor.webconfig import WebConfig, load_web_config
+from monitor.http.exporter import Exporter
+from monitor.http.webconfig import WebConfig, load_web_config
+from monitor.output.logs import configure_logging
+from monitor.output.redact import Redactor
 
 HOST = "127.0.0.1"
 USER = "prometheus"

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from monitor.checks.base import Check
 from monitor.checks.custom import SqlCheck
 from monitor.checks.registry import Parts, registered
-from monitor.config import Config
-from monitor.db import Database
-from monitor.metrics import Metrics
-from monitor.migration import MigrationTracker
-from monitor.probe import ProbeResult
-from monitor.readings import Readings
+from monitor.config.schema import Config
+from monitor.db.pool import Database
+from monitor.observe.metrics import Metrics
+from monitor.observe.migration import MigrationTracker
+from monitor.observe.probe import ProbeResult
+from monitor.observe.readings import Readings
 
 
 def build_checks(

@@ -3,7 +3,7 @@
 The table counters come from pg_stat_user_tables (free). Logins since the migration need the
 tokens issued or refreshed since then, and neither column is indexed: counted exactly while
 threads_tokens is small, and above large_tables.estimate_above_rows from a block sample of the
-tokens, each joined to its user by primary key (monitor.counting.estimates). The estimate counts
+tokens, each joined to its user by primary key (counting/estimates.py). The estimate counts
 distinct users among the sampled tokens and scales by tokens / tokens sampled: right when each
 user has one token row (the app refreshes it in place), high by the share of users holding
 several recent tokens otherwise. The missing-field ratio the alerts use is not scaled at all.
@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from prometheus_client.metrics_core import Metric
 from psycopg.sql import Composed
 
-from monitor import sql
+from monitor.checks.counting.estimates import ReadPlan, marker_families, plan_for
+from monitor.checks.counting.nulls import missing_by_column, missing_counts
 from monitor.checks.registry import Parts, register
-from monitor.config import AppConfig, CheckSettings, LargeTablesSettings
-from monitor.counting.estimates import ReadPlan, marker_families, plan_for
-from monitor.counting.nulls import missing_by_column, missing_counts
-from monitor.db import Database, Session
-from monitor.metrics import counter, gauge, labelled_gauge
-from monitor.migration import MigrationTracker
-from monitor.readings import Logins, Readings
+from monitor.config.schema import AppConfig, CheckSettings, LargeTablesSettings
+from monitor.db import sql
+from monitor.db.pool import Database, Session
+from monitor.observe.metrics import counter, gauge, labelled_gauge
+from monitor.observe.migration import MigrationTracker
+from monitor.observe.readings import Logins, Readings
 
 
 class ActivityCheck:

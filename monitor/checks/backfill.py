@@ -1,7 +1,7 @@
 """Backfill: users whose new columns are still NULL, against all users (the plan's data check).
 
 Above large_tables.estimate_above_rows the counts come from a block sample of users
-(monitor.counting.estimates). pg_stats.null_frac would be free, but it does not exist for a column
+(counting/estimates.py). pg_stats.null_frac would be free, but it does not exist for a column
 until ANALYZE runs after ALTER TABLE ADD COLUMN, and then only moves when autoanalyze does
 (after ~10% of the rows changed): too coarse to follow a backfill. The sample costs a constant
 ~sample_rows rows and follows every run.
@@ -13,15 +13,15 @@ from collections.abc import Sequence
 
 from prometheus_client.metrics_core import Metric
 
-from monitor import sql
 from monitor.checks.base import NotApplicable
+from monitor.checks.counting.estimates import marker_families, plan_for
+from monitor.checks.counting.nulls import missing_by_column, missing_counts
 from monitor.checks.registry import Parts, register
-from monitor.config import AppConfig, CheckSettings, LargeTablesSettings
-from monitor.counting.estimates import marker_families, plan_for
-from monitor.counting.nulls import missing_by_column, missing_counts
-from monitor.db import Database
-from monitor.metrics import gauge, labelled_gauge
-from monitor.readings import Backfill, Readings
+from monitor.config.schema import AppConfig, CheckSettings, LargeTablesSettings
+from monitor.db import sql
+from monitor.db.pool import Database
+from monitor.observe.metrics import gauge, labelled_gauge
+from monitor.observe.readings import Backfill, Readings
 
 
 class BackfillCheck:

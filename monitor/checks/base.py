@@ -9,9 +9,9 @@ from typing import Protocol
 import structlog
 from prometheus_client.metrics_core import Metric
 
-from monitor.db import Session, TableLocked
-from monitor.metrics import Metrics
-from monitor.readings import Readings
+from monitor.db.pool import Session, TableLocked
+from monitor.observe.metrics import Metrics
+from monitor.observe.readings import Readings
 
 
 class Check(Protocol):

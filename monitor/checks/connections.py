@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from prometheus_client.metrics_core import Metric
 
-from monitor import sql
 from monitor.checks.registry import Parts, register
-from monitor.config import ConnectionsSettings
-from monitor.db import Database, Row
-from monitor.metrics import gauge, labelled_gauge
-from monitor.readings import Connections, Readings
+from monitor.config.schema import ConnectionsSettings
+from monitor.db import sql
+from monitor.db.pool import Database, Row
+from monitor.observe.metrics import gauge, labelled_gauge
+from monitor.observe.readings import Connections, Readings
 
 STATES = (
     "active",

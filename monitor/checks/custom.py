@@ -8,10 +8,10 @@ from prometheus_client.metrics_core import Metric
 from psycopg import sql
 
 from monitor.checks.base import CheckFailed
-from monitor.config import QueryMetric, SqlCheckSettings
-from monitor.db import Database, Row
-from monitor.metrics import labelled_gauge
-from monitor.shown import shown
+from monitor.config.schema import QueryMetric, SqlCheckSettings
+from monitor.db.pool import Database, Row
+from monitor.observe.metrics import labelled_gauge
+from monitor.output.shown import shown
 
 
 class SqlCheck:

@@ -2,9 +2,9 @@
 
 Neither kind has an index that bounds the work ("isValid" and "expiresAt" are indexed apart, and
 both predicates can match millions of rows), so above large_tables.estimate_above_rows both are
-estimated from one block sample of the token table (monitor.counting.estimates). A handful of
+estimated from one block sample of the token table (counting/estimates.py). A handful of
 wrongly invalid tokens in millions would fall outside the sample, and each is a user locked out:
-so the check also sweeps the whole table a few slices a run (monitor.counting.sweep), and once a
+so the check also sweeps the whole table a few slices a run (counting/sweep.py), and once a
 pass is done reports its exact counts; and wrongly_invalid is counted exactly at once whenever
 the planner costs that count as cheap (few invalid tokens, as right after the migration, or an
 index on ("expiresAt") WHERE NOT "isValid"). rollout_token_validity_drift_exact says which counts
@@ -20,15 +20,15 @@ import structlog
 from prometheus_client.metrics_core import Metric
 from psycopg.sql import SQL, Composable, Composed
 
-from monitor import sql
 from monitor.checks.base import require_columns
+from monitor.checks.counting.estimates import ReadPlan, marker_families, read_plan, table_size
+from monitor.checks.counting.sweep import TID_RANGE_SCAN_SINCE, Sweep, Tally, Totals
 from monitor.checks.registry import Parts, register
-from monitor.config import AppConfig, CheckSettings, LargeTablesSettings
-from monitor.counting.estimates import ReadPlan, marker_families, read_plan, table_size
-from monitor.counting.sweep import TID_RANGE_SCAN_SINCE, Sweep, Tally, Totals
-from monitor.db import Database, Session, TableLocked
-from monitor.metrics import gauge, labelled_gauge
-from monitor.readings import Drift, Readings
+from monitor.config.schema import AppConfig, CheckSettings, LargeTablesSettings
+from monitor.db import sql
+from monitor.db.pool import Database, Session, TableLocked
+from monitor.observe.metrics import gauge, labelled_gauge
+from monitor.observe.readings import Drift, Readings
 
 log = structlog.get_logger("monitor.check").bind(check="drift")
 WHOLE = SQL("")

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from prometheus_client.metrics_core import Metric
 
 from monitor.checks.registry import Parts, register
-from monitor.config import FastCheckSettings
-from monitor.metrics import counter, gauge
+from monitor.config.schema import FastCheckSettings
+from monitor.observe.metrics import counter, gauge
 
 GAUGES = {
     "pool_min": ("rollout_monitor_pool_min_size", "Minimum connections the monitor keeps."),

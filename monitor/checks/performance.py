@@ -8,12 +8,12 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 from psycopg.sql import Literal
 
-from monitor import sql
 from monitor.checks.registry import Parts, register
-from monitor.config import AppConfig, QueryPerformanceSettings
-from monitor.db import Database
-from monitor.metrics import gauge, labelled_gauge
-from monitor.readings import Lookup, Readings
+from monitor.config.schema import AppConfig, QueryPerformanceSettings
+from monitor.db import sql
+from monitor.db.pool import Database
+from monitor.observe.metrics import gauge, labelled_gauge
+from monitor.observe.readings import Lookup, Readings
 
 INDEX_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.checks.base import Check
-from monitor.config import AppConfig, LargeTablesSettings, MigrationConfig
-from monitor.db import Database
-from monitor.metrics import Metrics
-from monitor.migration import MigrationTracker
-from monitor.probe import ProbeResult
-from monitor.readings import Readings
+from monitor.config.schema import AppConfig, LargeTablesSettings, MigrationConfig
+from monitor.db.pool import Database
+from monitor.observe.metrics import Metrics
+from monitor.observe.migration import MigrationTracker
+from monitor.observe.probe import ProbeResult
+from monitor.observe.readings import Readings
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from monitor import sql
 from monitor.checks.registry import Parts, register
-from monitor.config import AppConfig, CheckSettings, MigrationConfig
-from monitor.db import Database, Row, Session
-from monitor.metrics import gauge, labelled_gauge, one_hot
-from monitor.migration import STATES, MigrationTracker, MigrationView, migration_state
-from monitor.names import PRISMA_TABLE
-from monitor.readings import Readings, SchemaHealth
+from monitor.config.names import PRISMA_TABLE
+from monitor.config.schema import AppConfig, CheckSettings, MigrationConfig
+from monitor.db import sql
+from monitor.db.pool import Database, Row, Session
+from monitor.observe.metrics import gauge, labelled_gauge, one_hot
+from monitor.observe.migration import STATES, MigrationTracker, MigrationView, migration_state
+from monitor.observe.readings import Readings, SchemaHealth
 
 PRISMA_STATES = ("absent", "started", "failed", "finished", "rolled_back")
 APPLIED_SOURCES = ("config", "prisma", "observed")

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from monitor import durations
-from monitor.config import BaselineSettings
+from monitor.config import durations
+from monitor.config.durations import format_duration
+from monitor.config.schema import BaselineSettings
 from monitor.demo import console
 from monitor.demo.stack import DemoSettings
-from monitor.durations import format_duration
 
 
 def add_demo_parser(commands: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from monitor.demo import SQL_DIR
+from monitor.assets import sql_file
 
 MIGRATION_NAME = "001_threads_oauth_enhancements"
 TOKEN_SHARE = 0.9  # users who have logged in at least once and so hold a token
@@ -45,11 +45,6 @@ _PRISMA_RESOLVE = (
     "UPDATE _prisma_migrations SET rolled_back_at = now()"
     " WHERE migration_name = %s AND rolled_back_at IS NULL"
 )
-
-
-def sql_file(name: str) -> bytes:
-    """One of the demo's SQL files."""
-    return (SQL_DIR / f"{name}.sql").read_bytes()
 
 
 def create(conn: psycopg.Connection[Any], users: int) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from monitor.demo.data import sql_file
+from monitor.assets import sql_file
 
 # Risk 3: the trigger marks every token it writes the wrong way round.
 BUGGY_TRIGGER_FUNCTION = """

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from monitor.assets import alerts_dir as shipped_alerts_dir
+from monitor.assets import folder
 from monitor.demo import data
 from monitor.demo.app import ActionError, StandInApp
 from monitor.demo.load import Load
@@ -41,7 +41,9 @@ class DemoSettings:
     probe_interval: float = 2.0
     scrape_interval: float = 5.0
     prometheus: bool = True
-    alerts_dir: Path = field(default_factory=shipped_alerts_dir)  # the installed package's rules
+    alerts_dir: Path = field(
+        default_factory=lambda: folder("alerts")
+    )  # the installed package's rules
 
 
 @dataclass

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from monitor.config import PreflightSettings
-from monitor.durations import format_duration
+from monitor.config.durations import format_duration
+from monitor.config.schema import PreflightSettings
 from monitor.preflight.result import CheckResult, failed, passed
 from monitor.preflight.tools import PgRestore, ReadFailed, ToolMissing, find_pg_restore
 

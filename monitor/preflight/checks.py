@@ -18,14 +18,14 @@ from prometheus_client.metrics_core import Metric
 from psycopg import sql as pgsql
 from psycopg_pool import PoolTimeout
 
-from monitor import sql
 from monitor.checks.schema import SchemaCheck
-from monitor.config import Config, PreflightSettings
-from monitor.db import Database, Session
-from monitor.migration import MigrationTracker
+from monitor.config.schema import Config, PreflightSettings
+from monitor.db import sql
+from monitor.db.pool import Database, Session
+from monitor.observe.migration import MigrationTracker
+from monitor.observe.probe import CallbackProbe
 from monitor.preflight.backup import Tables, check_recent, check_restorable, find_backup
 from monitor.preflight.result import CheckResult, failed, passed
-from monitor.probe import CallbackProbe
 
 BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
 

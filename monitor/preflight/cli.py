@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor import durations
-from monitor.config import Config, PreflightSettings
+from monitor.config import durations
+from monitor.config.schema import Config, PreflightSettings
 from monitor.preflight.checks import run_checks
 from monitor.preflight.report import as_json, exit_code, table
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.durations import format_duration
+from monitor.config.durations import format_duration
 
 # Debian and Ubuntu install each major version's client side by side; PATH has a wrapper.
 _INSTALLED = "/usr/lib/postgresql/*/bin/pg_restore"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from monitor.redact import redact_url
+from monitor.output.redact import redact_url
 
 
 class PrometheusError(Exception):

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor import durations
-from monitor.criteria import Thresholds, decide
+from monitor.config import durations
+from monitor.judge.criteria import Thresholds, decide
+from monitor.judge.report import Verdict, as_json, as_table
+from monitor.judge.window import find_window, observe
+from monitor.output.redact import Redactor, userinfo_secrets
 from monitor.promql.api import Prometheus, PrometheusError
 from monitor.promql.query import Selector, SelectorError
-from monitor.redact import Redactor, userinfo_secrets
-from monitor.verdict.observe import find_window, observe
-from monitor.verdict.report import Verdict, as_json, as_table
 
 USAGE_ERROR = 2
 COULD_NOT_EVALUATE = 4

@@ -1,1 +1,0 @@
-"""Prometheus rules and the Alertmanager example, shipped as package data (monitor.assets)."""

@@ -1,0 +1,2 @@
+"""The configuration: typed values, the schema, loading (YAML, environment, flags),
+durations, names."""

@@ -1,0 +1,600 @@
+"""One typed, validated, frozen configuration; its defaults describe migration 001."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import psycopg
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from monitor.config import durations
+from monitor.config.durations import format_duration
+from monitor.config.names import PRISMA_MIGRATE_LOCK, is_builtin
+from monitor.config.urls import check_database_url, split_prisma_parameters
+from monitor.output.shown import shown
+from monitor.promql.query import Selector
+
+_STATUS_CLASS = re.compile(r"^[1-5]xx$")
+_IDENTIFIER_MAX = 63  # bytes: PostgreSQL's NAMEDATALEN - 1 (longer names are cut silently)
+# PostgreSQL's time limits are int milliseconds: larger values are refused by the server.
+PG_MAX_MILLISECONDS = 2_147_483_647
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def duration(value: object) -> float:
+    """Seconds in a duration (durations.py's grammar: '15s', '200ms', '1h30m'; a bare number is
+    not one: units matter), at most durations.LONGEST_SECONDS."""
+    try:
+        seconds = durations.parse_duration(value) if isinstance(value, str) else None
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise ValueError(f"invalid duration {shown(value)}: {durations.HELP}")
+    if seconds > durations.LONGEST_SECONDS:
+        raise ValueError(f"invalid duration {shown(value)}: at most 744h (31 days)")
+    return seconds
+
+
+def _http_url(value: str | None) -> str | None:
+    """An http:// or https:// URL with a host, and a port from 1 to 65535 when it names one."""
+    if value is None:
+        return value
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("expected an http:// or https:// URL")
+    try:
+        urlsplit(value).port  # noqa: B018  # raises on a port out of range
+    except ValueError:
+        raise ValueError("the URL's port must be 1 to 65535") from None
+    return value
+
+
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+
+
+def _postgres_limit(seconds: float) -> float:
+    if seconds * 1000 > PG_MAX_MILLISECONDS:
+        raise ValueError(f"must be at most {PG_MAX_MILLISECONDS}ms (PostgreSQL's limit)")
+    return seconds
+
+
+def header_value(value: str) -> str:
+    """A header value as sent: no CR, LF or NUL (they would end the header and start another)."""
+    if any(c in value for c in "\r\n\x00"):
+        raise ValueError("a header value must not contain CR, LF or NUL")
+    return value
+
+
+def header_name(value: str) -> str:
+    """A header name: an RFC 9110 token."""
+    if not _HEADER_NAME.match(value):
+        raise ValueError(f"invalid header name {shown(value)}")
+    return value
+
+
+class FieldProblem(ValueError):
+    """A problem with one field of the section being validated: loading names it by its key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    return seconds
+
+
+def _at_least_a_second(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError("must be at least 1s")
+    return seconds
+
+
+_AS_TEXT = PlainSerializer(format_duration, return_type=str)
+Duration = Annotated[float, BeforeValidator(duration), AfterValidator(_positive), _AS_TEXT]
+Interval = Annotated[float, BeforeValidator(duration), AfterValidator(_at_least_a_second), _AS_TEXT]
+PostgresDuration = Annotated[Duration, AfterValidator(_postgres_limit)]
+
+
+def _identifier(value: str) -> str:
+    if not value or len(value.encode()) > _IDENTIFIER_MAX or "\x00" in value:
+        raise ValueError(f"invalid identifier {shown(value)}: 1 to 63 bytes")
+    return value
+
+
+Identifier = Annotated[str, BeforeValidator(lambda v: _identifier(v) if isinstance(v, str) else v)]
+
+
+class Section(BaseModel):
+    """Every section rejects unknown keys and is immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DatabaseConfig(Section):
+    """How the monitor connects, and the bounds on everything it runs."""
+
+    url: SecretStr | None = None
+    password_file: Path | None = None
+    application_name: Identifier = "rollout-monitor"
+    pool_min_size: int = Field(1, ge=0, le=10)
+    pool_max_size: int = Field(3, ge=1, le=10)
+    connect_timeout: Duration = 5.0
+    acquire_timeout: Duration = 5.0
+    lock_timeout: PostgresDuration = 0.2
+    statement_timeout: PostgresDuration = 3.0
+    idle_in_transaction_session_timeout: PostgresDuration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_database_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _bounds_are_consistent(self) -> DatabaseConfig:
+        if self.pool_min_size > self.pool_max_size:
+            raise FieldProblem("pool_min_size", "must not exceed pool_max_size")
+        if self.lock_timeout > self.statement_timeout:
+            raise FieldProblem("lock_timeout", "must not exceed statement_timeout")
+        if self.password_file is not None and self.url is not None and _has_password(self.url):
+            raise FieldProblem(
+                "password_file", "the database URL has a password too: keep one of the two"
+            )
+        return self
+
+
+def _has_password(url: SecretStr) -> bool:
+    """Whether the URL (already checked to be one libpq reads) carries a password."""
+    libpq_url = split_prisma_parameters(url.get_secret_value())[0]
+    return bool(psycopg.conninfo.conninfo_to_dict(libpq_url).get("password"))
+
+
+class UsersTable(Section):
+    """The app's users table and the columns the checks read (never e-mail)."""
+
+    table: Identifier = "users"
+    id: Identifier = "id"
+    threads_user_id: Identifier = "threadsUserId"
+    threads_username: Identifier = "threadsUsername"
+    new_columns: tuple[Identifier, ...] = ("threadsFullName", "threadsProfilePic")
+
+
+class TokensTable(Section):
+    """The app's token table and the columns the checks read (never the token itself)."""
+
+    table: Identifier = "threads_tokens"
+    user_id: Identifier = "userId"
+    expires_at: Identifier = "expiresAt"
+    is_valid: Identifier = "isValid"
+    issued_at: Identifier = "issuedAt"
+    last_refreshed_at: Identifier = "lastRefreshedAt"
+
+
+class AppConfig(Section):
+    """Where the watched app keeps its data."""
+
+    schema_name: Identifier = Field("public", alias="schema")
+    users: UsersTable = UsersTable()
+    tokens: TokensTable = TokensTable()
+
+
+class Trigger(Section):
+    """A trigger and the table it belongs to."""
+
+    name: Identifier
+    table: Identifier
+
+
+def _column_ref(value: object) -> object:
+    if isinstance(value, str) and value.count(".") != 1:
+        raise ValueError(f"invalid column {value!r}: expected table.column")
+    return value
+
+
+ColumnRef = Annotated[str, BeforeValidator(_column_ref)]
+
+
+class MigrationObjects(Section):
+    """Every object the migration creates; its presence decides the migration state."""
+
+    columns: tuple[ColumnRef, ...] = (
+        "users.threadsFullName",
+        "users.threadsProfilePic",
+        "threads_tokens.issuedAt",
+        "threads_tokens.lastRefreshedAt",
+        "threads_tokens.isValid",
+    )
+    indexes: tuple[Identifier, ...] = (
+        "idx_users_threads_user_id",
+        "idx_users_threads_username",
+        "idx_threads_tokens_valid",
+        "idx_threads_tokens_expires_at",
+    )
+    triggers: tuple[Trigger, ...] = (
+        Trigger(name="trigger_update_token_validity", table="threads_tokens"),
+    )
+    functions: tuple[Identifier, ...] = ("update_token_validity",)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MigrationObjects:
+        if not (self.columns or self.indexes or self.triggers or self.functions):
+            raise ValueError("at least one object is needed to tell the migration state")
+        return self
+
+
+class MigrationConfig(Section):
+    """The migration being rolled out."""
+
+    name: str = Field("001_threads_oauth_enhancements", min_length=1)
+    prisma_migration_name: str | None = None
+    applied_at: datetime | None = None
+    objects: MigrationObjects = MigrationObjects()
+
+    @property
+    def prisma_name(self) -> str:
+        """The name looked up in _prisma_migrations (exactly, or after a timestamp prefix)."""
+        return self.prisma_migration_name or self.name
+
+
+class CheckSettings(Section):
+    """Settings every check has."""
+
+    enabled: bool = True
+    interval: Interval = 30.0
+
+
+class ConnectionsSettings(CheckSettings):
+    """pg_stat_activity, locks, and the app's pool."""
+
+    interval: Interval = 15.0
+    application_names: tuple[str, ...] = ()
+    app_application_name: str | None = None
+    app_pool_size: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pool_needs_name(self) -> ConnectionsSettings:
+        if self.app_pool_size is not None and self.app_application_name is None:
+            raise FieldProblem(
+                "app_pool_size", "needs app_application_name to find the app's sessions"
+            )
+        return self
+
+
+class QueryPerformanceSettings(CheckSettings):
+    """The plan's EXPLAIN ANALYZE of the user lookup."""
+
+    interval: Interval = 300.0
+    threads_user_id: str = "test_user_id"
+
+
+def _status_code(value: object) -> object:
+    valid = (isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599) or (
+        isinstance(value, str) and _STATUS_CLASS.match(value)
+    )
+    if not valid:
+        raise ValueError(f"invalid status code {value!r}: expected 100 to 599 or a class like 4xx")
+    return value
+
+
+StatusCode = Annotated[int | str, BeforeValidator(_status_code)]
+
+
+class CallbackSettings(CheckSettings):
+    """The synthetic OAuth callback probe (the plan's curl)."""
+
+    # 900 probes an hour: enough for the criteria's tests to see 3x the error budget or a 30%
+    # slower p95 in the critical hour more than 95% of the time (bench/judgement.py).
+    interval: Interval = 4.0
+    url: Annotated[str, AfterValidator(_http_url)] = (
+        "http://localhost:3000/api/auth/callback/threads"
+    )
+    method: Literal["GET", "POST", "PUT", "HEAD"] = "POST"
+    headers: dict[
+        Annotated[str, AfterValidator(header_name)], Annotated[str, AfterValidator(header_value)]
+    ] = Field(default_factory=lambda: {"Content-Type": "application/json"})
+    body: str = '{"code":"test"}'
+    timeout: Duration = 3.0
+    valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
+
+    @model_validator(mode="after")
+    def _deadline_fits_interval(self) -> CallbackSettings:
+        if self.timeout >= self.interval:
+            raise FieldProblem(
+                "timeout", f"must be shorter than interval ({format_duration(self.interval)})"
+            )
+        return self
+
+    def is_valid_status(self, status: int) -> bool:
+        """Whether an answer with this status counts as the healthy app's answer."""
+        return any(
+            status == code if isinstance(code, int) else str(status)[0] == code[0]
+            for code in self.valid_status_codes
+        )
+
+
+class SlowCheckSettings(CheckSettings):
+    """A check that scans the app's tables, and so runs less often."""
+
+    interval: Interval = 60.0
+
+
+class FastCheckSettings(CheckSettings):
+    """A check that reads only memory or cheap views."""
+
+    interval: Interval = 15.0
+
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_CHECK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.match(value):
+            raise ValueError(f"invalid {what} {shown(value)}: must match {pattern.pattern}")
+        return value
+
+    return check
+
+
+def _label_name(value: str) -> str:
+    """A label name Prometheus accepts, and not one of its own (__name__ and the like)."""
+    if not _LABEL_NAME.match(value) or value.startswith("__"):
+        raise ValueError(
+            f"invalid label name {shown(value)}: must match {_LABEL_NAME.pattern}"
+            " and not start with __"
+        )
+    return value
+
+
+class QueryMetric(Section):
+    """One metric a SQL check exports: a gauge per row, from a value column and label columns."""
+
+    name: Annotated[str, BeforeValidator(_matching(_METRIC_NAME, "metric name"))]
+    help: str = "Exported by a SQL check of the configuration."
+    value: Identifier
+    labels: tuple[Annotated[Identifier, AfterValidator(_label_name)], ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if is_builtin(value):
+            raise ValueError(f"{value} is a metric of rollout-monitor itself: choose another name")
+        return value
+
+
+class SqlCheckSettings(SlowCheckSettings):
+    """A check that is just a query and the metrics its columns become (no Python needed)."""
+
+    name: Annotated[str, BeforeValidator(_matching(_CHECK_NAME, "check name"))]
+    sql: str = Field(min_length=1)
+    tables: tuple[Identifier, ...] = ()
+    metrics: tuple[QueryMetric, ...]
+
+    @model_validator(mode="after")
+    def _exports_something(self) -> SqlCheckSettings:
+        if not self.metrics:
+            raise FieldProblem("metrics", "must list at least one")
+        return self
+
+
+class ChecksConfig(Section):
+    """One entry per check, each with its own interval; `sql` adds checks that are just queries."""
+
+    schema_check: CheckSettings = Field(CheckSettings(), alias="schema")
+    drift: SlowCheckSettings = SlowCheckSettings()
+    backfill: SlowCheckSettings = SlowCheckSettings()
+    connections: ConnectionsSettings = ConnectionsSettings()
+    activity: CheckSettings = CheckSettings()
+    query_performance: QueryPerformanceSettings = QueryPerformanceSettings()
+    pool: FastCheckSettings = FastCheckSettings()
+    callback: CallbackSettings = CallbackSettings()
+    sql: tuple[SqlCheckSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> ChecksConfig:
+        builtin = {"schema", *type(self).model_fields} - {"schema_check", "sql"}
+        reject_repeats("check", [check.name for check in self.sql], builtin)
+        metrics = [metric.name for check in self.sql for metric in check.metrics]
+        reject_repeats("metric", metrics, set())
+        return self
+
+
+def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
+    """Raise on the first name already taken or used twice."""
+    for name in names:
+        if name in taken:
+            raise FieldProblem("sql", f"{kind} name {name!r} is already taken")
+        taken.add(name)
+
+
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
+class FixedBaseline(Section):
+    """A baseline given by the operator (source configuration): used instead of learning one."""
+
+    success_ratio: Ratio | None = None
+    p50: Duration | None = None
+    p95: Duration | None = None
+    p99: Duration | None = None
+    user_lookup_execution: Duration | None = None
+    db_connections_ratio: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _something_set(self) -> FixedBaseline:
+        if all(value is None for value in self.model_dump().values()):
+            raise ValueError("set at least one value, e.g. success_ratio or p95")
+        return self
+
+
+class BaselineSettings(Section):
+    """The callback's latency and success before the migration, learned while it is pending."""
+
+    window: Duration = 3600.0
+    min_probes: int = Field(20, ge=1)
+    state_file: Path | None = None
+    fixed: FixedBaseline | None = None
+    prometheus_url: HttpUrl = None
+    prometheus_selector: str = ""  # label matchers picking this monitor's series, job="x"
+
+    @field_validator("prometheus_selector")
+    @classmethod
+    def _label_matchers(cls, value: str) -> str:
+        Selector.parse(value)  # a SelectorError is a ValueError, reported with its location
+        return value
+
+
+class CriteriaSettings(Section):
+    """What the daemon's own view of the success criteria counts as good enough."""
+
+    objective: float = Field(0.99, gt=0, le=1)
+    min_probes: int | None = Field(None, ge=1)  # None: baseline.min_probes
+    latency_tolerance: float = Field(1.10, ge=1)
+
+
+class PreflightSettings(Section):
+    """`rollout-monitor preflight`: where the backup is, and the application-state queries."""
+
+    backup: Path | None = None
+    backup_max_age: Duration = 86400.0
+    backup_timeout: Duration = 600.0
+    pg_restore: Path | None = None
+    in_flight_query: str | None = Field(None, min_length=1)
+    in_flight_max: int = Field(0, ge=0)
+    active_sessions_query: str | None = Field(None, min_length=1)
+    active_sessions_max: int | None = Field(None, ge=0)
+
+
+class LargeTablesSettings(Section):
+    """Above this many rows (pg_class estimate), checks sample the app's tables, not scan them."""
+
+    estimate_above_rows: int = Field(100_000, ge=0)
+    sample_rows: int = Field(10_000, ge=100)
+    # Above the threshold, wrongly invalid tokens are still counted exactly when the planner
+    # costs that count at most this (measured: under 50 ms cold, a few ms warm): a rare count a
+    # sample would miss.
+    exact_max_cost: float = Field(15_000.0, ge=0)
+    # Above estimate_above_rows the drift check also reads the whole token table, sweep_blocks
+    # heap blocks per short transaction, a few slices a run, one pass per sweep_period: exact
+    # drift counts at most one pass old (checks/counting/sweep.py). Needs SELECT on the token
+    # table's ctid (docs/monitoring-role.sql) and PostgreSQL 14+; without either, the sample stands.
+    sweep: bool = True
+    sweep_period: Duration = 900.0
+    sweep_blocks: int = Field(2_000, ge=1)
+
+
+class LogConfig(Section):
+    """Log level and format; 'auto' is JSON unless stderr is a terminal."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class LeaderSettings(Section):
+    """Several monitors watching one database (a sidecar in each app pod): one of them, the
+    leader, runs the database checks; the others probe their own pod's callback only."""
+
+    enabled: bool = True
+    interval: Duration = 5.0  # how often a follower tries to lead, and the leader checks it does
+    lock_key: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # None: from migration.name
+
+    @field_validator("lock_key")
+    @classmethod
+    def _not_prismas(cls, value: int | None) -> int | None:
+        if value == PRISMA_MIGRATE_LOCK:
+            raise ValueError(f"{value} is the lock prisma migrate takes: choose another")
+        return value
+
+
+def _listen_address(value: object) -> object:
+    if isinstance(value, str):
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"invalid listen address {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9838"
+            )
+    return value
+
+
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9838"
+
+
+class Config(Section):
+    """The whole configuration, validated once at the edge and trusted everywhere after."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    listen_address: Annotated[str, BeforeValidator(_listen_address)] = DEFAULT_LISTEN_ADDRESS
+    web_config_file: Path | None = None
+    app: AppConfig = AppConfig()
+    migration: MigrationConfig = MigrationConfig()
+    checks: ChecksConfig = ChecksConfig()
+    baseline: BaselineSettings = BaselineSettings()
+    criteria: CriteriaSettings = CriteriaSettings()
+    preflight: PreflightSettings = PreflightSettings()
+    large_tables: LargeTablesSettings = LargeTablesSettings()
+    log: LogConfig = LogConfig()
+    leader: LeaderSettings = LeaderSettings()
+
+    @model_validator(mode="after")
+    def _leader_has_a_session_for_its_lock(self) -> Config:
+        if self.leader.enabled and self.database.pool_max_size < 2:
+            raise FieldProblem(
+                "database.pool_max_size",
+                "must be at least 2 while leader.enabled (one session"
+                " holds the leader's lock); or set leader.enabled: false",
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adopt_prisma_schema(cls, data: Any) -> Any:
+        """A Prisma URL's ?schema= names the app's schema, unless app.schema says otherwise."""
+        database = data.get("database") if isinstance(data, dict) else None
+        url = database.get("url") if isinstance(database, dict) else None
+        app = data.get("app", {}) if isinstance(data, dict) else None
+        if not isinstance(url, str) or not isinstance(app, dict) or "schema" in app:
+            return data
+        schema = split_prisma_parameters(url)[1].get("schema")
+        return {**data, "app": {**app, "schema": schema}} if schema else data
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of listen_address, without IPv6 brackets."""
+        return self.listen_address.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of listen_address."""
+        return int(self.listen_address.rpartition(":")[2])
+
+    @property
+    def database_url(self) -> str:
+        """The database URL; loading guarantees it is set."""
+        if self.database.url is None:
+            raise ValueError("database.url is not set")
+        return self.database.url.get_secret_value()
+
+
+def defaults_as_dict() -> dict[str, Any]:
+    """The built-in defaults, as a config file would spell them."""
+    return Config().model_dump(by_alias=True, mode="json", exclude={"database": {"url"}})

@@ -1,0 +1,315 @@
+"""The HTTP endpoint: /metrics from memory, /healthz, /readyz, the status page; TLS, basic auth.
+
+Served by uvicorn (asyncio, h11) from a small ASGI app, in a thread of its own: a connection
+costs a file descriptor and a few kilobytes, not a thread, so a flood of idle or slow clients
+cannot starve a scrape. uvicorn was chosen over hypercorn for its wider use and its
+`ssl_context_factory` (the web-config's own context: TLS versions, client certificates); what it
+lacks for an exporter facing hostile clients, monitor.http.guard adds to its protocol: a deadline on
+each request's head (slowloris), and a cap on connections that closes the oldest idle one
+rather than refuse a scrape.
+
+Every response passes through here; scrapes and page renders run in a small thread pool (they
+take the collectors' locks), bcrypt in another of two threads with one check in flight per
+client address, so wrong-password floods queue behind each other, never in front of a scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+import uvicorn
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from monitor.http.guard import GuardedH11Protocol
+from monitor.http.webconfig import BasicAuth, WebConfig
+
+log = structlog.get_logger("monitor.http.exporter")
+
+CHALLENGE = 'Basic realm="rollout-monitor", charset="UTF-8"'
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection closes after this (uvicorn's default)
+MAX_HEAD_BYTES = 16 * 1024  # a request head larger than this is refused (400)
+RENDER_THREADS = 4
+# Seconds a rendering of /metrics is served again while no check ran: the checks run every few
+# seconds and each renders anew when it ends (Exporter.prerender), so a scrape rarely renders.
+RENDER_MAX_AGE = 10.0
+BCRYPT_THREADS = 2
+BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
+
+LANDING = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>rollout-monitor</title></head>
+<body><h1>rollout-monitor</h1>
+<p>Watches migration 001_threads_oauth_enhancements and the Threads OAuth callback.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
+<li><a href="/readyz">/readyz</a></li></ul></body></html>
+"""
+TEXT = "text/plain; charset=utf-8"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Reply:
+    """A response: status, body, content type, extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = TEXT,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.status, self.body, self.content_type, self.headers = (
+            status,
+            body,
+            content_type,
+            headers,
+        )
+
+
+class App:
+    """The ASGI application: authentication, then the four paths, GET and HEAD only."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        web: WebConfig,
+        page: Callable[[], bytes] | None,
+        *,
+        auth_before: BasicAuth | None = None,
+        changes: Callable[[], int] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._changes = changes
+        self._rendered: dict[str, tuple[int, float, bytes]] = {}  # content type -> rendering
+        # The formats scrapes asked for (content type -> its encoder): the ones worth prerendering.
+        self._asked: dict[str, Callable[[CollectorRegistry], bytes]] = {}
+        self._ready = ready
+        self._page = page or (lambda: LANDING)
+        self._headers = [
+            (k.encode(), v.encode()) for k, v in web.http_server_config.headers.items()
+        ]
+        users = web.basic_auth_users
+        self.auth = BasicAuth.keeping(users, auth_before) if users else None
+        self._renders = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="render")
+        self._bcrypt = ThreadPoolExecutor(BCRYPT_THREADS, thread_name_prefix="bcrypt")
+        self._checking: dict[str, int] = {}  # client address -> bcrypt checks in flight
+        self._routes: dict[str, Callable[[Scope], Awaitable[Reply]]] = {
+            "/metrics": self._metrics,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/": self._status_page,
+        }
+
+    def close(self) -> None:
+        """Let the pools' threads go."""
+        self._renders.shutdown(wait=False, cancel_futures=True)
+        self._bcrypt.shutdown(wait=False, cancel_futures=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        reply = await self._answer(scope)
+        await self._send(scope, send, reply)
+
+    async def _answer(self, scope: Scope) -> Reply:
+        if self.auth is not None and not await self._authenticated(scope):
+            return Reply(401, b"unauthorized\n", headers=(("WWW-Authenticate", CHALLENGE),))
+        if scope["method"] not in ("GET", "HEAD"):
+            return Reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
+        route = self._routes.get(scope["path"])
+        return Reply(404, b"not found\n") if route is None else await route(scope)
+
+    async def _healthz(self, scope: Scope) -> Reply:
+        return Reply(200, b"ok\n")
+
+    async def _readyz(self, scope: Scope) -> Reply:
+        if self._ready():
+            return Reply(200, b"ready\n")
+        return Reply(503, b"not ready: the first run of every check is not done\n")
+
+    async def _authenticated(self, scope: Scope) -> bool:
+        assert self.auth is not None
+        authorization = header(scope, b"authorization")
+        known = self.auth.remembered(authorization)
+        if known is not None:
+            return known
+        client = (scope.get("client") or ("?", 0))[0]
+        if self._checking.get(client, 0) >= BCRYPT_PER_CLIENT:
+            return False  # a flood from one address waits on itself, never on a scrape
+        self._checking[client] = self._checking.get(client, 0) + 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._bcrypt, self.auth.verify, authorization)
+        finally:
+            self._checking[client] -= 1
+            if not self._checking[client]:
+                del self._checking[client]
+
+    async def _metrics(self, scope: Scope) -> Reply:
+        encoder, content_type = choose_encoder(header(scope, b"accept") or "")
+        self._asked.setdefault(content_type, encoder)
+        body = self._still_fresh(content_type)
+        if body is None:
+            changes = None if self._changes is None else self._changes()
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(self._renders, encoder, self._registry)
+            if changes is not None:
+                self._rendered[content_type] = (changes, time.monotonic(), body)
+        if "gzip" in (header(scope, b"accept-encoding") or ""):
+            return Reply(200, gzip.compress(body), content_type, (("Content-Encoding", "gzip"),))
+        return Reply(200, body, content_type)
+
+    def prerender(self) -> None:
+        """Render /metrics now (a check just ran), off the scrape's path, in each format a scrape
+        asked for."""
+        if self._changes is None:
+            return
+        for content_type, encoder in list(self._asked.items()):
+            changes = self._changes()
+            self._rendered[content_type] = (changes, time.monotonic(), encoder(self._registry))
+
+    def _still_fresh(self, content_type: str) -> bytes | None:
+        """The last rendering, when no check ran since and it is under RENDER_MAX_AGE old (the
+        registry takes a millisecond to render; most scrapes find nothing new)."""
+        kept = self._rendered.get(content_type)
+        if kept is None or self._changes is None:
+            return None
+        changes, at, body = kept
+        fresh = changes == self._changes() and time.monotonic() - at < RENDER_MAX_AGE
+        return body if fresh else None
+
+    async def _status_page(self, scope: Scope) -> Reply:
+        loop = asyncio.get_running_loop()
+        try:
+            body = await loop.run_in_executor(self._renders, self._page)
+        except Exception:  # a rendering bug must not cost /metrics anything
+            log.exception("status_page_failed")
+            return Reply(500, b"the status page failed; see the log\n")
+        return Reply(200, body, "text/html; charset=utf-8")
+
+    async def _send(self, scope: Scope, send: Send, reply: Reply) -> None:
+        headers = [
+            *self._headers,
+            (b"content-type", reply.content_type.encode()),
+            (b"content-length", str(len(reply.body)).encode()),
+            *((k.encode(), v.encode()) for k, v in reply.headers),
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else reply.body
+        await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (latin-1, as HTTP/1.1 carries it), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now (so that a taken address fails here, as OSError)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class Exporter:
+    """Serves the registry; a scrape reads memory only and never waits on the database.
+
+    `page` renders / (the status page); without it / is a landing page of links. `changes`
+    counts what may change the registry's samples; with it, a rendering is served again for up
+    to a second while the count stands."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        web: WebConfig | None = None,
+        *,
+        page: Callable[[], bytes] | None = None,
+        auth_before: BasicAuth | None = None,
+        changes: Callable[[], int] | None = None,
+    ) -> None:
+        web = web or WebConfig()
+        self._socket = bind(host, port)
+        self._app = App(registry, ready, web, page, auth_before=auth_before, changes=changes)
+        tls = web.tls_server_config
+        config = uvicorn.Config(
+            self._app,
+            http=GuardedH11Protocol,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,  # the client address is the peer's: a header cannot change it
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=int(STOP_TIMEOUT),
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            ssl_context_factory=None if tls is None else (lambda *_: tls.context()),
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
+
+    def prerender(self) -> None:
+        """Render /metrics now, in this thread (a check that just ran), for the next scrape."""
+        if self._server.started:
+            self._app.prerender()
+
+    @property
+    def auth(self) -> BasicAuth | None:
+        """The basic-auth checker, with the passwords it verified (a reload hands it on)."""
+        return self._app.auth
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return int(self._socket.getsockname()[1])
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except BaseException:  # uvicorn exits by SystemExit when it cannot start
+            log.exception("http_server_failed")
+
+    def start(self) -> None:
+        """Serve in a background thread; return once it accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise OSError("the HTTP server did not start")
+            time.sleep(0.01)
+        if not self._server.started:
+            raise OSError("the HTTP server did not start")
+
+    def stop(self) -> None:
+        """Stop serving, if started, and release the port."""
+        if self._thread.is_alive():
+            self._server.should_exit = True
+            self._thread.join(STOP_TIMEOUT + 1)
+        self._app.close()
+        self._socket.close()

@@ -1,0 +1,486 @@
+"""The status page at /: the success criteria, the migration's phase, charts of the last hour.
+
+Rendered on the server from memory only (never the database), with inline CSS and SVG and no
+script, so that it works from a phone behind the same basic auth as /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+
+from monitor.config.durations import human_duration, short_duration
+from monitor.http.status.charts import (
+    Chart,
+    Reference,
+    Series,
+    count,
+    milliseconds,
+    percent,
+    render_chart,
+    short_count,
+)
+from monitor.http.status.history import DRIFT_KINDS, History, Moment, per_minute
+from monitor.http.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
+from monitor.judge.baseline import Baseline, Summary
+from monitor.judge.criteria import (
+    BaselineView,
+    Decision,
+    Thresholds,
+    baseline_problem,
+    baseline_usable,
+    decide,
+    overall,
+)
+from monitor.judge.live import LiveView
+from monitor.judge.rollout import PHASES, phase
+from monitor.observe.migration import MigrationTracker, MigrationView
+
+REFRESH_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything the page shows, taken from memory at one moment."""
+
+    migration: str
+    known_state: str | None  # None until the schema check first reported
+    view: MigrationView
+    decisions: Sequence[Decision]
+    baseline: Summary | None
+    baseline_source: str
+    samples: Sequence[Moment]
+    thresholds: Thresholds
+    now: float
+    refresh_seconds: int = REFRESH_SECONDS
+    vitals: Vitals = field(default_factory=Vitals)
+    now_decisions: Sequence[Decision] = ()  # the criteria on the last five minutes
+    paging: Sequence[Paging] = ()  # alerts the daemon's own numbers say are due
+    last_detail: str = ""  # the last probe's detail, redacted
+    replica: str = ""  # which replica runs the database checks, when several monitors share it
+
+
+class StatusPage:
+    """Renders the page from the daemon's live view, migration tracker, baseline and history."""
+
+    def __init__(
+        self,
+        *,
+        migration: str,
+        live: LiveView,
+        tracker: MigrationTracker,
+        baseline: Baseline,
+        history: History,
+        thresholds: Thresholds,
+        vitals: Callable[[], Vitals],
+        redact: Callable[[str], str],
+        clock: Callable[[], float] = time.time,
+        replica: Callable[[], str] = lambda: "",
+    ) -> None:
+        self._migration = migration
+        self._replica = replica
+        self._live = live
+        self._tracker = tracker
+        self._baseline = baseline
+        self._history = history
+        self._thresholds = thresholds
+        self._vitals = vitals
+        self._redact = redact
+        self._clock = clock
+
+    def status(self) -> Status:
+        """What the page would show now."""
+        now, samples, vitals = self._clock(), self._history.samples(), self._vitals()
+        view = self._tracker.current()
+        observation = self._live.observation()
+        known = self._tracker.known_state()
+        return Status(
+            migration=self._migration,
+            known_state=known,
+            view=view,
+            decisions=decide(observation, self._thresholds),
+            baseline=self._baseline.summary(),
+            baseline_source=self._baseline.source,
+            samples=samples,
+            thresholds=self._thresholds,
+            now=now,
+            vitals=vitals,
+            now_decisions=now_decisions(observation, samples, now, self._thresholds),
+            paging=would_page(samples, vitals, known, now, self._thresholds, running=view.running),
+            last_detail=self._redact(error_kind(samples[-1].detail)) if samples else "",
+            replica=self._replica(),
+        )
+
+    def render(self) -> bytes:
+        """The page, UTF-8."""
+        return render(self.status()).encode()
+
+
+def error_kind(detail: str) -> str:
+    """The kind of a probe's error ('ConnectError'), not its text: a library's message can
+    quote what it was sent (a header's value), and the page is no place for that."""
+    return detail.split(":", 1)[0].strip()
+
+
+def utc(moment: float | datetime) -> str:
+    """2026-11-24 03:04:05 UTC."""
+    at = moment if isinstance(moment, datetime) else datetime.fromtimestamp(moment, UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(status: Status) -> str:
+    """The whole page."""
+    verdict = overall(status.decisions)
+    last = recent(status.samples, status.now)
+    level = now_level(status, last)
+    title = f"{NOW_WORDS[level]} now, {verdict} since the migration"
+    return "".join(
+        [
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f'<meta http-equiv="refresh" content="{status.refresh_seconds}">',
+            f"<title>{escape(title)} - rollout-monitor</title>",
+            f"<style>{CSS}</style></head><body><main>",
+            "<header><h1>rollout-monitor</h1>",
+            f"<p>Migration <code>{escape(status.migration)}</code></p>",
+            f'<p class="replica">{escape(status.replica)}</p>' if status.replica else "",
+            "</header>",
+            now_section(status, level, last),
+            migration_section(status),
+            criteria_section(status.decisions, verdict, status.now_decisions),
+            charts_section(status),
+            footer(status),
+            "</main></body></html>\n",
+        ]
+    )
+
+
+def migration_section(status: Status) -> str:
+    """State, phase and time since applied."""
+    current = phase(status.known_state, status.view, status.now)
+    state = status.known_state or "unknown"
+    applied = status.view.applied_at
+    when = (
+        "not applied"
+        if current in ("unknown", "not_applied", "migrating") or applied is None
+        else (
+            f"{human_duration(status.now - applied.timestamp())} ago, at {utc(applied)}"
+            f" (from {status.view.applied_source or 'unknown'})"
+        )
+    )
+    rows = [("State", state, f"state-{state}"), ("Phase", PHASES[current], f"phase-{current}")]
+    rows.append(("Applied", when, "applied"))
+    items = "".join(
+        f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
+        for name, text, ident in rows
+    )
+    return f'<section id="migration"><h2>Migration</h2><dl>{items}</dl></section>'
+
+
+def criteria_section(
+    decisions: Sequence[Decision], verdict: str, now: Sequence[Decision] = ()
+) -> str:
+    """The plan's success criteria, each with its result in words and the reason, and whether
+    one that failed in the window still fails now."""
+    current = {d.criterion: d for d in now}
+    items = "".join(
+        f'<li id="criterion-{escape(d.criterion)}" class="criterion {escape(d.result)}">'
+        f'<span class="result {escape(d.result)}">{escape(d.result)}</span> '
+        f'<strong class="title">{escape(d.title)}</strong>'
+        f'<p class="reason">{escape(d.reason)}</p>{now_note(d, current.get(d.criterion))}</li>'
+        for d in decisions
+    )
+    return (
+        '<section id="criteria"><h2>Success criteria since the migration: '
+        f'<span id="verdict" class="result {escape(verdict)}">{escape(verdict)}</span></h2>'
+        f'<ol class="criteria">{items}</ol></section>'
+    )
+
+
+def now_note(window: Decision, now: Decision | None) -> str:
+    """For a criterion that failed in the window: does it still fail now, or pass again?"""
+    if window.result != "fail" or now is None or now.result == "inconclusive":
+        return ""
+    words = (
+        f"Still failing now: {now.reason}."
+        if now.result == "fail"
+        else f"Failed earlier in the window, passing now (last 5 minutes): {now.reason}."
+    )
+    return f'<p class="now {escape(now.result)}">{escape(words)}</p>'
+
+
+NOW_WORDS = {"bad": "FAILING", "warn": "DEGRADED", "ok": "OK", "unknown": "NO DATA"}
+
+
+def now_level(status: Status, last: Recent) -> str:
+    """bad: the last probe failed, the database is down or something would page; warn: some
+    probe failed in the last five minutes; ok: none did; unknown: no probe yet."""
+    samples = status.samples
+    last_failed = bool(samples) and samples[-1].outcome != "success"
+    if last_failed or status.paging or status.vitals.postgres_up is False:
+        return "bad"
+    if not samples:
+        return "unknown"
+    return "warn" if last.failures else "ok"
+
+
+def now_section(status: Status, level: str, last: Recent) -> str:
+    """The last probe, the last five minutes, the database, and what would page."""
+    rows = [
+        ("Callback", last_probe_text(status), "now-callback"),
+        ("Last 5 minutes", recent_text(last), "now-recent"),
+        *database_rows(status.vitals),
+        ("Would page", paging_text(status.paging), "now-paging"),
+    ]
+    items = "".join(
+        f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
+        for name, text, ident in rows
+    )
+    return (
+        f'<section id="now" class="now-{escape(level)}"><h2>Now: '
+        f'<span id="now-level" class="level {escape(level)}">{NOW_WORDS[level]}</span></h2>'
+        f"<dl>{items}</dl></section>"
+    )
+
+
+def last_probe_text(status: Status) -> str:
+    """The last probe's outcome, status code or reason, and how long ago."""
+    if not status.samples:
+        return "no probe yet"
+    last = status.samples[-1]
+    answer = f"HTTP {last.status}" if last.status is not None else status.last_detail
+    ago = human_duration(status.now - last.at)
+    return f"{last.outcome} ({answer or 'no answer'}), {ago} ago"
+
+
+def recent_text(last: Recent) -> str:
+    """How many probes, how many failed, their p95."""
+    if not last.probes:
+        return "no probe"
+    p95 = last.latencies.quantile(0.95)
+    latency = "no answer" if p95 is None else f"p95 {milliseconds(p95)}"
+    return f"{last.failures} of {last.probes} probes failed; {latency}"
+
+
+def database_rows(vitals: Vitals) -> list[tuple[str, str, str]]:
+    """Reachable, locks and connections, as the checks last saw them."""
+    reachable = {
+        True: "reachable",
+        False: "UNREACHABLE: the criteria below use the last data seen before",
+        None: "unknown",
+    }[vitals.postgres_up]
+    locks = (
+        "unknown"
+        if vitals.lock_waiting is None
+        else f"{sessions(vitals.lock_waiting)} waiting on a lock,"
+        f" {vitals.blocked_by_ddl or 0:g} of them behind DDL"
+    )
+    ratio = vitals.connections_ratio
+    connections = (
+        "unknown"
+        if ratio is None or vitals.connections is None
+        else f"{vitals.connections:g} of {vitals.max_connections:g} ({ratio:.0%})"
+    )
+    return [
+        ("Database", reachable, "now-database"),
+        ("Locks", locks, "now-locks"),
+        ("Connections", connections, "now-connections"),
+    ]
+
+
+def sessions(number: float) -> str:
+    """'1 session', '3 sessions'."""
+    return f"{number:g} session" + ("" if number == 1 else "s")
+
+
+def paging_text(paging: Sequence[Paging]) -> str:
+    """The alerts due, with why; 'nothing' when none is."""
+    if not paging:
+        return "nothing"
+    return "; ".join(f"{p.alert} ({p.why})" for p in paging)
+
+
+def charts_section(status: Status) -> str:
+    """The four charts of the last hour."""
+    figures = "".join(render_chart(chart) for chart in charts(status))
+    return f'<section id="charts"><h2>The last hour</h2>{figures}</section>'
+
+
+def charts(status: Status) -> list[Chart]:
+    """Callback success, latency against the baseline, token drift, backfill."""
+    start, end = status.now - 3600, status.now
+    return [
+        success_chart(status, start, end),
+        latency_chart(status, start, end),
+        Chart(
+            "drift",
+            "Token validity drift (tokens)",
+            start,
+            end,
+            drift(status.samples),
+            (),
+            count,
+            axis=short_count,
+        ),
+        Chart(
+            "backfill",
+            "Users missing a new field",
+            start,
+            end,
+            backfill(status.samples),
+            (),
+            count,
+            axis=short_count,
+        ),
+    ]
+
+
+def middle(start: float, end: float) -> float:
+    """Where a minute is drawn: its middle, or now for the minute still running."""
+    return min(start + 30, end)
+
+
+def success_chart(status: Status, start: float, end: float) -> Chart:
+    """Per-minute share of successful probes against the objective."""
+    minutes = per_minute(status.samples)
+    points = tuple((middle(m.start, end), m.success_ratio) for m in minutes)
+    return Chart(
+        "success",
+        "Callback success per minute",
+        start,
+        end,
+        (Series("success", points),),
+        (Reference("objective", status.thresholds.objective),),
+        percent,
+        high=1.0,
+    )
+
+
+def latency_chart(status: Status, start: float, end: float) -> Chart:
+    """Per-minute p95 latency against the baseline's p95 and the tolerated limit."""
+    minutes = per_minute(status.samples)
+    points = tuple((middle(m.start, end), m.p95_seconds) for m in minutes if m.p95_seconds)
+    return Chart(
+        "latency",
+        "Callback latency, p95 per minute",
+        start,
+        end,
+        (Series("p95", points),),
+        baseline_lines(status),
+        milliseconds,
+        axis=short_duration,
+    )
+
+
+def baseline_lines(status: Status) -> tuple[Reference, ...]:
+    """The baseline's p95 and the limit above it, once the baseline is usable as evidence."""
+    base = status.baseline
+    p95 = None if base is None else base.duration_seconds.get("0.95")
+    if base is None or p95 is None or not baseline_usable(baseline_view(status), status.thresholds):
+        return ()
+    limit = status.thresholds.latency_tolerance
+    return (
+        Reference(f"baseline p95 ({base.probes} probes, {status.baseline_source})", p95),
+        Reference(f"limit {limit:.2f}x baseline", p95 * limit),
+    )
+
+
+def baseline_view(status: Status) -> BaselineView | None:
+    """The criteria's view of the frozen baseline; None while it is being learned."""
+    base = status.baseline
+    return None if base is None else base.view(status.baseline_source)
+
+
+def drift(samples: Sequence[Moment]) -> tuple[Series, ...]:
+    """Stale-valid and wrongly-invalid tokens as the drift check last reported at each probe."""
+    return tuple(
+        Series(kind, tuple((s.at, s.drift[kind]) for s in samples if kind in s.drift))
+        for kind in DRIFT_KINDS
+    )
+
+
+def backfill(samples: Sequence[Moment]) -> tuple[Series, ...]:
+    """Users still missing each new column, one line per column, in the order first seen."""
+    columns = list(dict.fromkeys(c for s in samples for c in s.missing))
+    return tuple(
+        Series(column, tuple((s.at, s.missing[column]) for s in samples if column in s.missing))
+        for column in columns
+    )
+
+
+def footer(status: Status) -> str:
+    """When this was rendered, how often it refreshes, and the daemon's other endpoints."""
+    links = " ".join(f'<a href="{p}">{p}</a>' for p in ("/metrics", "/healthz", "/readyz"))
+    return (
+        f"<footer><p>Rendered {escape(utc(status.now))}; refreshes every "
+        f"{status.refresh_seconds} s. Baseline: {escape(baseline_text(status))}.</p>"
+        f"<p>{links}</p></footer>"
+    )
+
+
+def baseline_text(status: Status) -> str:
+    """The baseline in words."""
+    base = status.baseline
+    if base is None:
+        return "still learning (the migration has not left pending)"
+    ratio = "no data" if base.success_ratio is None else percent(base.success_ratio)
+    p95 = base.duration_seconds.get("0.95")
+    latency = "no data" if p95 is None else milliseconds(p95)
+    text = f"{base.probes} probes from {status.baseline_source}, success {ratio}, p95 {latency}"
+    problem = baseline_problem(baseline_view(status), status.thresholds)
+    return text if problem is None else f"unusable as evidence ({problem}); {text}"
+
+
+CSS = (
+    "*{box-sizing:border-box}"
+    "body{margin:0;font:15px/1.4 system-ui,sans-serif;color:#1b1b1b;background:#f6f6f4}"
+    "main{max-width:52rem;margin:0 auto;padding:0.75rem}"
+    "h1{font-size:1.4rem;margin:0.25rem 0}h2{font-size:1.1rem;margin:1.25rem 0 0.5rem}"
+    "code{overflow-wrap:anywhere}"
+    "dl{display:grid;grid-template-columns:auto 1fr;gap:0.25rem 0.75rem;margin:0}"
+    "dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}"
+    "ol.criteria{list-style:none;padding:0;margin:0}"
+    ".criterion{background:#fff;border-left:0.4rem solid #888;padding:0.5rem 0.75rem;"
+    "margin:0 0 0.5rem}"
+    ".criterion.pass{border-color:#1a7f37}.criterion.fail{border-color:#c62828}"
+    ".criterion.inconclusive{border-color:#9a6700}"
+    ".reason{margin:0.25rem 0 0;overflow-wrap:anywhere}"
+    ".result{display:inline-block;font-weight:700;padding:0 0.4rem;border-radius:0.25rem;"
+    "color:#fff;background:#666}"
+    ".result.pass{background:#1a7f37}.result.fail{background:#c62828}"
+    ".result.inconclusive{background:#9a6700}"
+    "figure{background:#fff;margin:0 0 0.75rem;padding:0.5rem}"
+    "figcaption{font-weight:600}"
+    "svg{display:block;width:100%;height:auto}"
+    "svg .area{fill:#fafafa;stroke:#bbb}svg text{font-size:9px;fill:#444}"
+    "svg .line{fill:none;stroke-width:1.5}"
+    ".s0{stroke:#0b5cad;fill:#0b5cad}.s1{stroke:#c62828;fill:#c62828;stroke-dasharray:5 2}"
+    ".s2{stroke:#1a7f37;fill:#1a7f37;stroke-dasharray:2 2}"
+    ".s3{stroke:#6f42c1;fill:#6f42c1;stroke-dasharray:8 3}"
+    "svg .line.s0,svg .line.s1,svg .line.s2,svg .line.s3{fill:none}"
+    "svg .reference{stroke-width:1}svg .r0{stroke:#555;stroke-dasharray:3 3}"
+    "svg .r1{stroke:#c62828;stroke-dasharray:1 2}"
+    ".legend{list-style:none;padding:0;margin:0.25rem 0 0;font-size:0.9rem}"
+    ".key{display:inline-block;width:1.2rem;height:0;border-top:2px solid;"
+    "margin-right:0.4rem;vertical-align:middle}"
+    ".key.s0{border-color:#0b5cad}.key.s1{border-color:#c62828;border-top-style:dashed}"
+    ".key.s2{border-color:#1a7f37;border-top-style:dotted}"
+    ".key.s3{border-color:#6f42c1;border-top-style:dashed}"
+    ".key.r0{border-color:#555;border-top-style:dashed}"
+    ".key.r1{border-color:#c62828;border-top-style:dotted}"
+    "footer{margin-top:1.5rem;font-size:0.9rem;color:#444}"
+    "#now{background:#fff;border-left:0.4rem solid #666;padding:0.25rem 0.75rem 0.5rem}"
+    "#now h2{margin-top:0.25rem}"
+    "#now.now-ok{border-color:#1a7f37}#now.now-warn{border-color:#9a6700}"
+    "#now.now-bad{border-color:#c62828;background:#fdecea}"
+    ".level{display:inline-block;font-weight:700;padding:0 0.4rem;border-radius:0.25rem;"
+    "color:#fff;background:#666}"
+    ".level.ok{background:#1a7f37}.level.warn{background:#9a6700}.level.bad{background:#c62828}"
+    "p.now{margin:0.25rem 0 0;font-weight:600}p.now.pass{color:#1a7f37}p.now.fail{color:#c62828}"
+    # Two charts a row where there is room, so that they stay small on a wide screen.
+    "@media (min-width:40rem){#charts{display:grid;grid-template-columns:1fr 1fr;"
+    "gap:0.75rem}#charts h2{grid-column:1/-1;margin-bottom:0}#charts figure{margin:0}}"
+)

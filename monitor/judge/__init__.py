@@ -1,0 +1,2 @@
+"""Judging the rollout: the success criteria and their statistics, the baseline, the
+daemon's live view, the window from Prometheus."""

@@ -1,0 +1,133 @@
+"""The OAuth callback probe: the plan's curl, with a hard deadline and blackbox-style phases."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import certifi
+import httpx
+
+from monitor.config.schema import CallbackSettings
+
+PHASES = ("connect", "tls", "processing", "transfer")
+# Each phase: from the first event that has happened to the event that ends it.
+_PHASE_SPANS = {
+    "connect": (("start",), "connect_tcp.complete"),
+    "tls": (("start_tls.started",), "start_tls.complete"),
+    "processing": (
+        ("send_request_body.complete", "send_request_headers.complete"),
+        "receive_response_headers.complete",
+    ),
+    "transfer": (("receive_response_headers.complete",), "receive_response_body.complete"),
+}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe saw."""
+
+    outcome: str
+    duration: float
+    status: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    detail: str = ""
+
+
+DETAIL_MAX = 160  # characters of an error's text kept: a server echoing garbage is cut short
+
+
+def describe(error: Exception) -> str:
+    """An error as one short printable line: its kind and the start of its text (which may
+    quote what the server sent)."""
+    text = " ".join(str(error).split()) or "no detail"
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    text = text if len(text) <= DETAIL_MAX else text[:DETAIL_MAX] + "…"
+    return f"{type(error).__name__}: {text}"
+
+
+class Timings:
+    """httpcore trace events -> when each happened, for the phase gauges."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self.restart()
+
+    def restart(self) -> None:
+        """Start the clock as the request is about to be sent, not when the client is made."""
+        self.marks = {"start": time.perf_counter()}
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's trace extension callback; drops the protocol prefix (http11., connection.)."""
+        self.marks.setdefault(event.split(".", 1)[-1], time.perf_counter())
+
+    def elapsed(self) -> float:
+        """Seconds since the probe started."""
+        return time.perf_counter() - self.marks["start"]
+
+    def phases(self) -> dict[str, float]:
+        """Seconds spent in each phase that happened; 0 for those that did not."""
+        result = dict.fromkeys(PHASES, 0.0)
+        for phase, (starts, end) in _PHASE_SPANS.items():
+            start = next((self.marks[s] for s in starts if s in self.marks), None)
+            if start is not None and end in self.marks:
+                result[phase] = self.marks[end] - start
+        return result
+
+
+class CallbackProbe:
+    """Sends the configured request on a fresh connection and classifies the answer."""
+
+    def __init__(self, settings: CallbackSettings) -> None:
+        self._settings = settings
+        # Made once: loading the CA bundle took 18 ms of CPU per probe when each new client
+        # made its own. Each probe still opens a fresh connection (and TLS session).
+        self._tls = ssl.create_default_context(cafile=certifi.where())
+
+    def probe(self) -> ProbeResult:
+        """One probe; returns by the deadline whatever the server does."""
+        return asyncio.run(self._probe())
+
+    async def _probe(self) -> ProbeResult:
+        timings = Timings()
+        try:
+            status = await asyncio.wait_for(self._exchange(timings), self._settings.timeout)
+        except (TimeoutError, httpx.TimeoutException):
+            return self._result("timeout", timings, detail="no answer by the deadline")
+        except httpx.HTTPError as error:
+            return self._result("connection_error", timings, detail=describe(error))
+        return self._result(self._classify(status), timings, status=status)
+
+    async def _exchange(self, timings: Timings) -> int:
+        settings = self._settings
+        async with httpx.AsyncClient(
+            trust_env=False, timeout=settings.timeout, verify=self._tls
+        ) as client:
+            request = client.build_request(
+                settings.method,
+                settings.url,
+                headers=settings.headers,
+                content=settings.body.encode() if settings.body else None,
+                extensions={"trace": timings.trace},
+            )
+            timings.restart()
+            response = await client.send(request, stream=True)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            return response.status_code
+
+    def _classify(self, status: int) -> str:
+        if self._settings.is_valid_status(status):
+            return "success"
+        return "server_error" if status >= 500 else "unexpected_status"
+
+    @staticmethod
+    def _result(
+        outcome: str, timings: Timings, status: int | None = None, detail: str = ""
+    ) -> ProbeResult:
+        return ProbeResult(outcome, timings.elapsed(), status, timings.phases(), detail)

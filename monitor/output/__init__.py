@@ -1,0 +1,2 @@
+"""What leaves the process: the redactor every output goes through, the log, values as
+messages show them."""
