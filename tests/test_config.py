@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from monitor.config.durations import parse_duration
 from monitor.config.loading import ConfigError, load_config
-from monitor.config.schema import DEFAULT_LISTEN_ADDRESS, Config, defaults_as_dict
+from monitor.config.schema import DEFAULT_LISTEN_ADDRESS, Config
 
 URL = "postgresql://monitor:s3cret-pw@127.0.0.1:5432/app"
 DURATION_HELP = "expected a number with a unit ms, s, m, h, d or w, e.g. 15s or 1h30m"
@@ -271,4 +271,5 @@ def test_example_config_file_spells_out_exactly_the_defaults() -> None:
     example = Path(__file__).parent.parent / "rollout-monitor.example.yaml"
     loaded = load_config({"--config": str(example), "--database-url": URL}, {})
     assert loaded == load_config({"--database-url": URL}, {})
-    assert yaml.safe_load(example.read_text()).keys() == defaults_as_dict().keys()
+    defaults = Config().model_dump(by_alias=True, mode="json", exclude={"database": {"url"}})
+    assert yaml.safe_load(example.read_text()).keys() == defaults.keys()

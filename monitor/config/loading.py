@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from monitor.config.schema import Config, FieldProblem
+from monitor.config.schema import Config
+from monitor.config.values import FieldProblem
 from monitor.config.yamlfile import FileProblem, read_yaml
 from monitor.output.shown import shown
 

@@ -69,3 +69,9 @@ def check_database_url(url: str) -> None:
     except (psycopg.Error, ValueError) as error:
         scrub = Redactor(url_secrets(url))
         raise ValueError(scrub(str(error).strip().splitlines()[0])) from None
+
+
+def has_password(url: str) -> bool:
+    """Whether the URL (already checked to be one libpq reads) carries a password."""
+    libpq_url = split_prisma_parameters(url)[0]
+    return bool(psycopg.conninfo.conninfo_to_dict(libpq_url).get("password"))

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from monitor.config.loading import ConfigError, describe, read_config_file
-from monitor.config.schema import FieldProblem, header_value
+from monitor.config.values import FieldProblem, header_value
 
 # $2a$, $2b$ (Python's bcrypt) and $2y$ (htpasswd -B), cost 04-31, 22 characters of salt and
 # 31 of hash: the format Go's bcrypt, which exporter-toolkit uses, accepts too.
