@@ -24,17 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config.schema import BaselineSettings
-from monitor.http.status.history import History
+from monitor.config.schema import Config
+from monitor.daemon.memory import Memory
+from monitor.http.status.history import last_hour
 from monitor.http.status.now import read_vitals
 from monitor.http.status.page import StatusPage
-from monitor.judge.baseline import Baseline
 from monitor.judge.criteria import Thresholds
-from monitor.judge.live import LiveView
+from monitor.judge.judgement import Judgement
 from monitor.judge.rollout import WINDOW_SECONDS
-from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult
-from monitor.observe.probelog import ProbeLog
 from monitor.observe.readings import Backfill, Drift, Readings
 from monitor.output.redact import Redactor
 
@@ -59,12 +58,10 @@ def probe(rng: random.Random) -> ProbeResult:
     return ProbeResult("success", rng.uniform(0.04, 0.08), 401)
 
 
-def readings() -> Readings:
+def report(readings: Readings) -> None:
     """What the drift and backfill checks last reported (kept with every recorded probe)."""
-    held = Readings()
-    held.publish("drift", Drift(4, 0))
-    held.publish("backfill", Backfill({"threadsFullName": 120}))
-    return held
+    readings.publish("drift", Drift(4, 0))
+    readings.publish("backfill", Backfill({"threadsFullName": 120}))
 
 
 def milliseconds(samples: list[float]) -> str:
@@ -86,23 +83,27 @@ def timed(call: object, repeat: int) -> list[float]:
 
 def run(interval: float, repeat: int) -> None:
     """A live view full of a day of probes and a page full of an hour, at this probe interval."""
-    rng, clock, held = random.Random(1), Clock(), readings()  # noqa: S311  # not secrets
-    tracker = MigrationTracker(clock)
-    settings = BaselineSettings.model_validate({"fixed": {"success_ratio": 0.995, "p95": "70ms"}})
-    log = ProbeLog(held, clock=clock)
-    baseline = Baseline(settings, interval, tracker, "001", clock, log=log)
-    live = LiveView(held, tracker, baseline, Thresholds(), clock, log=log)
-    history = History(log, clock)
+    rng, clock = random.Random(1), Clock()  # noqa: S311  # not secrets
+    config = Config.model_validate(
+        {
+            "database": {"url": "postgresql://bench@127.0.0.1/none"},
+            "baseline": {"fixed": {"success_ratio": 0.995, "p95": "70ms"}},
+            "checks": {"callback": {"interval": f"{interval:g}s", "timeout": "500ms"}},
+        }
+    )
+    memory = Memory(config, clock=clock)
+    held = memory.readings
+    report(held)
+    judgement = Judgement(memory.live, Thresholds())
     applied = datetime.fromtimestamp(START, UTC)
-    tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
+    memory.tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
     page = StatusPage(
         migration="001",
-        live=live,
-        tracker=tracker,
-        baseline=baseline,
-        history=history,
-        thresholds=Thresholds(),
-        vitals=lambda: read_vitals(held, 1.0),
+        tracker=memory.tracker,
+        judgement=judgement,
+        baseline=memory.baseline,
+        log=memory.log,
+        vitals=lambda: read_vitals(held, True),
         redact=Redactor(),
         clock=clock,
     )
@@ -114,9 +115,7 @@ def run(interval: float, repeat: int) -> None:
     for _ in range(probes):
         result = probe(rng)
         started = time.perf_counter()
-        observed = log.record(result)
-        baseline.observe(observed)
-        live.observe(observed)
+        memory.log.record(result)
         record_times.append(time.perf_counter() - started)
         clock.now += interval
     held_bytes = sum(
@@ -125,11 +124,11 @@ def run(interval: float, repeat: int) -> None:
     tracemalloc.stop()
     body = page.render()
     print(f"probe every {interval:g}s: {probes} probes in the live window (24 h), ", end="")
-    print(f"{len(history.samples())} on the page (1 h)")
+    print(f"{len(last_hour(memory.log, clock()))} on the page (1 h)")
     print(
         f"  record (the log, the baseline, the live view), per probe: {milliseconds(record_times)}"
     )
-    scrape = milliseconds(timed(lambda: list(live.collect()), repeat))
+    scrape = milliseconds(timed(lambda: list(judgement.collect()), repeat))
     print(f"  collect (rollout_success_criterion), per scrape: {scrape}")
     load = milliseconds(timed(page.render, repeat))
     print(f"  render the status page, per load: {load}, {len(body) / 1024:.1f} KiB")

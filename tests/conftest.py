@@ -5,14 +5,10 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-import psycopg
 import pytest
 from prometheus_client import generate_latest
-from psycopg.rows import TupleRow
 
 # Make `fixtures` and the test helpers importable whatever pytest's import mode is.
 if str(Path(__file__).parent) not in sys.path:
@@ -20,37 +16,11 @@ if str(Path(__file__).parent) not in sys.path:
 
 import fixtures
 from callback_servers import answering_server
+from databases import SERVER_TIMEZONE, FreshDatabase, frozen_baseline_state
 from monitoring import make_config, run_once
 from promql import exposed_names
 
 from monitor.demo.postgres import PostgresServer
-from monitor.judge.baseline import SavedState, Summary
-from monitor.judge.stats import Latencies
-from monitor.observe.metrics import PROBE_BUCKETS
-
-SERVER_TIMEZONE = "Pacific/Kiritimati"
-
-
-@dataclass
-class FreshDatabase:
-    """A per-test database holding ``schema_before.sql`` + ``seed.sql``."""
-
-    server: PostgresServer
-    name: str
-    url: str
-    _conns: list[psycopg.Connection[TupleRow]] = field(default_factory=list, repr=False)
-
-    def conn(self) -> psycopg.Connection[TupleRow]:
-        """Open a superuser autocommit connection to this database (closed at teardown)."""
-        connection = self.server.connect(self.name, autocommit=True)
-        self._conns.append(connection)
-        return connection
-
-    def close_all(self) -> None:
-        """Close every connection handed out by ``conn()``."""
-        for connection in self._conns:
-            connection.close()
-        self._conns.clear()
 
 
 @pytest.fixture(scope="session")
@@ -110,23 +80,3 @@ def exported_names(fresh_db: FreshDatabase, tmp_path: Path) -> set[str]:
         )
         monitor, _ = run_once(config)
     return exposed_names(generate_latest(monitor.registry).decode())
-
-
-def frozen_baseline_state(version: Literal[1, 3] = 3) -> str:
-    """A baseline state file as a monitor leaves it once the migration left pending; version 1
-    has no latency buckets."""
-    latencies = Latencies.of([0.03] * 200 + [0.06] * 40, PROBE_BUCKETS)
-    buckets = {"bucket_counts": latencies.cumulative, "answered": latencies.total}
-    summary = Summary(
-        probes=240,
-        success_ratio=1.0,
-        duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09},
-        **(buckets if version == 3 else {}),
-    )
-    return SavedState(
-        version=version,
-        migration=fixtures.MIGRATION_001_NAME,
-        frozen=True,
-        confirmed_until=None,
-        baseline=summary,
-    ).model_dump_json()

@@ -6,10 +6,7 @@ import itertools
 import json
 import math
 import random
-import socket
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,22 +15,19 @@ import fixtures
 import pytest
 import yaml
 from callback_servers import (
-    RunningServer,
-    ServerState,
     delayed_server,
-    read_request,
-    response_bytes,
-    serve,
 )
-from conftest import FreshDatabase, frozen_baseline_state
+from clocks import Clock
+from databases import FreshDatabase, frozen_baseline_state
 from monitoring import make_config, value
 from prometheus_client import CollectorRegistry
+from rollouts import closing, learn, monitor_for, run, scripted_server
 from structlog.testing import capture_logs
+from worlds import learning, run_now
 
 from monitor.config.loading import ConfigError, load_config
-from monitor.config.schema import BaselineSettings
 from monitor.daemon.service import Monitor
-from monitor.judge.baseline import Baseline, Plan, Summary, bucket_quantile, quiet
+from monitor.judge.baseline import Baseline, Plan, Summary, bucket_quantile
 from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.migration import MigrationTracker, MigrationView
 from monitor.observe.probe import ProbeResult
@@ -60,49 +54,6 @@ def exported(monitor: Monitor) -> bool:
     """Whether any of the baseline's values (beyond frozen and probes) is exported."""
     values = baseline_values(monitor)
     return any(values[k] is not None for k in ("auth_callback_success_ratio", *QUANTILES))
-
-
-def monitor_for(fresh_db: FreshDatabase, url: str, **baseline: Any) -> Monitor:
-    """A monitor probing the URL, with the database pool open."""
-    config = make_config(
-        fresh_db.url, checks={"callback": {"url": url, "timeout": "2s"}}, baseline=baseline
-    )
-    monitor = Monitor(config, Redactor())
-    monitor.db.open()
-    return monitor
-
-
-def run(monitor: Monitor, check: str) -> str:
-    """Run one check of the monitor once; its outcome."""
-    return next(r for r in monitor.runners if r.check.name == check)()
-
-
-def learn(monitor: Monitor, probes: int) -> None:
-    """Probe the callback, each probe followed by a schema check (which confirms it)."""
-    for _ in range(probes):
-        run(monitor, "schema")
-        run(monitor, "callback")
-    run(monitor, "schema")
-
-
-@contextmanager
-def closing(monitor: Monitor) -> Iterator[Monitor]:
-    """Close the monitor (persisting its baseline) at the end."""
-    try:
-        yield monitor
-    finally:
-        monitor.close()
-
-
-def scripted_server(answers: list[tuple[int, float]]) -> AbstractContextManager[RunningServer]:
-    """Answers with the status, after the delay, of answers[-1] (append to change it)."""
-
-    def answer(conn: socket.socket, state: ServerState) -> None:
-        status, delay = answers[-1]
-        if read_request(conn, state) is not None and not state.stopping.wait(delay):
-            conn.sendall(response_bytes(status, b"{}"))
-
-    return serve(answer)
 
 
 # --- the quantile estimate -------------------------------------------------------------------
@@ -368,25 +319,14 @@ def test_unusable_state_file_logs_a_warning_and_learning_starts_afresh(
 # --- the window, with an injected clock ------------------------------------------------------
 
 
-class Clock:
-    """A settable clock."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def answered(duration: float) -> ProbeResult:
     return ProbeResult("success", duration, 401)
 
 
-def window_baseline(clock: Clock, **settings: Any) -> tuple[Baseline, MigrationTracker]:
-    tracker = MigrationTracker(clock)
-    merged: dict[str, Any] = {"window": "1m", "min_probes": 1, **settings}
-    baseline = Baseline(BaselineSettings.model_validate(merged), 10.0, tracker, "m", clock)
-    return baseline, tracker
+def window_baseline(clock: Clock, **settings: Any) -> tuple[Baseline, MigrationTracker, ProbeLog]:
+    """A baseline over a minute of probes at most, wired to its tracker and log."""
+    world = learning(clock, **{"window": "1m", "min_probes": 1, **settings})
+    return world.baseline, world.tracker, world.log
 
 
 def gauges(baseline: Baseline) -> dict[str, float]:
@@ -415,12 +355,12 @@ def answered_gauges(*durations: float) -> dict[str, float]:
 
 def test_window_drops_probes_older_than_the_window() -> None:
     clock = Clock()
-    baseline, tracker = window_baseline(clock)
+    baseline, tracker, log = window_baseline(clock)
     start = clock.now
     for offset, duration in ((0, 0.2), (20, 0.012), (40, 0.012), (70, 0.012)):
         clock.now = start + offset
         tracker.publish(MigrationView("pending"))
-        baseline.record(answered(duration))
+        log.record(answered(duration))
     tracker.publish(MigrationView("pending"))
     # The 0.2 s probe at 0 s is older than a minute at 70 s; the three left are in (0.01, 0.015].
     assert gauges(baseline) == {
@@ -436,10 +376,10 @@ def test_window_drops_probes_older_than_the_window() -> None:
 
 def test_window_holds_at_most_window_over_interval_probes() -> None:
     clock = Clock()
-    baseline, tracker = window_baseline(clock)
+    baseline, tracker, log = window_baseline(clock)
     tracker.publish(MigrationView("pending"))
     for _ in range(20):
-        baseline.record(answered(0.01))
+        log.record(answered(0.01))
     tracker.publish(MigrationView("pending"))
     assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 7  # 60 s / 10 s + 1
 
@@ -447,15 +387,15 @@ def test_window_holds_at_most_window_over_interval_probes() -> None:
 def test_probes_after_the_last_pending_schema_check_are_left_out() -> None:
     """A probe may already see the migrated app before the schema check notices: it is not kept."""
     clock = Clock()
-    baseline, tracker = window_baseline(clock)
+    baseline, tracker, log = window_baseline(clock)
     tracker.publish(MigrationView("pending"))
     clock.now += 5
-    baseline.record(answered(0.004))  # not confirmed pending yet
+    log.record(answered(0.004))  # not confirmed pending yet
     assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 0
     clock.now += 5
     tracker.publish(MigrationView("pending"))
     clock.now += 10
-    baseline.record(answered(3.0))  # taken after the migration finished
+    log.record(answered(3.0))  # taken after the migration finished
     clock.now += 10
     tracker.publish(MigrationView("applied", True))
     assert gauges(baseline) == {
@@ -471,8 +411,8 @@ def test_probes_after_the_last_pending_schema_check_are_left_out() -> None:
 
 def test_nothing_learned_before_the_schema_check_ran() -> None:
     clock = Clock()
-    baseline, tracker = window_baseline(clock)
-    baseline.record(answered(0.01))
+    baseline, tracker, log = window_baseline(clock)
+    log.record(answered(0.01))
     tracker.publish(MigrationView("pending"))
     assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 0
 
@@ -583,10 +523,10 @@ def test_daemon_run_after_a_watched_rollout_exports_every_new_gauge(
 def test_state_file_that_cannot_be_written_is_logged_and_learning_goes_on(tmp_path: Path) -> None:
     clock = Clock()
     state = tmp_path / "missing-dir" / "baseline.json"
-    baseline, tracker = window_baseline(clock, state_file=str(state))
+    baseline, tracker, log = window_baseline(clock, state_file=str(state))
     tracker.publish(MigrationView("pending"))
     with capture_logs() as logs:
-        baseline.record(answered(0.01))
+        log.record(answered(0.01))
     clock.now += 1
     tracker.publish(MigrationView("pending"))
     assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 1
@@ -607,7 +547,7 @@ def test_learns_the_user_lookup_and_connections_while_pending(fresh_db: FreshDat
         for check in ("query_performance", "connections"):
             assert run(m, check) == "success"
         lookup = value(m, "rollout_user_lookup_execution_seconds")
-        reading = m.readings.get(Connections)
+        reading = m.memory.readings.get(Connections)
         assert reading is not None
         connections = reading.clients
         limit = value(m, "rollout_db_max_connections")
@@ -622,7 +562,7 @@ def test_learns_the_user_lookup_and_connections_while_pending(fresh_db: FreshDat
         plan = {"node": "Index Scan", "index": "users_threadsUserId_key"}
         assert value(m, "rollout_baseline_user_lookup_plan_info", **plan) == 1
         assert value(m, "rollout_baseline_db_connections_ratio") == connections / limit
-        summary = m.baseline.summary()
+        summary = m.memory.baseline.summary()
         assert summary is not None
         assert summary.user_lookup_plan == Plan(**plan)
 
@@ -637,10 +577,8 @@ def report(readings: Readings, lookup: float, plan: tuple[str, str], active: flo
 def test_user_lookup_median_last_plan_and_most_connections() -> None:
     clock = Clock()
     readings = Readings()
-    tracker = MigrationTracker(clock)
-    settings = BaselineSettings.model_validate({"window": "1h", "min_probes": 3})
-    log = ProbeLog(readings, lambda: quiet(tracker), clock)
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, log=log)
+    world = learning(clock, readings=readings, window="1h", min_probes=3)
+    tracker, log, baseline = world.tracker, world.log, world.baseline
     tracker.publish(MigrationView("pending"))
     for lookup, plan, active in (
         (0.002, ("Seq Scan", ""), 8.0),
@@ -649,7 +587,7 @@ def test_user_lookup_median_last_plan_and_most_connections() -> None:
     ):
         report(readings, lookup, plan, active)
         clock.now += 10
-        baseline.record(answered(0.012))
+        log.record(answered(0.012))
     clock.now += 10
     tracker.publish(MigrationView("pending"))
     values = gauges(baseline)
@@ -678,9 +616,11 @@ def test_a_configured_baseline_is_used_as_given_and_never_learned(tmp_path: Path
     clock = Clock()
     state = tmp_path / "baseline.json"
     fixed = {"success_ratio": 0.995, "p50": "40ms", "p95": "120ms", "db_connections_ratio": 0.4}
-    baseline, tracker = window_baseline(clock, min_probes=20, fixed=fixed, state_file=str(state))
+    baseline, tracker, log = window_baseline(
+        clock, min_probes=20, fixed=fixed, state_file=str(state)
+    )
     tracker.publish(MigrationView("pending"))
-    baseline.record(answered(3.0))
+    log.record(answered(3.0))
     baseline.close()
     assert gauges(baseline) == {
         "rollout_baseline_frozen": 1.0,
@@ -702,11 +642,11 @@ def test_a_configured_baseline_is_used_as_given_and_never_learned(tmp_path: Path
 
 def test_learning_then_frozen_sources() -> None:
     clock = Clock()
-    baseline, tracker = window_baseline(clock)
+    baseline, tracker, log = window_baseline(clock)
     assert (baseline.summary(), baseline.source) == (None, "none")
     assert sources(baseline)["none"] == 1
     tracker.publish(MigrationView("pending"))
-    baseline.record(answered(0.012))
+    log.record(answered(0.012))
     clock.now += 1
     tracker.publish(MigrationView("applied", True))
     assert baseline.source == "monitor"
@@ -719,11 +659,6 @@ def test_learning_then_frozen_sources() -> None:
 HISTORY = Summary(
     probes=240, success_ratio=0.99, duration_seconds={"0.5": 0.03, "0.95": 0.06, "0.99": 0.09}
 )
-
-
-def run_now(task: Callable[[], None]) -> None:
-    """Run the fetch in the probe's thread, so that each step of a test sees its outcome."""
-    task()
 
 
 class History:
@@ -747,50 +682,48 @@ def test_a_thin_baseline_is_taken_from_prometheus_history(tmp_path: Path) -> Non
     clock = Clock()
     state = tmp_path / "baseline.json"
     history = History([None, RuntimeError("connection refused"), HISTORY])
-    tracker = MigrationTracker(clock)
-    settings = BaselineSettings.model_validate({"min_probes": 20, "state_file": str(state)})
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history, spawn=run_now)
+    world = learning(clock, fetch=history, spawn=run_now, min_probes=20, state_file=str(state))
+    tracker, log, baseline = world.tracker, world.log, world.baseline
     applied = datetime.fromtimestamp(clock.now - 30, UTC)
     tracker.publish(MigrationView("applied", True, applied, applied, "prisma"))
     assert gauges(baseline)["rollout_baseline_frozen"] == 1
     assert history.asked == []  # not in a scrape
-    baseline.record(answered(0.01))
+    log.record(answered(0.01))
     assert (history.asked, baseline.source) == ([applied.timestamp()], "monitor")
     clock.now += 59
-    baseline.record(answered(0.01))
+    log.record(answered(0.01))
     assert len(history.asked) == 1  # a minute between attempts
     clock.now += 1
     with capture_logs() as logs:
-        baseline.record(answered(0.01))
+        log.record(answered(0.01))
     assert [(e["event"], e["reason"]) for e in logs] == [
         ("baseline_fetch_failed", "connection refused")
     ]
     clock.now += 60
-    baseline.record(answered(0.01))
+    log.record(answered(0.01))
     assert (baseline.summary(), baseline.source) == (HISTORY, "prometheus_history")
     assert sources(baseline)["prometheus_history"] == 1
     assert gauges(baseline)["rollout_baseline_auth_callback_probes"] == 240
     clock.now += 600
-    baseline.record(answered(0.01))
+    log.record(answered(0.01))
     assert len(history.asked) == 3  # enough probes now: not asked again
-    restarted = Baseline(
-        settings, 10.0, MigrationTracker(clock), "m", clock, fetch=History([]), spawn=run_now
-    )
+    restarted = learning(
+        clock, fetch=History([]), spawn=run_now, min_probes=20, state_file=str(state)
+    ).baseline
     assert (restarted.summary(), restarted.source) == (HISTORY, "prometheus_history")
 
 
 def test_a_baseline_with_enough_probes_is_not_replaced_from_history() -> None:
     clock = Clock()
     history = History([HISTORY])
-    tracker = MigrationTracker(clock)
-    settings = BaselineSettings.model_validate({"min_probes": 1})
-    baseline = Baseline(settings, 10.0, tracker, "m", clock, fetch=history, spawn=run_now)
+    world = learning(clock, fetch=history, spawn=run_now, min_probes=1)
+    tracker, log, baseline = world.tracker, world.log, world.baseline
     tracker.publish(MigrationView("pending"))
-    baseline.record(answered(0.01))
+    log.record(answered(0.01))
     clock.now += 1
     applied = datetime.fromtimestamp(clock.now, UTC)
     tracker.publish(MigrationView("applied", True, applied, applied, "observed"))
-    baseline.record(answered(0.01))
+    log.record(answered(0.01))
     assert (history.asked, baseline.source) == ([], "monitor")
 
 
@@ -802,7 +735,7 @@ def test_a_version_1_state_file_is_still_read(fresh_db: FreshDatabase, tmp_path:
         delayed_server(401, 0.0) as app,
         closing(monitor_for(fresh_db, app.url, state_file=str(state))) as m,
     ):
-        assert (m.baseline.source, value(m, "rollout_baseline_auth_callback_probes")) == (
+        assert (m.memory.baseline.source, value(m, "rollout_baseline_auth_callback_probes")) == (
             "monitor",
             240,
         )
@@ -813,19 +746,19 @@ def test_a_version_1_state_file_is_still_read(fresh_db: FreshDatabase, tmp_path:
 
 def test_a_scrape_never_writes_the_state_file(tmp_path: Path) -> None:
     """Issue 13: the baseline froze, and wrote its state file, inside collect() (on the scrape
-    path) when a scrape was the first to see the migration applied. Now the freeze is written by
-    the next probe, off the scrape path."""
+    path) when a scrape was the first to see the migration applied. Now it freezes when the
+    schema check publishes the migration's view, and writes its file then; a scrape writes
+    nothing."""
     clock = Clock()
     state = tmp_path / "baseline.json"
-    baseline, tracker = window_baseline(clock, state_file=str(state))
+    baseline, tracker, log = window_baseline(clock, state_file=str(state))
     tracker.publish(MigrationView("pending"))
-    baseline.record(answered(0.01))  # saved: the first probe learned
+    log.record(answered(0.01))  # saved: the first probe learned
     clock.now += 1
     tracker.publish(MigrationView("pending"))
-    before = state.read_text()
-    tracker.publish(MigrationView("applied", True))
-    gauges(baseline)  # a scrape sees the migration applied: the baseline freezes
-    assert state.read_text() == before
-    clock.now += 1
-    baseline.record(answered(0.02))  # the next probe writes what froze
+    tracker.publish(MigrationView("applied", True))  # the schema check's thread writes it
     assert json.loads(state.read_text())["frozen"] is True
+    state.write_text("left by the test")
+    gauges(baseline)  # a scrape
+    assert baseline.summary() is not None
+    assert state.read_text() == "left by the test"

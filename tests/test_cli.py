@@ -18,7 +18,7 @@ import fixtures
 import httpx
 import pytest
 from callback_servers import answering_server, refused_url
-from conftest import FreshDatabase
+from databases import FreshDatabase
 
 from monitor.cli import parser
 from monitor.demo.postgres import free_port

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import fixtures
 import psycopg
 import pytest
-from conftest import FreshDatabase
+from databases import FreshDatabase
+from grants import READER_GRANTS, grant_monitoring_role, privileges
+from locks import run_quietly, wait_for_lock_waiters
 from monitoring import make_config, outcome_count, run_once, value
 from psycopg import sql
 
 from monitor.checks.connections import STATES
 from monitor.db.pool import Database
 
-ROLE_SCRIPT = Path(__file__).parent.parent / "monitor/assets/docs/monitoring-role.sql"
 SETTINGS_QUERY = sql.Composed(
     [
         sql.SQL(
@@ -194,94 +193,6 @@ def test_connections_are_counted_by_state_and_bounded_application_name(
     assert value(monitor, "rollout_db_max_connections") == 50
 
 
-READER_GRANTS = {
-    ("role", "pg_read_all_stats", "MEMBER"),
-    *(
-        ("column", f"users.{column}", "SELECT")
-        for column in (
-            "id",
-            "threadsUserId",
-            "threadsUsername",
-            "threadsFullName",
-            "threadsProfilePic",
-        )
-    ),
-    *(
-        ("column", f"threads_tokens.{column}", "SELECT")
-        # ctid: the drift sweep reads the table by block ranges (a TID Range Scan)
-        for column in ("userId", "expiresAt", "isValid", "issuedAt", "lastRefreshedAt", "ctid")
-    ),
-    *(
-        ("column", f"_prisma_migrations.{column}", "SELECT")
-        for column in ("migration_name", "started_at", "finished_at", "rolled_back_at", "logs")
-    ),
-}
-# Every privilege a role holds that matters here: memberships, role attributes, database,
-# schema, table and column privileges (has_*_privilege counts those PUBLIC holds too).
-PRIVILEGES_QUERY = """
-SELECT 'role' AS kind, r.rolname AS name, 'MEMBER' AS privilege
-FROM pg_roles AS r
-WHERE pg_has_role(%(role)s, r.oid, 'MEMBER') AND r.rolname <> %(role)s
-UNION ALL
-SELECT 'attribute', a.name, 'YES'
-FROM pg_roles AS r,
-     LATERAL (VALUES ('superuser', r.rolsuper), ('createrole', r.rolcreaterole),
-                     ('createdb', r.rolcreatedb), ('replication', r.rolreplication),
-                     ('bypassrls', r.rolbypassrls)) AS a (name, granted)
-WHERE r.rolname = %(role)s AND a.granted
-UNION ALL
-SELECT 'database', d.datname, p.privilege
-FROM pg_database AS d, unnest(ARRAY['CREATE', 'CONNECT', 'TEMPORARY']) AS p (privilege)
-WHERE has_database_privilege(%(role)s, d.oid, p.privilege)
-UNION ALL
-SELECT 'schema', n.nspname, p.privilege
-FROM pg_namespace AS n, unnest(ARRAY['USAGE', 'CREATE']) AS p (privilege)
-WHERE has_schema_privilege(%(role)s, n.oid, p.privilege)
-UNION ALL
-SELECT 'table', c.relname, p.privilege
-FROM pg_class AS c
-JOIN pg_namespace AS n ON n.oid = c.relnamespace,
-     unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'])
-         AS p (privilege)
-WHERE n.nspname = 'public' AND has_table_privilege(%(role)s, c.oid, p.privilege)
-UNION ALL
-SELECT 'column', c.relname || '.' || a.attname, p.privilege
-FROM pg_attribute AS a
-JOIN pg_class AS c ON c.oid = a.attrelid
-JOIN pg_namespace AS n ON n.oid = c.relnamespace,
-     unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) AS p (privilege)
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
-  AND NOT a.attisdropped AND has_column_privilege(%(role)s, c.oid, a.attnum, p.privilege)
-"""
-
-
-def privileges(conn: psycopg.Connection[tuple[object, ...]], role: str) -> set[tuple[str, ...]]:
-    """(kind, name, privilege) of everything role may do in this database."""
-    rows = conn.execute(PRIVILEGES_QUERY, {"role": role}).fetchall()
-    return {(str(kind), str(name), str(privilege)) for kind, name, privilege in rows}
-
-
-def grant_monitoring_role(url: str, role: str) -> None:
-    """Run docs/monitoring-role.sql with psql, as a user would."""
-    subprocess.run(
-        [
-            "psql",
-            url,
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-v",
-            f"role={role}",
-            "-v",
-            "schema=public",
-            "-f",
-            str(ROLE_SCRIPT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-
 def test_least_privilege_role_runs_every_check(fresh_db: FreshDatabase) -> None:
     """pg_read_all_stats plus column-level SELECT; no access to accessToken or email."""
     conn = migrated(fresh_db)
@@ -427,9 +338,9 @@ def test_lock_queue_behind_alter_table_is_reported_and_not_joined(fresh_db: Fres
     login = threading.Thread(target=run_quietly, args=(url, "SELECT count(*) FROM users"))
     try:
         alter.start()
-        wait_for_lock_waiters(fresh_db, 1)
+        wait_for_lock_waiters(fresh_db.conn(), 1)
         login.start()
-        wait_for_lock_waiters(fresh_db, 2)
+        wait_for_lock_waiters(fresh_db.conn(), 2)
         monitor, _ = run_once(make_config(fresh_db.url))
     finally:
         holder.rollback()
@@ -444,21 +355,3 @@ def test_lock_queue_behind_alter_table_is_reported_and_not_joined(fresh_db: Fres
     assert longest > 0
 
     assert outcome_count(monitor, "query_performance", "skipped") == 1
-
-
-def run_quietly(url: str, statement: str) -> None:
-    """Run one statement in its own connection (it may wait on a lock)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement.encode())
-
-
-def wait_for_lock_waiters(fresh_db: FreshDatabase, count: int) -> None:
-    """Block until that many sessions wait on a lock (at most 10 s)."""
-    conn = fresh_db.conn()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        if row.fetchone() == (count,):
-            return
-        time.sleep(0.05)
-    pytest.fail(f"never saw {count} sessions waiting on a lock")

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 import yaml
-from conftest import FreshDatabase
+from databases import FreshDatabase
 
 from monitor.demo import data
 from monitor.demo.app import SLOW_DELAY_SECONDS, StandInApp

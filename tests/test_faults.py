@@ -6,18 +6,12 @@ What the monitor does to the database is read from pg_stat_activity, not from it
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import fixtures
 import httpx
@@ -32,112 +26,23 @@ from callback_servers import (
     garbage_server,
     hanging_server,
 )
-from conftest import FreshDatabase
-from monitoring import make_config
-from prometheus_client.parser import text_string_to_metric_families
+from daemons import (
+    INTERVAL,
+    RECOVERY_BOUND,
+    Sessions,
+    daemon,
+    fast_config,
+    fast_config_file,
+    monitor_sessions,
+    serving,
+    settle_sessions,
+)
+from databases import FreshDatabase
+from hostile import ALIAS_BOMB
+from locks import run_quietly, wait_for_lock_waiters
 from tcp_proxy import TcpProxy
-from test_hostile_input import ALIAS_BOMB
 
-from monitor.config.schema import Config
-from monitor.daemon.service import Monitor
 from monitor.demo.postgres import free_port
-from monitor.output.redact import Redactor
-
-INTERVAL = 1.0  # seconds between two runs of every check in these tests
-ALL_CHECKS = ("schema", "drift", "backfill", "connections", "activity", "query_performance", "pool")
-# A check that finds no connection starts a fresh attempt, and a pending one retries within a
-# second (db.RECONNECT_TIMEOUT): up again within one interval plus that second, plus a margin
-# for a busy machine.
-RECOVERY_BOUND = INTERVAL + 1.0 + 1.5
-
-
-def fast_config(url: str, **sections: Any) -> Config:
-    """Every database check each second, /metrics on a free port, the probe off."""
-    checks: dict[str, Any] = {name: {"interval": "1s"} for name in ALL_CHECKS}
-    checks.update(sections.pop("checks", {}))
-    return make_config(
-        url,
-        listen_address=f"127.0.0.1:{free_port()}",
-        checks={**checks, "callback": checks.get("callback", {"enabled": False})},
-        **sections,
-    )
-
-
-@dataclass
-class Running:
-    """A monitor serving in a background thread, and where to scrape it."""
-
-    monitor: Monitor
-    base_url: str
-
-    def scrape(self) -> dict[str, float]:
-        """Every sample on /metrics, keyed like name{a="b"} (labels sorted); must answer 200."""
-        response = httpx.get(f"{self.base_url}/metrics", timeout=2)
-        assert response.status_code == 200
-        samples = {}
-        for family in text_string_to_metric_families(response.text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return samples
-
-    def value(self, key: str) -> float | None:
-        return self.scrape().get(key)
-
-    def status_page(self) -> str:
-        """The status page (/), which must answer 200."""
-        response = httpx.get(f"{self.base_url}/", timeout=5)
-        assert response.status_code == 200
-        return response.text
-
-    def wait_for(self, key: str, wanted: float, timeout: float) -> float:
-        """Seconds until /metrics shows the value; fails after timeout."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.value(key) == wanted:
-                return time.monotonic() - started
-            time.sleep(0.05)
-        pytest.fail(f"{key} never became {wanted} within {timeout}s (last {self.value(key)})")
-
-
-@contextmanager
-def serving(config: Config) -> Iterator[Running]:
-    """Monitor.serve in a thread until the block ends; the thread must end within 10 s."""
-    monitor = Monitor(config, Redactor())
-    stop = threading.Event()
-    thread = threading.Thread(target=monitor.serve, args=(stop,), name="monitor-under-test")
-    thread.start()
-    try:
-        yield Running(monitor, f"http://{config.listen_address}")
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the monitor did not stop within 10 s"
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """What pg_stat_activity shows about the monitor's sessions at one moment."""
-
-    count: int
-    longest_lock_wait: float
-    longest_transaction: float
-
-
-SESSIONS = """
-SELECT count(*),
-       coalesce(max(extract(epoch FROM clock_timestamp() - state_change))
-                FILTER (WHERE wait_event_type = 'Lock'), 0),
-       coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)
-FROM pg_stat_activity
-WHERE application_name = 'rollout-monitor' AND datname = %s
-"""
-
-
-def monitor_sessions(conn: psycopg.Connection[Any], dbname: str) -> Sessions:
-    row = conn.execute(SESSIONS, (dbname,)).fetchone()
-    assert row is not None
-    return Sessions(int(row[0]), float(row[1]), float(row[2]))
 
 
 class Sampler:
@@ -167,18 +72,6 @@ class Sampler:
     def most(self, field: str) -> float:
         assert self.samples, "no sample taken"
         return float(max(getattr(sample, field) for sample in self.samples))
-
-
-def settle_sessions(fresh_db: FreshDatabase, at_most: int, timeout: float = 5) -> int:
-    """The monitor's session count once it is at most `at_most` (the server may take a moment
-    to notice a cut connection); fails if it stays above."""
-    conn = fresh_db.conn()
-    deadline = time.monotonic() + timeout
-    while True:
-        count = monitor_sessions(conn, fresh_db.name).count
-        if count <= at_most or time.monotonic() > deadline:
-            return count
-        time.sleep(0.1)
 
 
 # --- the line to the database cut and restored -----------------------------------------------
@@ -215,24 +108,6 @@ def test_postgres_up_drops_on_a_cut_and_returns_within_an_interval_of_restore(
 
 
 # --- a lock queue behind the migration's ALTER TABLE -----------------------------------------
-
-
-def run_quietly(url: str, statement: str) -> None:
-    """Run one statement in its own connection (it may wait on a lock, or be cancelled)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement.encode())
-
-
-def wait_for_lock_waiters(conn: psycopg.Connection[Any], count: int) -> None:
-    """Block until at least that many sessions wait on a lock (at most 10 s)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        found = row.fetchone()
-        if found is not None and found[0] >= count:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"never saw {count} sessions waiting on a lock")
 
 
 @contextmanager
@@ -340,79 +215,6 @@ def test_daemon_probe_of_a_misbehaving_callback_ends_by_its_deadline(
 
 
 # --- the real daemon: SIGTERM, SIGHUP ---------------------------------------------------------
-
-
-@dataclass
-class Process:
-    """`rollout-monitor run` as a real process, its stderr in a file."""
-
-    popen: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every JSON log line so far."""
-        lines = self.log_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def wait_for_event(self, name: str, timeout: float = 10) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [event for event in self.events() if event["event"] == name]
-            if found:
-                return found[-1]
-            time.sleep(0.1)
-        pytest.fail(f"no {name} event within {timeout}s: {self.log_path.read_text()}")
-
-    def scrape(self) -> dict[str, float]:
-        return Running.scrape(self)  # type: ignore[arg-type]
-
-    def value(self, key: str) -> float | None:
-        return self.scrape().get(key)
-
-    def wait_for(self, key: str, wanted: float, timeout: float) -> float:
-        return Running.wait_for(self, key, wanted, timeout)  # type: ignore[arg-type]
-
-    def status_page(self) -> str:
-        return Running.status_page(self)  # type: ignore[arg-type]
-
-    def stop(self) -> tuple[int, float]:
-        """SIGTERM; the exit code and how long it took to exit."""
-        self.popen.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        code = self.popen.wait(timeout=30)
-        return code, time.monotonic() - started
-
-
-@contextmanager
-def daemon(tmp_path: Path, *args: str, **env: str) -> Iterator[Process]:
-    """`rollout-monitor run` with a clean environment plus env; killed if the test left it."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
-    address = f"127.0.0.1:{free_port()}"
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", *args],
-            env={**base, "ROLLOUT_LISTEN_ADDRESS": address, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    process = Process(popen, f"http://{address}", log_path)
-    try:
-        process.wait_for_event("started")
-        yield process
-    finally:
-        if popen.poll() is None:
-            popen.kill()
-            popen.wait()
-
-
-def fast_config_file(path: Path, callback_url: str, callback_interval: str = "2s") -> Path:
-    """A config file: every check each second, the probe of this URL."""
-    checks: dict[str, Any] = {name: {"interval": "1s"} for name in ALL_CHECKS}
-    checks["callback"] = {"url": callback_url, "interval": callback_interval, "timeout": "500ms"}
-    path.write_text(yaml.safe_dump({"checks": checks, "log": {"format": "json"}}))
-    return path
 
 
 def test_sigterm_stops_promptly_while_the_database_is_cut_off(

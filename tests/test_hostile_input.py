@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hostile import ALIAS_BOMB, yaml
 
 from monitor.cli import main
 
@@ -33,19 +34,6 @@ class Case:
     where: str = "config"  # what the line must name: config, web, or a flag or variable
     lines: int = 1  # problems in it, each one line
 
-
-def yaml(text: str) -> bytes:
-    return text.encode()
-
-
-ALIAS_BOMB = (
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
-        for i in range(8)
-    )
-    + "database: *i\n"
-)
 
 DURATION_KEYS = (
     "database.connect_timeout",

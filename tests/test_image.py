@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 from callback_servers import answering_server
-from conftest import FreshDatabase
+from databases import FreshDatabase
 
 from monitor.demo.postgres import free_port
 

@@ -15,11 +15,11 @@ from typing import Any
 import fixtures
 import psycopg
 import pytest
-from conftest import FreshDatabase
+from databases import FreshDatabase
+from grants import grant_monitoring_role
 from monitoring import make_config, outcome_count, run_once, value
 from prometheus_client import generate_latest
 from psycopg import sql
-from test_database_checks import grant_monitoring_role
 
 from monitor.checks.counting.estimates import plan_for, read_plan, table_size
 from monitor.config.schema import LargeTablesSettings

@@ -136,6 +136,32 @@ def test_no_import_cycle() -> None:
     assert cycles == []
 
 
+def test_the_root_holds_few_modules_and_none_is_long() -> None:
+    """At most six modules at monitor/'s root; no module over 450 lines."""
+    root = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, root
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Helpers shared by tests live in helper modules (clocks, databases, rollouts, worlds, ...),
+    never in a test_*.py another test module imports."""
+    tests = ROOT / "tests"
+    own = {path.stem for path in tests.glob("*.py")} | {"conftest"}
+    arrows = sorted(
+        f"{path.name} -> {target}"
+        for path in tests.glob("*.py")
+        for target in imports(path, own)
+        if target.startswith("test_") or target == "conftest"
+    )
+    assert arrows == []
+
+
 def test_the_dashboard_generator_reads_only_the_daemons_names() -> None:
     """dashboards/ (the checkout's `python -m dashboards`, not in the wheel) builds from the
     project's names: criteria, states, phases, the shipped rules. It imports no command, and

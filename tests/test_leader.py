@@ -20,9 +20,9 @@ import httpx
 import pytest
 import yaml
 from callback_servers import answering_server
-from conftest import FreshDatabase
-from test_end_to_end import Prometheus, wait_for
-from test_faults import ALL_CHECKS, Process, daemon
+from daemons import ALL_CHECKS, Process, daemon
+from databases import FreshDatabase
+from prometheus_api import Prometheus, wait_for
 
 from monitor.assets import folder
 from monitor.config.names import DATABASE_SERIES

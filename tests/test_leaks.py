@@ -21,7 +21,7 @@ import fixtures
 import httpx
 import psycopg
 from callback_servers import CALLBACK_PATH, RunningServer, ServerState, read_request, serve
-from conftest import FreshDatabase
+from databases import FreshDatabase
 
 from monitor.demo.postgres import free_port
 

@@ -3,38 +3,47 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import fixtures
-import psycopg
 import pytest
 import structlog.testing
-from conftest import FreshDatabase
+from databases import FreshDatabase
+from locks import wait_for_lock_waiters
 from monitoring import make_config, value
 from prometheus_blocks import APPLIED_AT, LoadedPrometheus, Scenario, loaded_prometheus
 from prometheus_client import CollectorRegistry
-from test_baseline import Clock, closing, learn, monitor_for, run, scripted_server
-from test_database_checks import wait_for_lock_waiters
+from rollouts import (
+    PRISMA_FINISH,
+    PRISMA_START,
+    apply_in_one_transaction,
+    closing,
+    learn,
+    look,
+    migrate,
+    monitor_for,
+    probe,
+    run,
+    scripted_server,
+)
+from worlds import Watching
 
 from monitor.config.loading import load_config
-from monitor.config.schema import BaselineSettings, Config
+from monitor.config.schema import Config
 from monitor.daemon.service import Monitor
-from monitor.judge.baseline import Baseline, bucket_quantile
+from monitor.judge.baseline import bucket_quantile
 from monitor.judge.criteria import CRITERIA, Result, Thresholds
-from monitor.judge.live import LiveView, ProbeWindow, restored
+from monitor.judge.live import ProbeWindow, restored
 from monitor.judge.rollout import WINDOW_SECONDS, thresholds
 from monitor.judge.stats import Latencies, counts_quantile
 from monitor.observe.metrics import PROBE_BUCKETS
-from monitor.observe.migration import MigrationTracker, MigrationView
-from monitor.observe.probe import ProbeResult
 from monitor.observe.probelog import MAX_PROBES
-from monitor.observe.readings import Drift, Readings
 from monitor.output.redact import Redactor
 
 NAMES = [name for name, _ in CRITERIA]
@@ -53,29 +62,7 @@ def inconclusive(monitor: Monitor) -> dict[str, float | None]:
 
 def reasons(monitor: Monitor) -> dict[str, tuple[Result, str]]:
     """Every criterion's result and reason, as the status page shows them."""
-    return {d.criterion: (d.result, d.reason) for d in monitor.live.decisions()}
-
-
-def migrate(fresh_db: FreshDatabase) -> None:
-    """Migration 001 as Prisma records it, then logins of two new users with both fields."""
-    conn = fresh_db.conn()
-    for name in ("migration_001", "prisma_record_001"):
-        fixtures.apply(conn, name)
-    # "issuedAt" is timestamp(3): a login a few microseconds after finished_at can round to
-    # before it, and would not count as since the migration.
-    conn.execute("UPDATE _prisma_migrations SET finished_at = finished_at - interval '1 second'")
-    fixtures.apply(conn, "seed_after")
-
-
-def probe(monitor: Monitor, times: int) -> None:
-    for _ in range(times):
-        run(monitor, "callback")
-
-
-def look(monitor: Monitor) -> None:
-    """The checks the criteria read besides the probes (before the migration two do not apply)."""
-    for check in ("schema", "drift", "activity"):
-        assert run(monitor, check) in {"success", "not_applicable"}
+    return {d.criterion: (d.result, d.reason) for d in monitor.judgement.decisions()}
 
 
 # --- through a real monitor, PostgreSQL and callback server ----------------------------------
@@ -145,7 +132,7 @@ def test_healthy_rollout_passes_every_criterion(fresh_db: FreshDatabase) -> None
             "latency_within_10pct": ("pass", latency(m, since)),
             "error_rate_within_baseline": ("pass", "errors 0.00% of 10 probes, limit 1.00%"),
         }
-        baseline = m.live.observation().baseline
+        baseline = m.judgement.observation().baseline
         assert baseline is not None
         assert (baseline.source, baseline.probes) == ("monitor", 11)
         assert health(m) == "usable"
@@ -237,13 +224,6 @@ def health(monitor: Monitor) -> str:
     return next(h for h, v in values.items() if v == 1)
 
 
-PRISMA_START = """
-INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count)
-VALUES ('run-1', md5('001'), %s, now(), 0)
-"""
-PRISMA_FINISH = "UPDATE _prisma_migrations SET finished_at = now() WHERE id = 'run-1'"
-
-
 def test_logins_failing_while_the_migration_waits_in_a_lock_queue_fail_authentication(
     fresh_db: FreshDatabase,
 ) -> None:
@@ -262,14 +242,14 @@ def test_logins_failing_while_the_migration_waits_in_a_lock_queue_fail_authentic
         migrator.execute(PRISMA_START, (fixtures.MIGRATION_001_NAME,))
         queued = threading.Thread(target=lambda: apply_in_one_transaction(migrator))
         queued.start()
-        wait_for_lock_waiters(fresh_db, 1)
+        wait_for_lock_waiters(fresh_db.conn(), 1)
         run(m, "schema")
-        assert m.tracker.current().running
+        assert m.memory.tracker.current().running
         assert value(m, "rollout_migration_running") == 1
         answers.append((503, AFTER))  # logins hang behind the queue, then fail
         probe(m, 5)
         run(m, "schema")
-        baseline = m.live.observation().baseline
+        baseline = m.judgement.observation().baseline
         assert baseline is not None
         assert (baseline.probes, baseline.success_ratio) == (10, 1.0)  # nothing of the run
         blocker.execute("ROLLBACK")
@@ -292,12 +272,6 @@ def test_logins_failing_while_the_migration_waits_in_a_lock_queue_fail_authentic
         assert started < applied
 
 
-def apply_in_one_transaction(conn: psycopg.Connection[Any]) -> None:
-    """Migration 001 as one transaction, as `prisma migrate deploy` runs it."""
-    with conn.transaction():
-        fixtures.apply(conn, "migration_001")
-
-
 def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(
     fresh_db: FreshDatabase,
 ) -> None:
@@ -313,11 +287,11 @@ def test_rollback_fails_and_reapplying_does_not_undo_it_within_the_window(
         run(m, "schema")
         probe(m, 1)
         assert reasons(m)["migration_completed"] == ("fail", "the migration is rolled_back")
-        assert m.live.observation().stayed_applied is False
+        assert m.judgement.observation().stayed_applied is False
         # Prisma's record keeps the first applied time: the window still holds the rollback.
         fixtures.apply(fresh_db.conn(), "migration_001")
         run(m, "schema")
-        assert m.live.observation().state == "applied"
+        assert m.judgement.observation().state == "applied"
         assert reasons(m)["migration_completed"] == (
             "fail",
             "the migration left the applied state in the window",
@@ -411,7 +385,7 @@ def test_a_configured_baseline_decides_when_none_was_learned(fresh_db: FreshData
             "pass",
             "errors 0.00% of 10 probes, limit 5.00%",
         )
-        assert m.live.observation().baseline.source == "configuration"  # type: ignore[union-attr]
+        assert m.judgement.observation().baseline.source == "configuration"  # type: ignore[union-attr]
 
 
 def test_criteria_settings_set_the_thresholds() -> None:
@@ -440,12 +414,12 @@ def test_a_reload_keeps_the_window(fresh_db: FreshDatabase) -> None:
         reloaded = Monitor(m.config, Redactor(), previous=m)
         reloaded.db.open()
         with closing(reloaded):
-            assert reloaded.live.observation().probes == 10
+            assert reloaded.judgement.observation().probes == 10
             look(reloaded)
             assert verdicts(reloaded) == ALL_PASS, reasons(reloaded)
             assert reasons(reloaded)["latency_within_10pct"] == expected
             probe(reloaded, 1)
-            assert reloaded.live.observation().probes == 11
+            assert reloaded.judgement.observation().probes == 11
 
 
 # --- a baseline from Prometheus, for a daemon started after the migration --------------------
@@ -485,13 +459,13 @@ def test_started_after_the_migration_the_baseline_comes_from_prometheus(
             look(m)
             probe(m, 1)  # the first probe after the migration asks Prometheus, in the background
             deadline = time.monotonic() + 30
-            while m.baseline.source != "prometheus_history" and time.monotonic() < deadline:
+            while m.memory.baseline.source != "prometheus_history" and time.monotonic() < deadline:
                 time.sleep(0.05)
             probe(m, 9)
-            assert m.baseline.source == "prometheus_history"
+            assert m.memory.baseline.source == "prometheus_history"
             assert value(m, "rollout_baseline_source", source="prometheus_history") == 1
             assert value(m, "rollout_baseline_auth_callback_probes") == len(before) == 480
-            observed = m.live.observation().baseline
+            observed = m.judgement.observation().baseline
             assert observed is not None
             assert (observed.probes, observed.success_ratio, observed.source) == (
                 480,
@@ -510,55 +484,10 @@ def test_started_after_the_migration_the_baseline_comes_from_prometheus(
 # --- the window, with an injected clock ------------------------------------------------------
 
 
-class Parts:
-    """A live view over a settable clock, a tracker, readings and a baseline."""
-
-    def __init__(
-        self, state_path: Path | None = None, migration: str = "m", **baseline: Any
-    ) -> None:
-        self.clock = Clock()
-        self.tracker = MigrationTracker(self.clock)
-        self.readings = Readings()
-        settings = BaselineSettings.model_validate({"min_probes": 2, **baseline})
-        self.baseline = Baseline(settings, 10.0, self.tracker, "m", self.clock)
-        self.live = LiveView(
-            self.readings,
-            self.tracker,
-            self.baseline,
-            Thresholds(min_probes=2),
-            self.clock,
-            state_path=state_path,
-            migration=migration,
-        )
-
-    def publish(
-        self,
-        state: str,
-        applied_at: float | None = None,
-        started_at: float | None = None,
-        *,
-        running: bool = False,
-    ) -> None:
-        when = None if applied_at is None else datetime.fromtimestamp(applied_at, UTC)
-        start = None if started_at is None else datetime.fromtimestamp(started_at, UTC)
-        view = MigrationView(
-            state, state != "pending", when, when, "observed", running=running, started_at=start
-        )
-        self.tracker.publish(view)
-
-    def probe(self, duration: float, outcome: str = "success", after: float = 10.0) -> None:
-        self.clock.now += after
-        status = None if outcome == "timeout" else 401
-        self.live.record(ProbeResult(outcome, duration, status))
-
-    def report_drift(self, wrongly_invalid: float) -> None:
-        self.readings.publish("drift", Drift(0.0, wrongly_invalid))
-
-
 def test_probes_count_from_the_window_start_whatever_the_state_then() -> None:
     """Nothing before the migration; after, a probe during a rollback counts too (as in the
     verdict: logins that failed while it was rolled back are the rollout's)."""
-    parts = Parts()
+    parts = Watching()
     parts.probe(0.01)  # before the schema check ran
     parts.publish("pending")
     parts.probe(0.01)
@@ -566,17 +495,17 @@ def test_probes_count_from_the_window_start_whatever_the_state_then() -> None:
     parts.probe(0.01)
     parts.publish("rolled_back")
     parts.probe(0.01, "timeout")
-    assert (parts.live.observation().probes, parts.live.observation().successes) == (2, 1)
+    assert (parts.judgement.observation().probes, parts.judgement.observation().successes) == (2, 1)
 
 
 def test_the_window_is_the_last_24_hours_since_applied() -> None:
-    parts = Parts()
+    parts = Watching()
     applied = parts.clock.now
     parts.publish("applied", applied)
     parts.probe(0.2, after=1)  # at +1 s
     parts.probe(5.0, "timeout", after=3600)  # at +1 h 1 s, no answer
     parts.probe(0.012, after=WINDOW_SECONDS - 3599)  # at +24 h 2 s: the first has left
-    observed = parts.live.observation()
+    observed = parts.judgement.observation()
     assert (observed.probes, observed.successes) == (2, 1)
     # The one answer left is in (0.01, 0.015]: 0.01 + 0.005 * 0.95.
     assert observed.p95_seconds == pytest.approx(0.01475)
@@ -584,40 +513,40 @@ def test_the_window_is_the_last_24_hours_since_applied() -> None:
 
 
 def test_applied_again_later_starts_a_new_window() -> None:
-    parts = Parts()
+    parts = Watching()
     parts.publish("applied", parts.clock.now)
     parts.probe(0.01)
     parts.publish("rolled_back")
     parts.probe(0.01)
-    assert parts.live.observation().stayed_applied is False
+    assert parts.judgement.observation().stayed_applied is False
     parts.clock.now += 60
     parts.publish("applied", parts.clock.now)
     parts.probe(0.01)
-    observed = parts.live.observation()
+    observed = parts.judgement.observation()
     assert (observed.state, observed.stayed_applied, observed.probes) == ("applied", True, 1)
 
 
 def test_wrongly_invalid_is_the_most_seen_in_the_window() -> None:
-    parts = Parts()
+    parts = Watching()
     parts.publish("applied", parts.clock.now)
-    assert parts.live.observation().wrongly_invalid is None
+    assert parts.judgement.observation().wrongly_invalid is None
     parts.report_drift(3)
     parts.probe(0.01)
     parts.report_drift(0)
     parts.probe(0.01)
-    assert parts.live.observation().wrongly_invalid == 3
+    assert parts.judgement.observation().wrongly_invalid == 3
     parts.probe(0.01, after=WINDOW_SECONDS)
-    assert parts.live.observation().wrongly_invalid == 0
+    assert parts.judgement.observation().wrongly_invalid == 0
 
 
 def test_absent_while_inconclusive_in_the_exposition() -> None:
-    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts = Watching(fixed={"success_ratio": 1.0, "p95": "15ms"})
     parts.publish("applied", parts.clock.now)
     parts.report_drift(0)
     for _ in range(2):
         parts.probe(0.012)
     registry = CollectorRegistry()
-    registry.register(parts.live)
+    registry.register(parts.judgement)
     samples = {
         (s.name, s.labels["criterion"]): s.value
         for family in registry.collect()
@@ -645,7 +574,9 @@ def test_window_memory_is_bounded() -> None:
     assert len(window.probes) == MAX_PROBES
     assert window.probes[0].at == 5
     assert window.successes == sum(1 for i in range(5, MAX_PROBES + 5) if i % 2 == 0)
-    assert window.latencies() == Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)
+    assert window.counted(-math.inf).latencies == Latencies(
+        PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0
+    )
 
 
 def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() -> None:
@@ -660,19 +591,27 @@ def test_the_windows_highest_wrongly_invalid_is_the_max_of_the_probes_in_it() ->
         known = [
             s.around.wrongly_invalid for s in window.probes if s.around.wrongly_invalid is not None
         ]
-        assert window.highest_wrongly_invalid() == (max(known) if known else None)
+        assert window.counted(-math.inf).highest_wrongly_invalid == (max(known) if known else None)
 
 
-def test_a_copied_window_is_independent_of_the_old_one() -> None:
-    """A reload copies the window: a probe the old monitor still records does not reach it."""
-    old = ProbeWindow()
-    old.add(restored(1.0, True, 0, 2.0))
-    new = old.copy()
-    old.add(restored(2.0, False, None, 9.0))
-    new.trim(1.5)
-    assert (len(old.probes), old.successes, old.highest_wrongly_invalid()) == (2, 1, 9.0)
-    assert (len(new.probes), new.successes, new.highest_wrongly_invalid()) == (0, 0, None)
-    assert new.latencies() == Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)
+def test_counting_from_a_later_start_drops_nothing() -> None:
+    """A read counts the probes from the window's start now without dropping the older ones:
+    reading twice, or at another start, gives the same counts as a trimmed copy."""
+    rng = random.Random(7)  # noqa: S311  # test data, not secrets
+    window = ProbeWindow()
+    for i in range(500):
+        value = None if rng.random() < 0.3 else float(rng.randrange(6))
+        bucket = None if rng.random() < 0.1 else rng.randrange(len(PROBE_BUCKETS) + 1)
+        window.add(restored(float(i), rng.random() < 0.9, bucket, value))
+    for start in (-1.0, 0.0, 137.5, 250.0, 499.0, 600.0):
+        trimmed = ProbeWindow()
+        for seen in window.probes:
+            trimmed.add(seen)
+        trimmed.trim(start)
+        expected = trimmed.counted(-math.inf)
+        assert window.counted(start) == expected
+        assert window.counted(start) == expected
+        assert len(window.probes) == 500
 
 
 def test_a_rollback_then_a_reapply_starts_a_new_window_as_the_verdict_does() -> None:
@@ -680,13 +619,13 @@ def test_a_rollback_then_a_reapply_starts_a_new_window_as_the_verdict_does() -> 
     window is the re-apply's. Looks at the migration during the re-apply's own run (still rolled
     back) are not a departure from it; only a transition from applied is (the verdict counts
     changes of the applied state in its window the same way)."""
-    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts = Watching(fixed={"success_ratio": 1.0, "p95": "15ms"})
     parts.publish("pending")
     parts.publish("applied", parts.clock.now)
     parts.probe(0.012)
     parts.publish("rolled_back")  # the plan's rollback
     parts.probe(0.012)
-    assert parts.live.observation().stayed_applied is False
+    assert parts.judgement.observation().stayed_applied is False
     parts.clock.now += 60
     started = parts.clock.now  # the re-apply's run starts (Prisma's new started_at)
     parts.clock.now += 5
@@ -695,7 +634,7 @@ def test_a_rollback_then_a_reapply_starts_a_new_window_as_the_verdict_does() -> 
     parts.clock.now += 5
     parts.publish("applied", parts.clock.now - 2, started)  # Prisma's new finished_at
     parts.probe(0.012)
-    observed = parts.live.observation()
+    observed = parts.judgement.observation()
     # The window is the re-apply's run and after: the probe that failed during the run counts.
     assert (observed.state, observed.stayed_applied) == ("applied", True)
     assert (observed.probes, observed.successes) == (2, 1)
@@ -704,7 +643,7 @@ def test_a_rollback_then_a_reapply_starts_a_new_window_as_the_verdict_does() -> 
 def test_leaving_the_applied_state_inside_the_window_fails_it() -> None:
     """Applied, rolled back, applied again with the same applied time (psql -f, or Prisma's record
     untouched): the window still holds the rollback."""
-    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts = Watching(fixed={"success_ratio": 1.0, "p95": "15ms"})
     applied_at = parts.clock.now
     parts.publish("applied", applied_at)
     parts.probe(0.012)
@@ -712,14 +651,14 @@ def test_leaving_the_applied_state_inside_the_window_fails_it() -> None:
     parts.probe(0.012)
     parts.publish("applied", applied_at)
     parts.probe(0.012)
-    assert parts.live.observation().stayed_applied is False
+    assert parts.judgement.observation().stayed_applied is False
 
 
 def test_the_run_stays_in_the_window_as_long_as_the_verdicts_24_hours_after_applied() -> None:
     """A 20-minute lock queue, then applied: 10 minutes before the end of the day after the
     applied time, the run's failures still count, as in the verdict's window (start of the run
     to 24 h after the applied time); they used to fall out 20 minutes early."""
-    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts = Watching(fixed={"success_ratio": 1.0, "p95": "15ms"})
     parts.publish("pending")
     started = parts.clock.now
     parts.publish("pending", None, started, running=True)
@@ -730,18 +669,18 @@ def test_the_run_stays_in_the_window_as_long_as_the_verdicts_24_hours_after_appl
     parts.publish("applied", applied, started)
     parts.probe(0.012)
     parts.clock.now = applied + WINDOW_SECONDS - 600
-    observed = parts.live.observation()
+    observed = parts.judgement.observation()
     assert (observed.run_probes, observed.run_failures) == (3, 3)
     # A day and the run's length on, the window (as long as the verdict's) has left the run.
     parts.clock.now = applied + WINDOW_SECONDS + 1200 + 1
-    assert parts.live.observation().run_probes == 0
+    assert parts.judgement.observation().run_probes == 0
 
 
 def test_probes_between_the_runs_start_and_the_look_that_saw_it_count() -> None:
     """A 25-second lock queue between two schema looks: the look after it already finds the
     migration applied, with Prisma's started_at. The failed logins of those 25 seconds were held
     and count, as the verdict counts them from started_at; the probe before the start does not."""
-    parts = Parts(fixed={"success_ratio": 1.0, "p95": "15ms"})
+    parts = Watching(fixed={"success_ratio": 1.0, "p95": "15ms"})
     parts.publish("pending")
     parts.probe(0.012, after=5)  # before the run
     started = parts.clock.now + 1
@@ -750,7 +689,7 @@ def test_probes_between_the_runs_start_and_the_look_that_saw_it_count() -> None:
     parts.clock.now += 2
     parts.publish("applied", parts.clock.now - 1, started)
     parts.probe(0.012)
-    observed = parts.live.observation()
+    observed = parts.judgement.observation()
     assert (observed.probes, observed.successes) == (6, 1)
     assert (observed.run_probes, observed.run_failures) == (5, 5)
 
@@ -758,7 +697,7 @@ def test_probes_between_the_runs_start_and_the_look_that_saw_it_count() -> None:
 FIXED = {"success_ratio": 1.0, "p95": "15ms"}
 
 
-def a_window_with_a_failed_run(parts: Parts) -> None:
+def a_window_with_a_failed_run(parts: Watching) -> None:
     """A run with two failed logins, then applied, then probes, some slow."""
     parts.publish("pending")
     started = parts.clock.now
@@ -777,11 +716,11 @@ def test_a_restarted_daemon_carries_on_its_window_from_the_state_file(tmp_path: 
     """The page and rollout_success_criterion after a restart say what they said before it
     (they used to forget the failures the verdict still counted)."""
     path = tmp_path / "baseline-window.json"
-    before = Parts(path, fixed=FIXED)
+    before = Watching(path, fixed=FIXED)
     a_window_with_a_failed_run(before)
     expected = before.live.observation()
     before.live.close()
-    after = Parts(path, fixed=FIXED)
+    after = Watching(path, fixed=FIXED)
     after.clock.now = before.clock.now
     after.tracker.publish(before.tracker.current())
     observed = after.live.observation()
@@ -791,11 +730,11 @@ def test_a_restarted_daemon_carries_on_its_window_from_the_state_file(tmp_path: 
 
 def test_a_window_kept_for_another_migration_is_not_used(tmp_path: Path) -> None:
     path = tmp_path / "baseline-window.json"
-    before = Parts(path, fixed=FIXED)
+    before = Watching(path, fixed=FIXED)
     a_window_with_a_failed_run(before)
     before.live.close()
     with structlog.testing.capture_logs() as logs:
-        after = Parts(path, migration="002_other", fixed=FIXED)
+        after = Watching(path, migration="002_other", fixed=FIXED)
     assert after.live.observation().probes == 0
     assert [entry["reason"] for entry in logs] == ["recorded for migration 'm'"]
 
@@ -804,14 +743,14 @@ def test_an_unreadable_window_file_is_logged_and_the_window_starts_afresh(tmp_pa
     path = tmp_path / "baseline-window.json"
     path.write_text('{"version": 1, "migration": "m"}')
     with structlog.testing.capture_logs() as logs:
-        parts = Parts(path, fixed=FIXED)
-    assert parts.live.observation().probes == 0
+        parts = Watching(path, fixed=FIXED)
+    assert parts.judgement.observation().probes == 0
     assert [entry["event"] for entry in logs] == ["window_state_unreadable"]
 
 
 def test_the_window_is_written_at_most_once_a_minute_while_probes_come_in(tmp_path: Path) -> None:
     path = tmp_path / "baseline-window.json"
-    parts = Parts(path, fixed=FIXED)
+    parts = Watching(path, fixed=FIXED)
     parts.publish("applied", parts.clock.now)
     parts.probe(0.012, after=10)
     assert not path.exists()  # 10 s after start
@@ -829,10 +768,10 @@ def test_a_restarted_monitor_reads_its_window_back(fresh_db: FreshDatabase, tmp_
             rollout(fresh_db, m, answers)
             answers.append((503, AFTER))
             probe(m, 10)
-            before = m.live.observation()
+            before = m.judgement.observation()
         assert (tmp_path / "baseline-window.json").exists()
         with closing(monitor_for(fresh_db, app.url, min_probes=10, state_file=state)) as again:
             look(again)
-            after = again.live.observation()
+            after = again.judgement.observation()
     assert (after.probes, after.successes) == (before.probes, before.successes) == (10, 0)
     assert reasons(again)["users_can_authenticate"][0] == "fail"

@@ -7,9 +7,9 @@ from datetime import UTC
 
 import fixtures
 import pytest
-from conftest import FreshDatabase
+from databases import FreshDatabase
+from locks import wait_for_lock_waiters
 from monitoring import make_config, run_once, value
-from test_database_checks import wait_for_lock_waiters
 
 from monitor.daemon.service import Monitor
 from monitor.observe.migration import STATES, migration_state
@@ -200,7 +200,7 @@ def running(monitor: Monitor) -> tuple[float | None, float | None]:
 def test_nothing_running_before_the_migration(fresh_db: FreshDatabase) -> None:
     monitor, _ = run_once(make_config(fresh_db.url))
     assert running(monitor) == (0.0, None)
-    assert monitor.tracker.current().quiet
+    assert monitor.memory.tracker.current().quiet
 
 
 def looks(fresh_db: FreshDatabase, times: int) -> Monitor:
@@ -226,7 +226,7 @@ def test_prisma_migrates_advisory_lock_held_over_two_looks_means_the_migration_r
     state, started = running(monitor)
     assert (state_of(monitor), state) == ("pending", 1.0)
     assert started is not None
-    assert not monitor.tracker.current().quiet
+    assert not monitor.memory.tracker.current().quiet
     migrator.execute("SELECT pg_advisory_unlock(72707369)")
     assert running(looks(fresh_db, 1)) == (0.0, None)
 
@@ -267,7 +267,7 @@ def test_a_queued_alter_table_is_the_run(fresh_db: FreshDatabase) -> None:
     )
     queued.start()
     try:
-        wait_for_lock_waiters(fresh_db, 1)
+        wait_for_lock_waiters(fresh_db.conn(), 1)
         assert running(looks(fresh_db, 1))[0] == 0.0  # one look: autovacuum does that too
         monitor = looks(fresh_db, 2)
         assert (state_of(monitor), running(monitor)[0]) == ("pending", 1.0)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from callback_servers import answering_server
-from conftest import FreshDatabase
-from test_faults import daemon, settle_sessions
+from daemons import daemon, settle_sessions
+from databases import FreshDatabase
 
 COMMAND = [sys.executable, "-m", "monitor"]
 PASSWORD = "Fi1e-s3cret-pw"

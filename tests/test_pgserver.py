@@ -7,7 +7,7 @@ from pathlib import Path
 import fixtures
 import psycopg
 import pytest
-from conftest import SERVER_TIMEZONE, FreshDatabase
+from databases import SERVER_TIMEZONE, FreshDatabase
 from psycopg.rows import TupleRow
 
 from monitor.demo.postgres import PostgresServer, find_bindir

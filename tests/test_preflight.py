@@ -24,9 +24,9 @@ import fixtures
 import psycopg
 import pytest
 from callback_servers import answering_server, refused_url
-from conftest import FreshDatabase
+from databases import FreshDatabase
+from grants import grant_monitoring_role
 from monitoring import make_config, outcome_count, run_once
-from test_database_checks import grant_monitoring_role
 
 from monitor.config.schema import Config, PreflightSettings
 from monitor.demo.postgres import PostgresServer, free_port

@@ -27,6 +27,7 @@ from monitor.checks.callback import CallbackCheck
 from monitor.config.schema import CallbackSettings
 from monitor.observe.metrics import PROBE_OUTCOMES, Metrics
 from monitor.observe.probe import PHASES, CallbackProbe, ProbeResult
+from monitor.observe.probelog import ProbeLog
 from monitor.output.redact import Redactor
 
 DEADLINE = 1.0  # seconds: the probe's timeout in these tests
@@ -60,7 +61,7 @@ def metrics(registry: CollectorRegistry) -> Metrics:
 
 def callback_runner(settings: CallbackSettings, metrics: Metrics) -> CheckRunner:
     """The callback check wrapped in the bookkeeping every check gets."""
-    check = CallbackCheck(CallbackProbe(settings), metrics, settings.interval)
+    check = CallbackCheck(CallbackProbe(settings), metrics, settings.interval, ProbeLog())
     return CheckRunner(check, metrics, Redactor())
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from conftest import FreshDatabase
-from test_baseline import closing, learn, monitor_for, scripted_server
-from test_live import look, migrate, probe
-from test_status_page import Clock
+import time
 
-from monitor.http.status.history import moment_of
+from clocks import Clock
+from databases import FreshDatabase
+from rollouts import closing, learn, look, migrate, monitor_for, probe, scripted_server
+
+from monitor.http.status.history import last_hour
 from monitor.observe.probe import ProbeResult
 from monitor.observe.probelog import Around, Observed, ProbeLog
 from monitor.observe.readings import Backfill, Connections, Drift, Lookup, Readings
@@ -65,13 +66,13 @@ def test_each_probe_is_one_record_every_view_shares(fresh_db: FreshDatabase) -> 
         migrate(fresh_db)
         look(m)
         probe(m, 2)
-        records = m.log.entries()
+        records = m.memory.log.entries()
         assert len(records) == 5  # one record per probe, whichever view reads it
         assert [o.quiet for o in records] == [True, True, True, False, False]
-        summary = m.baseline.summary()
+        summary = m.memory.baseline.summary()
         assert summary is not None
         assert summary.probes == 3
-        window = m.live._window.probes  # the records themselves, not copies
+        window = m.memory.live._window.probes  # the records themselves, not copies
         assert len(window) == 2
         assert all(any(o is r for r in records) for o in window)
-        assert m.history.samples() == [moment_of(o) for o in records]
+        assert last_hour(m.memory.log, time.time()) == records

@@ -4,7 +4,7 @@ same run exports, and withdrawn with the families when a check fails."""
 from __future__ import annotations
 
 import fixtures
-from conftest import FreshDatabase
+from databases import FreshDatabase
 from monitoring import make_config, run_once, value
 
 from monitor.daemon.service import Monitor
@@ -32,7 +32,7 @@ def migrated_monitor(fresh_db: FreshDatabase) -> Monitor:
 def test_every_reading_equals_what_the_same_run_exports(fresh_db: FreshDatabase) -> None:
     """Nothing reads the exposition back by name: the readings carry the same numbers."""
     monitor = migrated_monitor(fresh_db)
-    now = monitor.readings.current()
+    now = monitor.memory.readings.current()
 
     def exported(name: str, **labels: str) -> float | None:
         return value(monitor, name, **labels)
@@ -63,12 +63,12 @@ def test_every_reading_equals_what_the_same_run_exports(fresh_db: FreshDatabase)
 def test_logins_are_read_once_the_migration_is_applied(fresh_db: FreshDatabase) -> None:
     conn = fresh_db.conn()
     monitor, _ = run_once(make_config(fresh_db.url))
-    assert monitor.readings.get(Logins) is None  # pending: nothing to count since
-    assert monitor.readings.get(Drift) is None  # not applicable before isValid exists
+    assert monitor.memory.readings.get(Logins) is None  # pending: nothing to count since
+    assert monitor.memory.readings.get(Drift) is None  # not applicable before isValid exists
     for name in ("migration_001", "prisma_record_001", "seed_after"):
         fixtures.apply(conn, name)
     monitor, _ = run_once(make_config(fresh_db.url))
-    logins = monitor.readings.get(Logins)
+    logins = monitor.memory.readings.get(Logins)
     assert logins is not None
     assert logins.users == value(monitor, "rollout_users_logged_in_since_migration")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import fixtures
 import pytest
+from daemons import RECOVERY_BOUND, fast_config, serving
 from monitoring import make_config, value
-from test_faults import RECOVERY_BOUND, fast_config, serving
 
 from monitor.daemon.service import Monitor
 from monitor.demo.postgres import PostgresServer

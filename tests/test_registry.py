@@ -11,13 +11,22 @@ from monitor.config.schema import ChecksConfig, Config
 from monitor.db.pool import Database
 from monitor.observe.metrics import Metrics
 from monitor.observe.migration import MigrationTracker
+from monitor.observe.probelog import ProbeLog
+from monitor.observe.readings import Readings
 
 ORDER = ["schema", "drift", "backfill", "connections", "activity", "query_performance", "pool"]
 
 
 def checks_of(config: Config) -> list[str]:
     db = Database(config.database, "postgresql://nobody@127.0.0.1:1/none", lambda _: None)
-    built = build_checks(config, db, Metrics(CollectorRegistry()), MigrationTracker(), print)
+    built = build_checks(
+        config,
+        db,
+        Metrics(CollectorRegistry()),
+        tracker=MigrationTracker(),
+        log=ProbeLog(),
+        readings=Readings(),
+    )
     return [check.name for check in built]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import fixtures
 import psycopg
 import pytest
-from conftest import FreshDatabase
+from databases import FreshDatabase
 from monitoring import make_config, outcome_count, run_once, value
 from pydantic import ValidationError
 

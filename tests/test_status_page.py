@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,15 +20,26 @@ import httpx
 import pytest
 from browser import PHONE, Browser, browser
 from callback_servers import answering_server
-from conftest import FreshDatabase
+from clocks import Clock
+from databases import FreshDatabase
+from locks import wait_for_lock_waiters
 from monitoring import make_config
 from prometheus_client import CollectorRegistry
-from selenium.webdriver.common.by import By
-from test_baseline import closing, learn, monitor_for, run, scripted_server
-from test_database_checks import wait_for_lock_waiters
 
 # migrate: the logins it seeds are a second after the applied time, never rounded before it
-from test_live import PRISMA_FINISH, PRISMA_START, apply_in_one_transaction, migrate
+from rollouts import (
+    PRISMA_FINISH,
+    PRISMA_START,
+    apply_in_one_transaction,
+    closing,
+    learn,
+    migrate,
+    monitor_for,
+    run,
+    scripted_server,
+)
+from selenium.webdriver.common.by import By
+from worlds import moment
 
 from monitor.config.durations import human_duration, short_duration
 from monitor.daemon.service import Monitor
@@ -44,7 +56,7 @@ from monitor.http.status.charts import (
     segments,
     short_count,
 )
-from monitor.http.status.history import History, Minute, Moment, per_minute
+from monitor.http.status.history import Minute, drift_of, last_hour, per_minute
 from monitor.http.status.now import Paging, Vitals, now_decisions, would_page
 from monitor.http.status.page import CSS, Status, error_kind, render
 from monitor.http.webconfig import WebConfig
@@ -55,7 +67,7 @@ from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult
-from monitor.observe.probelog import ProbeLog
+from monitor.observe.probelog import Observed, ProbeLog
 from monitor.observe.readings import Backfill, Drift, Readings
 from monitor.output.redact import Redactor
 
@@ -67,16 +79,6 @@ HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 APPLIED = datetime(2026, 9, 21, 13, 0, 0, tzinfo=UTC)  # 1 h 13 min 20 s before NOW
 PROBES = 20  # the criteria's default min_probes: enough to decide the callback criteria
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- pure parts ------------------------------------------------------------------------------
@@ -224,14 +226,13 @@ def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() ->
     clock = Clock(NOW)
     readings = readings_with(4, 0, {"threadsFullName": 7, "threadsProfilePic": 9})
     log = ProbeLog(readings, clock=clock)
-    history = History(log, clock)
     log.record(result(401))
     clock.now += 10
     log.record(result(None, "timeout", 5.0))
-    assert history.samples() == [
-        Moment(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
+    assert last_hour(log, clock()) == [
+        moment(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
                {"threadsFullName": 7, "threadsProfilePic": 9}, 401),
-        Moment(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
+        moment(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
                {"threadsFullName": 7, "threadsProfilePic": 9}, None),
     ]  # fmt: skip
 
@@ -240,32 +241,30 @@ def test_history_without_drift_or_backfill_keeps_empty_maps() -> None:
     clock = Clock(NOW)
     log = ProbeLog(clock=clock)
     log.record(result(401))
-    assert History(log, clock).samples() == [Moment(NOW, "success", 0.031, {}, {}, 401)]
+    assert last_hour(log, clock()) == [moment(NOW, "success", 0.031, {}, {}, 401)]
 
 
 def test_history_forgets_what_is_an_hour_old() -> None:
     clock = Clock(NOW)
     log = ProbeLog(clock=clock)
-    history = History(log, clock)
     log.record(result(401))
     clock.now += 1800
     log.record(result(500, "server_error"))
     clock.now += 1799
-    assert len(history.samples()) == 2
+    assert len(last_hour(log, clock())) == 2
     clock.now += 1
-    assert [s.outcome for s in history.samples()] == ["server_error"]
+    assert [s.outcome for s in last_hour(log, clock())] == ["server_error"]
     clock.now += 1800
-    assert history.samples() == []
+    assert last_hour(log, clock()) == []
 
 
 def test_history_is_bounded_in_count() -> None:
     clock = Clock(NOW)
     log = ProbeLog(clock=clock)
-    history = History(log, clock, capacity=5)
     for i in range(12):
         clock.now = NOW + i
         log.record(result(401))
-    assert [s.at - NOW for s in history.samples()] == [7, 8, 9, 10, 11]
+    assert [s.at - NOW for s in last_hour(log, clock(), capacity=5)] == [7, 8, 9, 10, 11]
 
 
 def test_per_minute_success_and_bucket_p95() -> None:
@@ -273,10 +272,10 @@ def test_per_minute_success_and_bucket_p95() -> None:
     (0.15, 0.2], rank 0.95 of 1 -> 0.15 + 0.05 * 0.95."""
     start = 1_790_000_040.0  # a whole Unix minute
     samples = [
-        Moment(start, "success", 0.031),
-        Moment(start + 10, "timeout", None),
-        Moment(start + 59.9, "success", 0.035),
-        Moment(start + 60, "server_error", 0.2),
+        moment(start, "success", 0.031),
+        moment(start + 10, "timeout", None),
+        moment(start + 59.9, "success", 0.035),
+        moment(start + 60, "server_error", 0.2),
     ]
     assert per_minute(samples) == [
         Minute(start, 3, 2, pytest.approx(0.0395)),  # type: ignore[arg-type]
@@ -309,7 +308,7 @@ OBSERVED = Observation(
 def status(
     decisions_of: Observation | None = None,
     baseline: Summary | None = BASELINE,
-    samples: list[Moment] | None = None,
+    samples: list[Observed] | None = None,
     migration: str = "001_threads_oauth_enhancements",
 ) -> Status:
     """A status an hour and a quarter after the migration, decided from the observation."""
@@ -372,7 +371,7 @@ def test_page_head_refreshes_and_fits_a_phone() -> None:
 
 
 def test_page_has_no_script_and_no_external_asset() -> None:
-    html = render(status(samples=[Moment(NOW - 30, "success", 0.02)]))
+    html = render(status(samples=[moment(NOW - 30, "success", 0.02)]))
     for forbidden in ("<script", "<link", "<img", "<iframe", "@import", "url(", "http://",
                       "https://", "//"):  # fmt: skip
         assert forbidden not in html, forbidden
@@ -380,7 +379,7 @@ def test_page_has_no_script_and_no_external_asset() -> None:
 
 def test_page_escapes_what_it_shows() -> None:
     evil = "<script>alert(1)</script>"
-    samples = [Moment(NOW - 30, "success", 0.02, {}, {evil: 3.0})]
+    samples = [moment(NOW - 30, "success", 0.02, {}, {evil: 3.0})]
     html = render(status(samples=samples, migration=f'x" onload="{evil}'))
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;: now 3" in html
@@ -426,9 +425,9 @@ def test_charts_draw_the_history() -> None:
     base = NOW - NOW % 60 - 120  # two whole minutes before the current one
     drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
     samples = [
-        Moment(base + 10, "success", 0.02, drift, {"threadsFullName": 9.0}),
-        Moment(base + 40, "timeout", None, drift, {"threadsFullName": 8.0}),
-        Moment(base + 70, "success", 0.02, drift, {"threadsFullName": 7.0}),
+        moment(base + 10, "success", 0.02, drift, {"threadsFullName": 9.0}),
+        moment(base + 40, "timeout", None, drift, {"threadsFullName": 8.0}),
+        moment(base + 70, "success", 0.02, drift, {"threadsFullName": 7.0}),
     ]
     html = render(status(samples=samples))
     assert 'data-series="success" data-points="2"' in html
@@ -441,7 +440,7 @@ def test_charts_draw_the_history() -> None:
     assert "no data yet" not in html
 
 
-def an_hour_of_probes() -> list[Moment]:
+def an_hour_of_probes() -> list[Observed]:
     """A probe every 15 s for an hour: latency creeping up in the last quarter, a few failures,
     the backfill going down, four stale tokens throughout."""
     samples = []
@@ -451,7 +450,7 @@ def an_hour_of_probes() -> list[Moment]:
         outcome = "server_error" if i in (50, 51, 200) else "success"
         missing = {"threadsFullName": 700.0 - 2 * i, "threadsProfilePic": 900.0 - 3 * i}
         drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
-        samples.append(Moment(at, outcome, slow, drift, missing))
+        samples.append(moment(at, outcome, slow, drift, missing))
     return samples
 
 
@@ -568,7 +567,7 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
         browser.credentials(None)
         browser.phone()
         browser.driver.get(page.url)
-        view = page.monitor.tracker.current()
+        view = page.monitor.memory.tracker.current()
         assert view.applied_at is not None
 
         assert texts(browser, "#criteria .title") == list(TITLES.values())
@@ -607,9 +606,9 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
             assert line in legends
         # Every probe is in the history; all but perhaps the first (which ran beside the drift
         # check) saw its result. Seconds apart, they are drawn in one column of the chart.
-        samples = page.monitor.history.samples()
+        samples = last_hour(page.monitor.memory.log, time.time())
         assert len(samples) == PROBES
-        assert sum(1 for s in samples if s.drift) in (PROBES, PROBES - 1)
+        assert sum(1 for s in samples if drift_of(s)) in (PROBES, PROBES - 1)
         assert browser.driver.find_elements(By.CSS_SELECTOR, "polyline[data-series=stale_valid]")
 
         width = browser.driver.execute_script(
@@ -708,12 +707,13 @@ def test_the_running_daemon_serves_the_status_page_behind_its_basic_auth(
 def test_a_reload_keeps_the_last_hour_of_the_same_migration(fresh_db: FreshDatabase) -> None:
     config = make_config(fresh_db.url)
     before = Monitor(config, Redactor())
-    before.log.record(result(401))
-    kept = before.history.samples()
+    before.memory.log.record(result(401))
+    kept = last_hour(before.memory.log, time.time())
     assert len(kept) == 1
-    assert Monitor(config, Redactor(), before).history.samples() == kept
+    again = Monitor(config, Redactor(), before)
+    assert last_hour(again.memory.log, time.time()) == kept
     other = make_config(fresh_db.url, migration={"name": "002_something_else"})
-    assert Monitor(other, Redactor(), before).history.samples() == []
+    assert last_hour(Monitor(other, Redactor(), before).memory.log, time.time()) == []
 
 
 def test_a_page_that_fails_to_render_is_a_500_and_metrics_still_answer() -> None:
@@ -737,12 +737,12 @@ def test_a_page_that_fails_to_render_is_a_500_and_metrics_still_answer() -> None
 
 def probes_every(
     seconds: float, span: float, outcome: str = "success", **fields: Any
-) -> list[Moment]:
+) -> list[Observed]:
     """Samples ending at NOW, one every `seconds` over `span` seconds."""
     count = int(span // seconds)
     status = 401 if outcome == "success" else fields.pop("status", None)
     return [
-        Moment(
+        moment(
             NOW - span + (i + 1) * seconds,
             outcome,
             0.04 if status else None,
@@ -822,7 +822,7 @@ def test_a_timeout_names_its_reason_and_the_database_down_is_said() -> None:
 
 def test_one_failed_probe_in_five_minutes_is_degraded_not_failing() -> None:
     samples = probes_every(4, 300)
-    samples[10] = replace(samples[10], outcome="timeout", duration_seconds=None, status=None)
+    samples[10] = replace(samples[10], outcome="timeout", answered=None, status=None)
     now = now_of(render(replace(status(samples=samples), vitals=HEALTHY_DB)))
     assert '<span id="now-level" class="level warn">DEGRADED</span>' in now
     assert '<dd id="now-recent">1 of 75 probes failed; p95 39.5 ms</dd>' in now
@@ -963,9 +963,9 @@ def test_the_daemons_now_through_a_dead_callback_a_lock_queue_and_a_heal(
         login.execute("SET statement_timeout = '30s'")
         hung = threading.Thread(target=lambda: login.execute('SELECT count(*) FROM "users"'))
         try:
-            wait_for_lock_waiters(fresh_db, 1)
+            wait_for_lock_waiters(fresh_db.conn(), 1)
             hung.start()  # a login's query, queued behind the ALTER TABLE (Risk 1)
-            wait_for_lock_waiters(fresh_db, 2)
+            wait_for_lock_waiters(fresh_db.conn(), 2)
             for check in ("schema", "connections", "callback"):
                 run(m, check)
             html = show(browser, m, "status-now-lock-queue.png", capsys)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from clocks import Clock
 from prometheus_blocks import (
     APPLIED,
     APPLIED_AT,
@@ -39,16 +40,14 @@ from prometheus_blocks import (
     seen_applied_from,
     step,
 )
-from test_baseline import Clock
+from worlds import Watching
 
 from monitor.cli import main
-from monitor.config.schema import BaselineSettings
 from monitor.demo.postgres import free_port
-from monitor.judge.baseline import Baseline, Summary
+from monitor.judge.baseline import Summary
 from monitor.judge.criteria import Thresholds
 from monitor.judge.history import baseline_before
-from monitor.judge.live import LiveView
-from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult
 from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth
 from monitor.promql.api import Prometheus
@@ -1016,23 +1015,21 @@ def daemon_decisions(scenario: Scenario, instance: str, until: int) -> dict[str,
     the checks' gauges as its schema, drift and activity checks would report them, and each probe;
     the daemon's decisions at `until` (what rollout_success_criterion and the page say)."""
     clock = Clock()
-    tracker = MigrationTracker(clock)
-    readings = Readings()
     fixed = {"success_ratio": 1.0, "p95": f"{EXPORTED_BASELINE[instance]['0.95'] * 1000}ms"}
-    settings = BaselineSettings.model_validate({"fixed": fixed})
-    baseline = Baseline(settings, 15.0, tracker, "m", clock)
-    live = LiveView(readings, tracker, baseline, Thresholds(), clock)
+    world = Watching(
+        thresholds=Thresholds(), clock=clock, probe_interval=15.0, min_probes=20, fixed=fixed
+    )
     for t in (t for t in TIMES if t <= until):
         clock.now = float(t)
-        tracker.publish(replica_view(scenario, instance, t))
-        report_checks(readings, scenario, instance, t)
+        world.tracker.publish(replica_view(scenario, instance, t))
+        report_checks(world.readings, scenario, instance, t)
         probe = scenario.probe(instance, t)
         if probe is not None:
             status = (
                 None if probe.duration is None else (500 if probe.outcome != "success" else 401)
             )
-            live.record(ProbeResult(probe.outcome, probe.duration or 0.0, status))
-    return {d.criterion: (d.result, d.reason) for d in live.decisions()}
+            world.log.record(ProbeResult(probe.outcome, probe.duration or 0.0, status))
+    return {d.criterion: (d.result, d.reason) for d in world.judgement.decisions()}
 
 
 def utc_or_none(unix: float | None) -> datetime | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
-from conftest import FreshDatabase
+from databases import FreshDatabase
 from prometheus_client import CollectorRegistry, Gauge
 
 from monitor.config.loading import ConfigError

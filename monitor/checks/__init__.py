@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from monitor.checks.base import Check
 from monitor.checks.custom import SqlCheck
 from monitor.checks.registry import Parts, registered
@@ -12,7 +10,7 @@ from monitor.config.schema import Config
 from monitor.db.pool import Database
 from monitor.observe.metrics import Metrics
 from monitor.observe.migration import MigrationTracker
-from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import ProbeLog
 from monitor.observe.readings import Readings
 
 
@@ -20,13 +18,14 @@ def build_checks(
     config: Config,
     db: Database,
     metrics: Metrics,
-    tracker: MigrationTracker,
-    observe_probe: Callable[[ProbeResult], None],
     *,
-    readings: Readings | None = None,
+    tracker: MigrationTracker,
+    log: ProbeLog,
+    readings: Readings,
 ) -> list[Check]:
-    """The enabled checks, in the order `once` runs them (schema first: others read its view);
-    those the judgment needs publish their readings to `readings`."""
+    """The enabled checks, in the order `once` runs them (schema first: others read its view):
+    the schema check publishes the migration's view to `tracker`, the callback check its probes
+    to `log`, and those the judgment needs their readings to `readings`."""
     parts = Parts(
         db=db,
         app=config.app,
@@ -34,9 +33,9 @@ def build_checks(
         large_tables=config.large_tables,
         application_name=config.database.application_name,
         tracker=tracker,
-        readings=readings or Readings(),
+        readings=readings,
         metrics=metrics,
-        observe_probe=observe_probe,
+        log=log,
     )
     checks = []
     for registration in registered():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from prometheus_client.metrics_core import Metric
 
@@ -11,6 +11,7 @@ from monitor.checks.registry import Parts, register
 from monitor.config.schema import CallbackSettings
 from monitor.observe.metrics import Metrics, gauge, labelled_gauge
 from monitor.observe.probe import CallbackProbe, ProbeResult
+from monitor.observe.probelog import ProbeLog
 
 
 class CallbackCheck:
@@ -19,24 +20,20 @@ class CallbackCheck:
     name = "callback"
 
     def __init__(
-        self,
-        probe: CallbackProbe,
-        metrics: Metrics,
-        interval: float,
-        observe: Callable[[ProbeResult], None] = lambda _: None,
+        self, probe: CallbackProbe, metrics: Metrics, interval: float, log: ProbeLog
     ) -> None:
         self._probe = probe
         self._metrics = metrics
-        self._observe = observe
+        self._log = log
         self.interval = interval
 
     def run(self) -> Sequence[Metric]:
-        """Probe, count the outcome, observe the latency of answered probes, pass the result on."""
+        """Probe, count the outcome, observe the latency of answered probes, log the probe."""
         result = self._probe.probe()
         self._metrics.callback_requests.labels(result.outcome).inc()
         if result.status is not None:
             self._metrics.callback_duration.observe(result.duration)
-        self._observe(result)
+        self._log.record(result)
         families = last_probe_families(result)
         if result.outcome != "success":
             detail = f" {result.status}" if result.status is not None else f": {result.detail}"
@@ -73,6 +70,4 @@ def last_probe_families(result: ProbeResult) -> list[Metric]:
 
 @register("callback", order=7)
 def _build(settings: CallbackSettings, parts: Parts) -> CallbackCheck:
-    return CallbackCheck(
-        CallbackProbe(settings), parts.metrics, settings.interval, parts.observe_probe
-    )
+    return CallbackCheck(CallbackProbe(settings), parts.metrics, settings.interval, parts.log)

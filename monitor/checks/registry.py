@@ -16,7 +16,7 @@ from monitor.config.schema import AppConfig, LargeTablesSettings, MigrationConfi
 from monitor.db.pool import Database
 from monitor.observe.metrics import Metrics
 from monitor.observe.migration import MigrationTracker
-from monitor.observe.probe import ProbeResult
+from monitor.observe.probelog import ProbeLog
 from monitor.observe.readings import Readings
 
 
@@ -32,7 +32,7 @@ class Parts:
     tracker: MigrationTracker
     readings: Readings
     metrics: Metrics
-    observe_probe: Callable[[ProbeResult], None]
+    log: ProbeLog  # where the callback check hands each probe
 
 
 Factory = Callable[[Any, Parts], Check]

@@ -34,10 +34,8 @@ class Replica:
         db: Database,
         runners: Sequence[CheckRunner],
         metrics: Metrics,
-        report_down: Callable[[], None],
     ) -> None:
         self._metrics = metrics
-        self._report_down = report_down
         self._database = [r for r in runners if r.check.name not in PER_REPLICA]
         self._rejoining: set[str] = set()  # database checks not yet run since this one leads
         self._scheduler: Any = None  # APScheduler's, once started
@@ -129,7 +127,7 @@ class Replica:
             self._follow()
             return
         if not leading:  # the server did not answer the poll: it is down from here
-            self._report_down()
+            self._metrics.postgres.report(False)
         if not self._metrics.database_shown:
             # Each check's series come back with its first run here (its last success is the
             # run's, not a "never" a scrape might catch in between).

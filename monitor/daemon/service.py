@@ -21,93 +21,66 @@ from monitor.checks import build_checks
 from monitor.checks.base import CheckRunner
 from monitor.config.schema import Config
 from monitor.daemon.leader import LeaderGauge
+from monitor.daemon.memory import Memory
 from monitor.daemon.replica import Replica
 from monitor.db.pool import Database
 from monitor.http.exporter import Exporter
-from monitor.http.status.history import History
 from monitor.http.status.now import read_vitals
 from monitor.http.status.page import StatusPage
 from monitor.http.webconfig import BasicAuth, load_web_config
-from monitor.judge.baseline import Baseline, quiet
-from monitor.judge.history import history_fetch
-from monitor.judge.live import LiveView
+from monitor.judge.judgement import Judgement
 from monitor.judge.rollout import thresholds
-from monitor.judge.window_state import window_path
 from monitor.observe.identity import BuildInfo
 from monitor.observe.metrics import Metrics
-from monitor.observe.migration import MigrationTracker
-from monitor.observe.probe import ProbeResult
-from monitor.observe.probelog import Observed, ProbeLog
-from monitor.observe.readings import Readings
 
 log = structlog.get_logger("monitor")
 STOP_GRACE_SECONDS = 2.0
-PRERENDER_SECONDS = 5.0
 
 
 class Monitor:
-    """Every part the checks need, built from one Config."""
+    """Every part the checks need, built from one Config (and, after a reload, the previous
+    monitor's memory of the rollout when it watches the same one)."""
 
     def __init__(
         self, config: Config, redact: Callable[[str], str], previous: Monitor | None = None
     ) -> None:
         self.config = config
-        self._postgres_up: float | None = None  # the status page's "database reachable"
         self.registry = CollectorRegistry()
         # What every exporter exports about itself: its build, its process, its Python.
         self.registry.register(BuildInfo())
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.metrics = Metrics(self.registry)
-        self.db = Database(config.database, config.database_url, self._report_postgres)
-        self.readings = Readings()
-        self.log = ProbeLog(
-            self.readings,
-            lambda: quiet(self.tracker),
-            span=config.baseline.window,
-            kept=self._kept_probes(previous),
-        )
-        adopted = self._adopt(previous)
-        self.tracker, self.baseline = adopted or self._fresh_baseline()
-        if adopted is not None:
-            self.baseline.use_log(self.log)
-        self.registry.register(self.baseline)
-        self.live = LiveView(
-            self.readings,
-            self.tracker,
-            self.baseline,
-            thresholds(config),
-            state_path=window_path(config.baseline.state_file),
-            migration=config.migration.name,
-            log=self.log,
-        )
-        if previous is not None and previous.tracker is self.tracker:
-            self.live.inherit(previous.live)  # the window since the migration goes on
-        self.registry.register(self.live)
-        self.history = History(self.log)
+        self.memory: Memory = Memory.carried(config, None if previous is None else previous.memory)
+        self.db = Database(config.database, config.database_url, self.metrics.postgres.report)
         checks = build_checks(
-            config, self.db, self.metrics, self.tracker, self._on_probe, readings=self.readings
+            config,
+            self.db,
+            self.metrics,
+            tracker=self.memory.tracker,
+            log=self.memory.log,
+            readings=self.memory.readings,
         )
         self.runners = [
-            CheckRunner(check, self.metrics, redact, readings=self.readings) for check in checks
+            CheckRunner(check, self.metrics, redact, readings=self.memory.readings)
+            for check in checks
         ]
-        self.replica = Replica(
-            config, self.db, self.runners, self.metrics, lambda: self._report_postgres(False)
-        )
-        self.registry.register(LeaderGauge(self.replica.leads))
-        self.live.follower = self.replica.follows
+        self.memory.readings.keep_only({runner.check.name for runner in self.runners})
+        self.replica = Replica(config, self.db, self.runners, self.metrics)
+        self.judgement = Judgement(self.memory.live, thresholds(config), self.replica.follows)
+        for collector in (self.memory.baseline, self.judgement, LeaderGauge(self.replica.leads)):
+            self.registry.register(collector)
         self.status_page = StatusPage(
             migration=config.migration.name,
-            live=self.live,
-            tracker=self.tracker,
-            baseline=self.baseline,
-            history=self.history,
-            thresholds=thresholds(config),
-            vitals=lambda: read_vitals(self.readings, self._postgres_up),
+            tracker=self.memory.tracker,
+            judgement=self.judgement,
+            baseline=self.memory.baseline,
+            log=self.memory.log,
+            vitals=lambda: read_vitals(self.memory.readings, self.metrics.postgres.up),
             redact=redact,
             replica=self.replica.describe,
         )
-        self._inflight = Inflight(after=self._prerender)
+        self._inflight = Inflight()
         # The passwords the previous monitor's endpoint verified: a reload keeps them.
         self._auth_before = None if previous is None else previous.exporter_auth
         self._exporter: Exporter | None = None
@@ -118,58 +91,9 @@ class Monitor:
         """The endpoint's basic-auth checker, once serving."""
         return None if self._exporter is None else self._exporter.auth
 
-    def _fresh_baseline(self) -> tuple[MigrationTracker, Baseline]:
-        config = self.config
-        tracker = MigrationTracker()
-        baseline = Baseline(
-            config.baseline,
-            config.checks.callback.interval,
-            tracker,
-            config.migration.name,
-            log=self.log,
-            fetch=history_fetch(config.baseline),
-        )
-        return tracker, baseline
-
-    def _adopt(self, previous: Monitor | None) -> tuple[MigrationTracker, Baseline] | None:
-        """What the previous monitor learned (the baseline, the migration seen applied), when it
-        watched the same migration with the same baseline settings: a reload keeps it."""
-        if previous is None:
-            return None
-        same = (previous.config.migration, previous.config.baseline) == (
-            self.config.migration,
-            self.config.baseline,
-        )
-        return (previous.tracker, previous.baseline) if same else None
-
-    def _kept_probes(self, previous: Monitor | None) -> list[Observed]:
-        """The probe log, kept across a reload that watches the same migration."""
-        if previous is None or previous.config.migration != self.config.migration:
-            return []
-        return previous.log.entries()
-
-    def _on_probe(self, result: ProbeResult) -> None:
-        """Every callback probe, logged once; the baseline and the window since the migration
-        follow the log (the status page reads its last hour)."""
-        observed = self.log.record(result)
-        self.baseline.observe(observed)
-        self.live.observe(observed)
-
-    def _report_postgres(self, up: bool) -> None:
-        self._postgres_up = float(up)
-        self.metrics.postgres_up.set(float(up))
-
-    def _prerender(self) -> None:
-        """A check ran: render /metrics for the next scrape now, in the check's thread."""
-        if self._exporter is not None:
-            try:
-                self._exporter.prerender()
-            except Exception:  # the scrape renders for itself then
-                log.exception("prerender_failed")
-
     def changed(self) -> None:
         """What a scrape shows changed outside the checks (a reload's outcome): the next scrape
-        renders anew rather than serving the rendering made ahead."""
+        renders anew rather than serving the last rendering."""
         self.metrics.changes += 1
 
     def ready(self) -> bool:
@@ -189,8 +113,7 @@ class Monitor:
 
     def close(self) -> None:
         """Persist the baseline and the window since the migration; close the database pool."""
-        self.baseline.close()
-        self.live.close()
+        self.memory.close()
         self.replica.close()  # the lock goes with its session: a follower takes over
         self.db.close()
 
@@ -207,11 +130,6 @@ class Monitor:
             changes=lambda: self.metrics.changes,
         )
         self._scheduler = schedule(self.runners, self._inflight, wrap=self.replica.gated)
-        # Between check runs too: a scrape never renders while the rendering is under
-        # exporter.RENDER_MAX_AGE old, and the views' time-dependent parts stay current.
-        self._scheduler.add_job(
-            self._prerender, "interval", seconds=PRERENDER_SECONDS, id="prerender", name="prerender"
-        )
         self.replica.start(self._scheduler, self.config.leader.interval)
         self.db.open()
         self._exporter.start()
@@ -244,13 +162,11 @@ class Monitor:
 
 
 class Inflight:
-    """Counts check runs in progress, so that stopping can wait for them, but not forever;
-    `after` is called when each run ends."""
+    """Counts check runs in progress, so that stopping can wait for them, but not forever."""
 
-    def __init__(self, after: Callable[[], None] = lambda: None) -> None:
+    def __init__(self) -> None:
         self._done = threading.Condition()
         self._running = 0
-        self._after = after
 
     def wrap(self, runner: Callable[[], object]) -> Callable[[], object]:
         """The runner, counted while it runs."""
@@ -261,7 +177,6 @@ class Inflight:
             try:
                 return runner()
             finally:
-                self._after()
                 with self._done:
                     self._running -= 1
                     self._done.notify_all()
@@ -282,8 +197,8 @@ def schedule(
     """A scheduler with one interval job per check (each run through `wrap`); a late run is
     merged, never doubled."""
     scheduler = BackgroundScheduler(
-        # One thread per check, and one each for the prerender and leader jobs.
-        executors={"default": JobExecutor(max_workers=len(runners) + 2)},
+        # One thread per check, and one for the leader's poll.
+        executors={"default": JobExecutor(max_workers=len(runners) + 1)},
         timezone=UTC,
     )
     now = datetime.now(UTC)

@@ -40,8 +40,9 @@ STOP_TIMEOUT = 5.0
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection closes after this (uvicorn's default)
 MAX_HEAD_BYTES = 16 * 1024  # a request head larger than this is refused (400)
 RENDER_THREADS = 4
-# Seconds a rendering of /metrics is served again while no check ran: the checks run every few
-# seconds and each renders anew when it ends (Exporter.prerender), so a scrape rarely renders.
+# Seconds a rendering of /metrics is served again while no check ran: /metrics is rendered when
+# a scrape finds what it shows changed (a check ran), never on a timer; the age bounds how stale
+# the time-dependent parts (the window since the migration) can be.
 RENDER_MAX_AGE = 10.0
 BCRYPT_THREADS = 2
 BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
@@ -94,8 +95,6 @@ class App:
         self._registry = registry
         self._changes = changes
         self._rendered: dict[str, tuple[int, float, bytes]] = {}  # content type -> rendering
-        # The formats scrapes asked for (content type -> its encoder): the ones worth prerendering.
-        self._asked: dict[str, Callable[[CollectorRegistry], bytes]] = {}
         self._ready = ready
         self._page = page or (lambda: LANDING)
         self._headers = [
@@ -160,7 +159,6 @@ class App:
 
     async def _metrics(self, scope: Scope) -> Reply:
         encoder, content_type = choose_encoder(header(scope, b"accept") or "")
-        self._asked.setdefault(content_type, encoder)
         body = self._still_fresh(content_type)
         if body is None:
             changes = None if self._changes is None else self._changes()
@@ -171,15 +169,6 @@ class App:
         if "gzip" in (header(scope, b"accept-encoding") or ""):
             return Reply(200, gzip.compress(body), content_type, (("Content-Encoding", "gzip"),))
         return Reply(200, body, content_type)
-
-    def prerender(self) -> None:
-        """Render /metrics now (a check just ran), off the scrape's path, in each format a scrape
-        asked for."""
-        if self._changes is None:
-            return
-        for content_type, encoder in list(self._asked.items()):
-            changes = self._changes()
-            self._rendered[content_type] = (changes, time.monotonic(), encoder(self._registry))
 
     def _still_fresh(self, content_type: str) -> bytes | None:
         """The last rendering, when no check ran since and it is under RENDER_MAX_AGE old (the
@@ -239,8 +228,8 @@ class Exporter:
     """Serves the registry; a scrape reads memory only and never waits on the database.
 
     `page` renders / (the status page); without it / is a landing page of links. `changes`
-    counts what may change the registry's samples; with it, a rendering is served again for up
-    to a second while the count stands."""
+    counts what may change the registry's samples; with it, a rendering is served again, for up
+    to RENDER_MAX_AGE, while the count stands."""
 
     def __init__(
         self,
@@ -273,11 +262,6 @@ class Exporter:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
-
-    def prerender(self) -> None:
-        """Render /metrics now, in this thread (a check that just ran), for the next scrape."""
-        if self._server.started:
-            self._app.prerender()
 
     @property
     def auth(self) -> BasicAuth | None:

@@ -1,9 +1,11 @@
-"""The daemon's own view of the rollout: the plan's success criteria, decided from memory.
+"""The daemon's own view of the window since the migration, kept from memory.
 
 The window is the one the verdict judges: from the migration's run (else its applied time) to 24
-hours after it was applied. The window counts the probe log's records from its start, holding
-references to them for up to a day (the log itself keeps an hour); the rest (indexes, trigger,
-drift, logins) is what the checks last reported, their typed readings.
+hours after it was applied. It holds references to the probe log's records from its start, for up
+to a day (the log itself keeps an hour); the rest (indexes, trigger, drift, logins) is what the
+checks last reported, their typed readings. It changes on events only: a probe logged, the
+migration's view published. Reading it (a scrape, a page) changes nothing: what the passing of time
+moves out of the window is left out of the counts, and dropped at the next event.
 """
 
 from __future__ import annotations
@@ -13,33 +15,32 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client.metrics_core import Metric
-
 from monitor.judge import window_state
 from monitor.judge.baseline import Baseline
-from monitor.judge.criteria import (
-    BASELINE_HEALTH,
-    BaselineView,
-    Decision,
-    Observation,
-    Thresholds,
-    decide,
-    judge_baseline,
-)
+from monitor.judge.criteria import BaselineView, Observation
 from monitor.judge.rollout import WINDOW_SECONDS
 from monitor.judge.stats import Latencies
-from monitor.observe.metrics import PROBE_BUCKETS, labelled_gauge, one_hot
-from monitor.observe.migration import MigrationTracker
-from monitor.observe.probe import ProbeResult
+from monitor.observe.metrics import PROBE_BUCKETS
+from monitor.observe.migration import MigrationTracker, MigrationView
 from monitor.observe.probelog import MAX_PROBES, Around, Observed, ProbeLog
 from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth
 
 SAVE_EVERY_SECONDS = 60.0  # how often the window goes to its file while probes come in
-HEALTH_STATES = ("learning", *BASELINE_HEALTH)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The window's probes from some start on: how many, how many succeeded, their latencies,
+    and the most tokens wrongly invalid any of them saw."""
+
+    probes: int
+    successes: int
+    latencies: Latencies
+    highest_wrongly_invalid: float | None
 
 
 class ProbeWindow:
@@ -51,13 +52,6 @@ class ProbeWindow:
         self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
         # Probes whose wrongly_invalid no later probe matches or exceeds: the first is the max.
         self._highest: deque[Observed] = deque()
-
-    def copy(self) -> ProbeWindow:
-        """An independent copy (a reload hands it on; the old monitor may still add a probe)."""
-        twin = ProbeWindow()
-        twin.probes, twin.successes = deque(self.probes), self.successes
-        twin.buckets, twin._highest = list(self.buckets), deque(self._highest)
-        return twin
 
     def add(self, seen: Observed) -> None:
         """Count a probe in; the oldest falls out beyond MAX_PROBES."""
@@ -84,19 +78,26 @@ class ProbeWindow:
                 return False
         return False
 
-    def highest_wrongly_invalid(self) -> float | None:
-        """The most tokens wrongly invalid any probe in the window saw."""
-        return self._highest[0].around.wrongly_invalid if self._highest else None
-
     def trim(self, start: float) -> None:
         """Drop the probes taken before start."""
         while self.probes and self.probes[0].at < start:
             self._drop()
 
-    def latencies(self) -> Latencies:
-        """The answered probes by bucket (cumulative counts, as the histogram exports them)."""
-        running = tuple(itertools.accumulate(self.buckets))
-        return Latencies(PROBE_BUCKETS, running[:-1], running[-1])
+    def counted(self, start: float) -> Counted:
+        """The counts of the probes from start on, without dropping the older ones: they are
+        taken off the running totals (walking only those, from the oldest)."""
+        probes, successes, buckets = len(self.probes), self.successes, list(self.buckets)
+        for seen in itertools.takewhile(lambda s: s.at < start, self.probes):
+            probes -= 1
+            successes -= seen.success
+            if (bucket := seen.bucket) is not None:
+                buckets[bucket] -= 1
+        # The first of _highest from start on is the largest: any before it is larger still
+        # and earlier, so it left with the probes before start.
+        highest = next((s.around.wrongly_invalid for s in self._highest if s.at >= start), None)
+        running = tuple(itertools.accumulate(buckets))
+        latencies = Latencies(PROBE_BUCKETS, running[:-1], running[-1])
+        return Counted(probes, successes, latencies, highest)
 
     def _drop(self) -> None:
         gone = self.probes.popleft()
@@ -110,41 +111,25 @@ class ProbeWindow:
             self.buckets[bucket] += sign
 
 
-@dataclass(slots=True)
-class RunCounts:
-    """Probes taken while the migration ran, and how many of them failed."""
-
-    probes: int = 0
-    failures: int = 0
-
-    def add(self, success: bool) -> None:
-        """Count one probe."""
-        self.probes += 1
-        self.failures += not success
-
-
 class LiveView:
-    """A collector of rollout_success_criterion{criterion}; records probes once applied."""
+    """The window since the migration: follows the schema check's view of the migration and
+    counts the probe log's records from the window's start."""
 
     def __init__(
         self,
+        log: ProbeLog,
         readings: Readings,
         tracker: MigrationTracker,
         baseline: Baseline,
-        thresholds: Thresholds,
         clock: Callable[[], float] = time.time,
         *,
         state_path: Path | None = None,
         migration: str = "",
-        log: ProbeLog | None = None,
     ) -> None:
+        self._log = log
         self._readings = readings
-        # Whether another replica leads (monitor.daemon.leader): set by the monitor that has one.
-        self.follower: Callable[[], bool] = lambda: False
-        self._log = log or ProbeLog(readings, clock=clock)
         self._tracker = tracker
         self._baseline = baseline
-        self._thresholds = thresholds
         self._clock = clock
         self._lock = threading.Lock()
         self._window = ProbeWindow()
@@ -152,6 +137,7 @@ class LiveView:
         self._started_at: float | None = None  # when its run started, if seen or recorded
         self._left_at: float | None = None  # last seen leaving the applied state
         self._last_look: str | None = None  # the state at the last look
+        self._running = False  # the migration's run under way at the last look
         self._state_path, self._migration = state_path, migration
         self._saved_at = clock()
         if state_path is not None and (kept := window_state.load(state_path, migration)):
@@ -185,6 +171,48 @@ class LiveView:
             state = self._state()
         window_state.save(self._state_path, state)
 
+    def follow(self, view: MigrationView) -> None:
+        """The schema check published: follow the migration's run and application, and take in
+        the probes logged since the window's start that it does not count yet (those taken
+        before the run's start was known: Prisma's started_at is learned at the next look)."""
+        now = self._clock()
+        with self._lock:
+            if view.quiet and self._applied_at is None:
+                self._started_at = None  # a run that was not one (it went quiet again)
+                self._window = ProbeWindow()
+            if view.started_at is not None and (view.running or view.state == "applied"):
+                self._started_at = view.started_at.timestamp()
+            if view.state == "applied" and view.applied_at is not None:
+                self._applied_at = view.applied_at.timestamp()
+            elif self._last_look == "applied":
+                # Left the applied state: a transition, not every look at a migration not applied
+                # (a re-apply's own run, still rolled back, is not a departure from its window).
+                self._left_at = now
+            self._last_look, self._running = view.state, view.running
+            start = self._start(now)
+            if start is not None:
+                self._window.trim(start)
+                for observed in self._log.since(max(start, self._window.last_at)):
+                    # left-open at the start, as the verdict's range
+                    if observed.at > start and not self._window.holds(observed):
+                        self._window.add(observed)
+
+    def observe(self, observed: Observed) -> None:
+        """Count the probe once the migration's window started (its run, else its application);
+        before, the log holds it, and the window takes it from there once its start is known.
+        Once the window started, every probe counts, whatever the state: logins during a
+        rollback or a flap are the rollout's too (the verdict counts them alike)."""
+        with self._lock:
+            start = self._start(self._clock())
+            if self._tracker.known_state() is None or start is None:
+                return
+            self._window.trim(start)
+            if not self._window.holds(observed):
+                self._window.add(observed)
+            due = self._save_due()
+        if due is not None and self._state_path is not None:
+            window_state.save(self._state_path, due)  # outside the lock: scrapes go on
+
     def _save_due(self) -> window_state.WindowState | None:
         """The state to write, at most once a minute and only with a file (lock held)."""
         now = self._clock()
@@ -193,175 +221,77 @@ class LiveView:
         self._saved_at = now
         return self._state()
 
-    def inherit(self, previous: LiveView) -> None:
-        """Carry on the previous monitor's window (a reload watching the same migration)."""
-        with previous._lock:
-            window, applied_at = previous._window.copy(), previous._applied_at
-            started_at, left_at = previous._started_at, previous._left_at
-            last_look = previous._last_look
-        with self._lock:
-            self._window, self._applied_at, self._left_at = window, applied_at, left_at
-            self._last_look, self._started_at = last_look, started_at
-
-    def record(self, result: ProbeResult) -> None:
-        """Record the probe in the view's own log and observe it (tests; the daemon's log is
-        shared, and the monitor calls observe)."""
-        self.observe(self._log.record(result))
-
-    def observe(self, observed: Observed) -> None:
-        """Count the probe once the migration's window started (its run, else its application);
-        before, the log holds it, and the window takes it from there once its start is known."""
-        with self._lock:
-            start = self._follow()
-            if self._tracker.known_state() is None or start is None:
-                return
-            # Once the window started, every probe counts, whatever the state: logins during a
-            # rollback or a flap are the rollout's too (the verdict counts them alike).
-            if not self._window.holds(observed):
-                self._window.add(observed)
-            due = self._save_due()
-        if due is not None and self._state_path is not None:
-            window_state.save(self._state_path, due)  # outside the lock: scrapes go on
-
-    def _admit_logged(self, start: float) -> None:
-        """The probes logged since the window's start that it does not count yet: those taken
-        before the run's start was known (Prisma's started_at is learned at the next look)."""
-        for observed in self._log.since(max(start, self._window.last_at)):
-            # left-open at the start, as the verdict's range
-            if observed.at > start and not self._window.holds(observed):
-                self._window.add(observed)
-
-    def _follow(self) -> float | None:
-        """Follow the schema check's state; the window's start (the run's start, else the
-        applied time), None before the migration started."""
-        now, view = self._clock(), self._tracker.current()
-        known = self._tracker.known_state()
-        if view.quiet and known is not None and self._applied_at is None:
-            self._started_at = None  # a run that was not one (it went quiet again)
-            self._window = ProbeWindow()
-        if view.started_at is not None and (view.running or view.state == "applied"):
-            self._started_at = view.started_at.timestamp()
-        if view.state == "applied" and view.applied_at is not None:
-            self._applied_at = view.applied_at.timestamp()
-        elif self._last_look == "applied" and known is not None:
-            # Left the applied state: a transition, not every look at a migration not applied
-            # (a re-apply's own run, still rolled back, is not a departure from its window).
-            self._left_at = now
-        if known is not None:
-            self._last_look = known
-        if self._applied_at is None and not view.running:
+    def _start(self, now: float) -> float | None:
+        """The window's start now (the run's start, else the applied time; the verdict's window
+        is the run and WINDOW_SECONDS after the applied time, so at most that much before now is
+        kept, the run included); None before the migration started."""
+        if self._applied_at is None and not self._running:
             return None
         first = self._applied_at if self._started_at is None else self._started_at
         if first is None:
             return None
-        # The verdict's window is the run and WINDOW_SECONDS after the applied time: at most
-        # that much before now is kept, the run included.
         run = 0.0 if self._applied_at is None else max(0.0, self._applied_at - first)
-        start = max(first, now - WINDOW_SECONDS - run)
-        self._admit_logged(start)
-        self._window.trim(start)
-        return start
+        return max(first, now - WINDOW_SECONDS - run)
 
-    def _run_counts(self) -> RunCounts:
-        """The window's probes taken before the applied time (all of them while it runs)."""
-        counts = RunCounts()
+    def observation(self, *, database_elsewhere: bool = False) -> Observation:
+        """What the daemon knows now about the window since the migration (database_elsewhere:
+        another replica leads and judges the database; this one judges its own callback)."""
+        now = self._readings.current()
+        drift, schema, logins = now.get(Drift), now.get(SchemaHealth), now.get(Logins)
+        state = self._tracker.known_state()
+        with self._lock:
+            start = self._start(self._clock())
+            counted = self._window.counted(math.inf if start is None else start)
+            stayed = None if start is None else self._left_at is None or self._left_at < start
+            run_probes, run_failures = self._run_counts(start)
+        return Observation(
+            state=state,
+            stayed_applied=stayed,
+            indexes_valid=None if schema is None else schema.indexes_valid,
+            trigger_enabled=trigger_enabled(schema, state),
+            wrongly_invalid=highest(
+                [None if drift is None else drift.wrongly_invalid, counted.highest_wrongly_invalid]
+            ),
+            logins=None if logins is None else logins.users,
+            logins_missing_field=None if logins is None else logins.missing_field,
+            probes=counted.probes,
+            successes=counted.successes,
+            latencies=counted.latencies,
+            baseline=self.baseline_view(),
+            run_probes=run_probes,
+            run_failures=run_failures,
+            database_elsewhere=database_elsewhere,
+        )
+
+    def _run_counts(self, start: float | None) -> tuple[int, int]:
+        """Probes of the window taken before the applied time (all of them while it runs), and
+        how many of them failed (lock held)."""
+        if start is None:
+            return 0, 0
+        probes = failures = 0
         for seen in self._window.probes:
             if self._applied_at is not None and seen.at >= self._applied_at:
                 break
-            counts.add(seen.success)
-        return counts
+            if seen.at >= start:
+                probes += 1
+                failures += not seen.success
+        return probes, failures
 
-    def observation(self) -> Observation:
-        """What the daemon knows now about the window since the migration."""
-        now = self._readings.current()
-        drift, schema, logins = now.get(Drift), now.get(SchemaHealth), now.get(Logins)
-        with self._lock:
-            start = self._follow()
-            probes = len(self._window.probes)
-            successes = self._window.successes
-            latencies = self._window.latencies()
-            seen = self._window.highest_wrongly_invalid()
-            stayed = None if start is None else self._left_at is None or self._left_at < start
-            run = self._run_counts()
-        return Observation(
-            state=self._tracker.known_state(),
-            stayed_applied=stayed,
-            indexes_valid=None if schema is None else schema.indexes_valid,
-            trigger_enabled=self._trigger_enabled(schema),
-            wrongly_invalid=highest([None if drift is None else drift.wrongly_invalid, seen]),
-            logins=None if logins is None else logins.users,
-            logins_missing_field=None if logins is None else logins.missing_field,
-            probes=probes,
-            successes=successes,
-            latencies=latencies,
-            baseline=self._baseline_view(),
-            run_probes=run.probes,
-            run_failures=run.failures,
-            database_elsewhere=self.follower(),
-        )
-
-    def decisions(self) -> list[Decision]:
-        """Every criterion's decision now."""
-        return decide(self.observation(), self._thresholds)
-
-    def collect(self) -> Iterator[Metric]:
-        """rollout_success_criterion and its companions (prometheus_client's collector API)."""
-        decisions = self.decisions()
-        yield labelled_gauge(
-            "rollout_success_criterion",
-            "1 when the plan's success criterion passes, 0 when it fails, absent while"
-            " inconclusive (the daemon's own view of the window since the migration).",
-            ["criterion"],
-            {
-                (d.criterion,): float(d.result == "pass")
-                for d in decisions
-                if d.result != "inconclusive"
-            },
-        )
-        yield labelled_gauge(
-            "rollout_success_criterion_inconclusive",
-            "1 while the success criterion cannot be decided (no data, too few probes, no"
-            " baseline), else 0.",
-            ["criterion"],
-            {(d.criterion,): float(d.result == "inconclusive") for d in decisions},
-        )
-        health, _ = self.baseline_health()
-        yield one_hot(
-            "rollout_baseline_health",
-            "1 for the baseline's health: learning while the migration is pending, then usable,"
-            " or unusable as evidence because missing, too_short or unhealthy (its success"
-            " below the objective).",
-            "health",
-            HEALTH_STATES,
-            health,
-        )
-
-    def baseline_health(self) -> tuple[str, str | None]:
-        """The baseline's health and, when it is unusable, why (learning: not frozen yet)."""
-        view = self._baseline_view()
-        if view is None:
-            return "learning", None
-        return judge_baseline(view, self._thresholds)
-
-    def describe(self) -> list[Metric]:
-        """Nothing: the families change at run time (avoids a collect at registration)."""
-        return []
-
-    def _trigger_enabled(self, schema: SchemaHealth | None) -> bool | None:
-        """Enabled when present; a trigger the schema check found missing is a failure once the
-        migration left pending (before, it is not there yet)."""
-        if schema is None:
-            return None
-        enabled = schema.trigger_enabled
-        if enabled is not None or self._tracker.known_state() in (None, "pending"):
-            return enabled
-        return False if schema.trigger_missing else None
-
-    def _baseline_view(self) -> BaselineView | None:
+    def baseline_view(self) -> BaselineView | None:
+        """The criteria's view of the frozen baseline; None while it is being learned."""
         summary, source = self._baseline.frozen()
-        if summary is None:
-            return None
-        return summary.view(source)
+        return None if summary is None else summary.view(source)
+
+
+def trigger_enabled(schema: SchemaHealth | None, state: str | None) -> bool | None:
+    """Enabled when present; a trigger the schema check found missing is a failure once the
+    migration left pending (before, it is not there yet)."""
+    if schema is None:
+        return None
+    enabled = schema.trigger_enabled
+    if enabled is not None or state in (None, "pending"):
+        return enabled
+    return False if schema.trigger_missing else None
 
 
 def highest(values: list[float | None]) -> float | None:

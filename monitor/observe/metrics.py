@@ -72,12 +72,8 @@ class Metrics:
 
         # Database-derived: a follower of several monitors (daemon/leader.py) exports none of it.
         self.database_shown = True
-        self.postgres_up = Gauge(
-            "rollout_postgres_up",
-            "1 when the last poll could connect and query, else 0.",
-            registry=None,
-        )
-        registry.register(_ShownWhen(self.postgres_up, lambda: self.database_shown))
+        self.postgres = Reachability(lambda: self.database_shown)
+        registry.register(self.postgres)
         self.check_success = gauge(
             "rollout_check_success", "1 when the check's last completed run succeeded.", ["check"]
         )
@@ -122,7 +118,6 @@ class Metrics:
         )
         self.snapshots = Snapshots()
         registry.register(self.snapshots)
-        self.postgres_up.set(0)
         for outcome in PROBE_OUTCOMES:
             self.callback_requests.labels(outcome)
 
@@ -165,16 +160,29 @@ class Metrics:
         self.check_applicable.labels(check).set(1)
 
 
-class _ShownWhen:
-    """A metric's families, collected only while `shown()` (a collector of prometheus_client)."""
+class Reachability:
+    """Whether the database answered the last poll: what rollout_postgres_up exports (0 until
+    a poll reports, and only while `shown()`) and what the status page says."""
 
-    def __init__(self, metric: Gauge, shown: Callable[[], bool]) -> None:
-        self._metric = metric
+    def __init__(self, shown: Callable[[], bool] = lambda: True) -> None:
         self._shown = shown
+        self.up: bool | None = None  # None until a poll reported
 
-    def collect(self) -> Iterable[Metric]:
-        """The metric's families, or none."""
-        return self._metric.collect() if self._shown() else []
+    def report(self, up: bool) -> None:
+        """The last poll could connect and query (True), or could not (False)."""
+        self.up = up
+
+    def collect(self) -> list[Metric]:
+        """rollout_postgres_up, or nothing (prometheus_client's collector interface)."""
+        if not self._shown():
+            return []
+        return [
+            gauge(
+                "rollout_postgres_up",
+                "1 when the last poll could connect and query, else 0.",
+                float(bool(self.up)),
+            )
+        ]
 
     def describe(self) -> list[Metric]:
         """Nothing: avoid a collect at registration."""

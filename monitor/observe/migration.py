@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,15 +38,22 @@ class MigrationView:
         return self.state == "pending" and not self.running
 
 
-class MigrationTracker:
-    """The latest MigrationView, written by the schema check and read by the others."""
+Follower = Callable[[MigrationView], None]
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+
+class MigrationTracker:
+    """The latest MigrationView, written by the schema check and read by the others; whoever
+    follows the migration (the baseline, the window since the migration) is told each time."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
         self._view = MigrationView()
         self._published = False
-        self._pending_at: float | None = None
+        self._followers: list[Follower] = []
+
+    def subscribe(self, *followers: Follower) -> None:
+        """Tell these, in this order, every view published from now on."""
+        self._followers.extend(followers)
 
     def current(self) -> MigrationView:
         """The latest view (the default, pending, until the schema check first publishes)."""
@@ -59,16 +65,16 @@ class MigrationTracker:
         with self._lock:
             return self._view.state if self._published else None
 
-    def last_pending_at(self) -> float | None:
-        """Unix time the schema check last found the migration pending with no run under way;
-        None if it never did."""
+    def quiet(self) -> bool:
+        """Whether a probe now is one a baseline may learn from: the schema check has looked,
+        and found the migration pending with no run under way."""
         with self._lock:
-            return self._pending_at
+            return self._published and self._view.quiet
 
     def publish(self, view: MigrationView) -> None:
-        """Replace the view."""
+        """Replace the view, then tell the followers (outside the lock: they read it back)."""
         with self._lock:
             self._view = view
             self._published = True
-            if view.quiet:
-                self._pending_at = self._clock()
+        for follower in self._followers:
+            follower(view)

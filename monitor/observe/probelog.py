@@ -18,6 +18,7 @@ is longer) and at most `capacity` probes, whatever the probe rate.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from collections import deque
@@ -85,8 +86,12 @@ class Observed:
         return None if self.answered is None else bisect.bisect_left(PROBE_BUCKETS, self.answered)
 
 
+Listener = Callable[[Observed], None]
+
+
 class ProbeLog:
-    """Every probe of the last `span` seconds, at most `capacity`, oldest first."""
+    """Every probe of the last `span` seconds, at most `capacity`, oldest first; each record is
+    handed to the listeners (the baseline, the window since the migration) as it is made."""
 
     def __init__(
         self,
@@ -104,11 +109,16 @@ class ProbeLog:
         self._span = max(span, HOUR)
         self._lock = threading.Lock()
         self._entries: deque[Observed] = deque(kept, maxlen=capacity)
+        self._listeners: list[Listener] = []
         now = self._readings.current()
         self._around: tuple[Snapshot, Around] = (now, around(now))
 
+    def subscribe(self, *listeners: Listener) -> None:
+        """Hand these, in this order, every record made from now on."""
+        self._listeners.extend(listeners)
+
     def record(self, result: ProbeResult) -> Observed:
-        """Keep the probe with what is known now; the record every view shares."""
+        """Keep the probe with what is known now, and hand the record to the listeners."""
         observed = Observed(
             at=self._clock(),
             outcome=result.outcome,
@@ -121,6 +131,8 @@ class ProbeLog:
         with self._lock:
             self._entries.append(observed)
             self._trim(observed.at)
+        for listener in self._listeners:
+            listener(observed)
         return observed
 
     def restore(self, kept: Iterable[Observed]) -> None:
@@ -132,16 +144,19 @@ class ProbeLog:
             self._trim(self._clock())
 
     def since(self, start: float) -> list[Observed]:
-        """The records from start on (inclusive), oldest first."""
+        """The records from start on (inclusive), oldest first, within the span of now."""
         with self._lock:
-            self._trim(self._clock())
-            first = bisect.bisect_left(self._entries, start, key=at_of)
+            first = bisect.bisect_left(self._entries, max(start, self._oldest()), key=at_of)
             return [self._entries[i] for i in range(first, len(self._entries))]
 
     def entries(self) -> list[Observed]:
-        """Every record kept, oldest first."""
-        with self._lock:
-            return list(self._entries)
+        """Every record within the span of now, oldest first."""
+        return self.since(-math.inf)
+
+    def _oldest(self) -> float:
+        """The earliest time a record may have and still be within the span of now (a read
+        leaves older ones for the next record to trim)."""
+        return math.nextafter(self._clock() - self._span, math.inf)
 
     def _around_now(self) -> Around:
         """Around for the current readings, made once per change of them."""

@@ -116,6 +116,13 @@ class Readings:
                 kept = {c: r for c, r in self._current.by_check.items() if c != check}
                 self._current = Snapshot(kept)
 
+    def keep_only(self, checks: set[str]) -> None:
+        """Withdraw the readings of every other check (a reload that dropped some)."""
+        with self._lock:
+            kept = {c: r for c, r in self._current.by_check.items() if c in checks}
+            if len(kept) != len(self._current.by_check):
+                self._current = Snapshot(kept)
+
     def current(self) -> Snapshot:
         """Every reading standing now (immutable: keep it as long as needed)."""
         with self._lock:

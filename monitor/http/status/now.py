@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from monitor.http.status.history import Moment
 from monitor.judge.criteria import Decision, Observation, Thresholds, decide
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
+from monitor.observe.probelog import Observed
 from monitor.observe.readings import Connections, Readings
 
 NOW_SECONDS = 300.0  # "now": the last five minutes
@@ -42,9 +42,8 @@ class Vitals:
         return self.connections / self.max_connections
 
 
-def read_vitals(readings: Readings, postgres_up: float | None) -> Vitals:
+def read_vitals(readings: Readings, up: bool | None) -> Vitals:
     """The database's vitals from what the connections check last reported."""
-    up = None if postgres_up is None else postgres_up == 1
     found = readings.get(Connections)
     if found is None:
         return Vitals(postgres_up=up)
@@ -72,21 +71,21 @@ class Recent:
         return self.failures / self.probes if self.probes else None
 
 
-def recent(samples: Sequence[Moment], now: float, seconds: float = NOW_SECONDS) -> Recent:
+def recent(samples: Sequence[Observed], now: float, seconds: float = NOW_SECONDS) -> Recent:
     """The probes of the last `seconds` before now."""
     kept = [s for s in samples if s.at > now - seconds]
-    answered = [s.duration_seconds for s in kept if s.duration_seconds is not None]
+    answered = [s.answered for s in kept if s.answered is not None]
     failures = sum(1 for s in kept if s.outcome != "success")
     return Recent(seconds, len(kept), failures, Latencies.of(answered, PROBE_BUCKETS))
 
 
-def latest_wrongly_invalid(samples: Sequence[Moment]) -> float | None:
+def latest_wrongly_invalid(samples: Sequence[Observed]) -> float | None:
     """The wrongly_invalid count the drift check reported at the last probe."""
-    return samples[-1].drift.get("wrongly_invalid") if samples else None
+    return samples[-1].around.wrongly_invalid if samples else None
 
 
 def now_decisions(
-    window: Observation, samples: Sequence[Moment], now: float, thresholds: Thresholds
+    window: Observation, samples: Sequence[Observed], now: float, thresholds: Thresholds
 ) -> list[Decision]:
     """The criteria judged on the last five minutes and the latest counts (passing now?)."""
     last = recent(samples, now)
@@ -113,7 +112,7 @@ class Paging:
 
 
 def would_page(
-    samples: Sequence[Moment],
+    samples: Sequence[Observed],
     vitals: Vitals,
     state: str | None,
     now: float,
@@ -131,7 +130,7 @@ def would_page(
     return found
 
 
-def _callback(samples: Sequence[Moment], now: float, thresholds: Thresholds) -> list[Paging]:
+def _callback(samples: Sequence[Observed], now: float, thresholds: Thresholds) -> list[Paging]:
     found = []
     if samples and samples[-1].outcome != "success":
         found.append(Paging("RolloutCallbackDown", f"the last probe: {samples[-1].outcome}"))

@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from html import escape
+from importlib.resources import files
 
 from monitor.config.durations import human_duration, short_duration
 from monitor.http.status.charts import (
@@ -23,7 +25,7 @@ from monitor.http.status.charts import (
     render_chart,
     short_count,
 )
-from monitor.http.status.history import DRIFT_KINDS, History, Moment, per_minute
+from monitor.http.status.history import DRIFT_KINDS, Minute, drift_of, last_hour, per_minute
 from monitor.http.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
 from monitor.judge.baseline import Baseline, Summary
 from monitor.judge.criteria import (
@@ -32,14 +34,15 @@ from monitor.judge.criteria import (
     Thresholds,
     baseline_problem,
     baseline_usable,
-    decide,
     overall,
 )
-from monitor.judge.live import LiveView
+from monitor.judge.judgement import Judgement
 from monitor.judge.rollout import PHASES, phase
 from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.probelog import Observed, ProbeLog
 
 REFRESH_SECONDS = 15
+CSS = files(__package__).joinpath("page.css").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Status:
     decisions: Sequence[Decision]
     baseline: Summary | None
     baseline_source: str
-    samples: Sequence[Moment]
+    samples: Sequence[Observed]
     thresholds: Thresholds
     now: float
     refresh_seconds: int = REFRESH_SECONDS
@@ -62,19 +65,24 @@ class Status:
     last_detail: str = ""  # the last probe's detail, redacted
     replica: str = ""  # which replica runs the database checks, when several monitors share it
 
+    @cached_property
+    def minutes(self) -> list[Minute]:
+        """The samples by minute, for the charts (grouped once a render)."""
+        return per_minute(self.samples)
+
 
 class StatusPage:
-    """Renders the page from the daemon's live view, migration tracker, baseline and history."""
+    """Renders the page from the daemon's memory: the migration's view, the judgement of the
+    window since the migration, the baseline, and the last hour of the probe log."""
 
     def __init__(
         self,
         *,
         migration: str,
-        live: LiveView,
         tracker: MigrationTracker,
+        judgement: Judgement,
         baseline: Baseline,
-        history: History,
-        thresholds: Thresholds,
+        log: ProbeLog,
         vitals: Callable[[], Vitals],
         redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
@@ -82,34 +90,35 @@ class StatusPage:
     ) -> None:
         self._migration = migration
         self._replica = replica
-        self._live = live
         self._tracker = tracker
+        self._judgement = judgement
         self._baseline = baseline
-        self._history = history
-        self._thresholds = thresholds
+        self._log = log
         self._vitals = vitals
         self._redact = redact
         self._clock = clock
 
     def status(self) -> Status:
         """What the page would show now."""
-        now, samples, vitals = self._clock(), self._history.samples(), self._vitals()
-        view = self._tracker.current()
-        observation = self._live.observation()
-        known = self._tracker.known_state()
+        now, vitals = self._clock(), self._vitals()
+        samples = last_hour(self._log, now)
+        view, known = self._tracker.current(), self._tracker.known_state()
+        observation = self._judgement.observation()
+        thresholds = self._judgement.thresholds
+        summary, source = self._baseline.frozen()
         return Status(
             migration=self._migration,
             known_state=known,
             view=view,
-            decisions=decide(observation, self._thresholds),
-            baseline=self._baseline.summary(),
-            baseline_source=self._baseline.source,
+            decisions=self._judgement.decisions(observation),
+            baseline=summary,
+            baseline_source=source,
             samples=samples,
-            thresholds=self._thresholds,
+            thresholds=thresholds,
             now=now,
             vitals=vitals,
-            now_decisions=now_decisions(observation, samples, now, self._thresholds),
-            paging=would_page(samples, vitals, known, now, self._thresholds, running=view.running),
+            now_decisions=now_decisions(observation, samples, now, thresholds),
+            paging=would_page(samples, vitals, known, now, thresholds, running=view.running),
             last_detail=self._redact(error_kind(samples[-1].detail)) if samples else "",
             replica=self._replica(),
         )
@@ -171,13 +180,21 @@ def migration_section(status: Status) -> str:
             f" (from {status.view.applied_source or 'unknown'})"
         )
     )
-    rows = [("State", state, f"state-{state}"), ("Phase", PHASES[current], f"phase-{current}")]
-    rows.append(("Applied", when, "applied"))
+    rows = [
+        ("State", state, f"state-{state}"),
+        ("Phase", PHASES[current], f"phase-{current}"),
+        ("Applied", when, "applied"),
+    ]
+    return f'<section id="migration"><h2>Migration</h2>{definitions(rows)}</section>'
+
+
+def definitions(rows: Sequence[tuple[str, str, str]]) -> str:
+    """A <dl> of (name, text, id) rows, the text escaped."""
     items = "".join(
         f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
         for name, text, ident in rows
     )
-    return f'<section id="migration"><h2>Migration</h2><dl>{items}</dl></section>'
+    return f"<dl>{items}</dl>"
 
 
 def criteria_section(
@@ -235,14 +252,10 @@ def now_section(status: Status, level: str, last: Recent) -> str:
         *database_rows(status.vitals),
         ("Would page", paging_text(status.paging), "now-paging"),
     ]
-    items = "".join(
-        f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
-        for name, text, ident in rows
-    )
     return (
         f'<section id="now" class="now-{escape(level)}"><h2>Now: '
         f'<span id="now-level" class="level {escape(level)}">{NOW_WORDS[level]}</span></h2>'
-        f"<dl>{items}</dl></section>"
+        f"{definitions(rows)}</section>"
     )
 
 
@@ -345,7 +358,7 @@ def middle(start: float, end: float) -> float:
 
 def success_chart(status: Status, start: float, end: float) -> Chart:
     """Per-minute share of successful probes against the objective."""
-    minutes = per_minute(status.samples)
+    minutes = status.minutes
     points = tuple((middle(m.start, end), m.success_ratio) for m in minutes)
     return Chart(
         "success",
@@ -361,7 +374,7 @@ def success_chart(status: Status, start: float, end: float) -> Chart:
 
 def latency_chart(status: Status, start: float, end: float) -> Chart:
     """Per-minute p95 latency against the baseline's p95 and the tolerated limit."""
-    minutes = per_minute(status.samples)
+    minutes = status.minutes
     points = tuple((middle(m.start, end), m.p95_seconds) for m in minutes if m.p95_seconds)
     return Chart(
         "latency",
@@ -394,19 +407,21 @@ def baseline_view(status: Status) -> BaselineView | None:
     return None if base is None else base.view(status.baseline_source)
 
 
-def drift(samples: Sequence[Moment]) -> tuple[Series, ...]:
+def drift(samples: Sequence[Observed]) -> tuple[Series, ...]:
     """Stale-valid and wrongly-invalid tokens as the drift check last reported at each probe."""
+    drifts = [(s.at, drift_of(s)) for s in samples]
     return tuple(
-        Series(kind, tuple((s.at, s.drift[kind]) for s in samples if kind in s.drift))
+        Series(kind, tuple((at, kinds[kind]) for at, kinds in drifts if kind in kinds))
         for kind in DRIFT_KINDS
     )
 
 
-def backfill(samples: Sequence[Moment]) -> tuple[Series, ...]:
+def backfill(samples: Sequence[Observed]) -> tuple[Series, ...]:
     """Users still missing each new column, one line per column, in the order first seen."""
-    columns = list(dict.fromkeys(c for s in samples for c in s.missing))
+    missing = [(s.at, dict(s.around.missing)) for s in samples]
+    columns = list(dict.fromkeys(c for _, users in missing for c in users))
     return tuple(
-        Series(column, tuple((s.at, s.missing[column]) for s in samples if column in s.missing))
+        Series(column, tuple((at, users[column]) for at, users in missing if column in users))
         for column in columns
     )
 
@@ -432,55 +447,3 @@ def baseline_text(status: Status) -> str:
     text = f"{base.probes} probes from {status.baseline_source}, success {ratio}, p95 {latency}"
     problem = baseline_problem(baseline_view(status), status.thresholds)
     return text if problem is None else f"unusable as evidence ({problem}); {text}"
-
-
-CSS = (
-    "*{box-sizing:border-box}"
-    "body{margin:0;font:15px/1.4 system-ui,sans-serif;color:#1b1b1b;background:#f6f6f4}"
-    "main{max-width:52rem;margin:0 auto;padding:0.75rem}"
-    "h1{font-size:1.4rem;margin:0.25rem 0}h2{font-size:1.1rem;margin:1.25rem 0 0.5rem}"
-    "code{overflow-wrap:anywhere}"
-    "dl{display:grid;grid-template-columns:auto 1fr;gap:0.25rem 0.75rem;margin:0}"
-    "dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}"
-    "ol.criteria{list-style:none;padding:0;margin:0}"
-    ".criterion{background:#fff;border-left:0.4rem solid #888;padding:0.5rem 0.75rem;"
-    "margin:0 0 0.5rem}"
-    ".criterion.pass{border-color:#1a7f37}.criterion.fail{border-color:#c62828}"
-    ".criterion.inconclusive{border-color:#9a6700}"
-    ".reason{margin:0.25rem 0 0;overflow-wrap:anywhere}"
-    ".result{display:inline-block;font-weight:700;padding:0 0.4rem;border-radius:0.25rem;"
-    "color:#fff;background:#666}"
-    ".result.pass{background:#1a7f37}.result.fail{background:#c62828}"
-    ".result.inconclusive{background:#9a6700}"
-    "figure{background:#fff;margin:0 0 0.75rem;padding:0.5rem}"
-    "figcaption{font-weight:600}"
-    "svg{display:block;width:100%;height:auto}"
-    "svg .area{fill:#fafafa;stroke:#bbb}svg text{font-size:9px;fill:#444}"
-    "svg .line{fill:none;stroke-width:1.5}"
-    ".s0{stroke:#0b5cad;fill:#0b5cad}.s1{stroke:#c62828;fill:#c62828;stroke-dasharray:5 2}"
-    ".s2{stroke:#1a7f37;fill:#1a7f37;stroke-dasharray:2 2}"
-    ".s3{stroke:#6f42c1;fill:#6f42c1;stroke-dasharray:8 3}"
-    "svg .line.s0,svg .line.s1,svg .line.s2,svg .line.s3{fill:none}"
-    "svg .reference{stroke-width:1}svg .r0{stroke:#555;stroke-dasharray:3 3}"
-    "svg .r1{stroke:#c62828;stroke-dasharray:1 2}"
-    ".legend{list-style:none;padding:0;margin:0.25rem 0 0;font-size:0.9rem}"
-    ".key{display:inline-block;width:1.2rem;height:0;border-top:2px solid;"
-    "margin-right:0.4rem;vertical-align:middle}"
-    ".key.s0{border-color:#0b5cad}.key.s1{border-color:#c62828;border-top-style:dashed}"
-    ".key.s2{border-color:#1a7f37;border-top-style:dotted}"
-    ".key.s3{border-color:#6f42c1;border-top-style:dashed}"
-    ".key.r0{border-color:#555;border-top-style:dashed}"
-    ".key.r1{border-color:#c62828;border-top-style:dotted}"
-    "footer{margin-top:1.5rem;font-size:0.9rem;color:#444}"
-    "#now{background:#fff;border-left:0.4rem solid #666;padding:0.25rem 0.75rem 0.5rem}"
-    "#now h2{margin-top:0.25rem}"
-    "#now.now-ok{border-color:#1a7f37}#now.now-warn{border-color:#9a6700}"
-    "#now.now-bad{border-color:#c62828;background:#fdecea}"
-    ".level{display:inline-block;font-weight:700;padding:0 0.4rem;border-radius:0.25rem;"
-    "color:#fff;background:#666}"
-    ".level.ok{background:#1a7f37}.level.warn{background:#9a6700}.level.bad{background:#c62828}"
-    "p.now{margin:0.25rem 0 0;font-weight:600}p.now.pass{color:#1a7f37}p.now.fail{color:#c62828}"
-    # Two charts a row where there is room, so that they stay small on a wide screen.
-    "@media (min-width:40rem){#charts{display:grid;grid-template-columns:1fr 1fr;"
-    "gap:0.75rem}#charts h2{grid-column:1/-1;margin-bottom:0}#charts figure{margin:0}}"
-)

@@ -4,7 +4,7 @@ records (the probes, the summary, the saved state), summaries (the quantile math
 (the metric families) and learning (the state machine, and its state file)."""
 
 from monitor.judge.baseline.families import ANSWERED_PROBES
-from monitor.judge.baseline.learning import Baseline, Fetch, quiet, read_state
+from monitor.judge.baseline.learning import Baseline, Fetch, read_state
 from monitor.judge.baseline.records import QUANTILES, Plan, Probe, SavedState, Summary
 from monitor.judge.baseline.summaries import bucket_quantile, summarize
 
@@ -18,7 +18,6 @@ __all__ = [
     "SavedState",
     "Summary",
     "bucket_quantile",
-    "quiet",
     "read_state",
     "summarize",
 ]

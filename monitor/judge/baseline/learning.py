@@ -1,5 +1,6 @@
 """The learning state machine: learns from the probes logged while the migration is pending
-with no run under way, freezes when it leaves pending, keeps its state file."""
+with no run under way, freezes when the schema check sees it leave pending, keeps its state
+file. It changes on events only (a probe logged, the migration's view published)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from monitor.judge.baseline.records import (
 )
 from monitor.judge.baseline.summaries import configured, summarize
 from monitor.judge.state_files import read_for_migration, write_atomically
-from monitor.observe.migration import MigrationTracker
-from monitor.observe.probe import ProbeResult
+from monitor.observe.migration import MigrationView
 from monitor.observe.probelog import MAX_PROBES, Observed, ProbeLog
 
 SAVE_EVERY_SECONDS = 60.0
@@ -45,64 +45,72 @@ def in_background(task: Callable[[], None]) -> None:
 
 
 class Baseline:
-    """A collector of the baseline gauges; learns from the probes logged while the migration is
-    pending with no run under way."""
+    """A collector of the baseline gauges. It learns from the probes the log records while the
+    migration is pending with no run under way, and freezes when the schema check sees it leave
+    pending; reading it changes nothing."""
 
     def __init__(
         self,
         settings: BaselineSettings,
         probe_interval: float,
-        tracker: MigrationTracker,
+        log: ProbeLog,
         migration: str,
         clock: Callable[[], float] = time.time,
         *,
-        log: ProbeLog | None = None,
         fetch: Fetch | None = None,
         spawn: Spawn = in_background,
     ) -> None:
         self._settings = settings
-        self._tracker = tracker
         self._migration = migration
         self._clock = clock
-        self._log = log or ProbeLog(quiet=lambda: quiet(tracker), clock=clock, span=settings.window)
+        self._log = log
         self._fetch = fetch
         self._spawn = spawn
         self._lock = threading.Lock()
         self._capacity = min(MAX_PROBES, math.ceil(settings.window / probe_interval) + 1)
+        self._view = MigrationView()  # the migration as the schema check last published it
         self._confirmed_until: float | None = None
         self._frozen: Summary | None = None
         self._source: Source = "monitor"
-        self._learned_cache: tuple[float, Summary] | None = None  # O(window): once per probe
         self._saved_at = -math.inf
-        self._unsaved = False  # frozen (by a scrape, say) and not written yet
         self._fetched_at = -math.inf
         if settings.fixed is not None:
             self._frozen = configured(settings.fixed, settings.min_probes)
             self._source = "configuration"
         else:
             self._load()
+        self._learned = self._learn()
 
-    def use_log(self, log: ProbeLog) -> None:
-        """Learn from this log from now on (a reloaded monitor has its own, with the same
-        records), keeping what the previous one holds of the probes being learned."""
+    def follow(self, view: MigrationView) -> None:
+        """The schema check published: confirm the probes still pending, freeze once the
+        migration left pending (its run under way counts as left)."""
         with self._lock:
-            log.restore(self._learning())
-            self._log = log
-            self._learned_cache = None
-
-    def record(self, result: ProbeResult) -> None:
-        """Log the probe in the baseline's own log and observe it (tests; the daemon's log is
-        shared, and the monitor calls observe)."""
-        self.observe(self._log.record(result))
+            self._view = view
+            if self._frozen is not None:
+                return
+            if view.quiet:
+                self._confirmed_until = self._clock()
+                self._learned = self._learn()
+                return
+            # The migration's run (a lock queue, an index build) is not "before the migration":
+            # probes after its start are left out even if a look still called them pending.
+            if view.started_at is not None and self._confirmed_until is not None:
+                started = view.started_at.timestamp()
+                self._confirmed_until = min(self._confirmed_until, started)
+            self._frozen = self._learned = self._learn()
+            log.info(
+                "baseline_frozen",
+                state=view.state,
+                running=view.running,
+                probes=self._frozen.probes,
+            )
+            self._save()
 
     def observe(self, observed: Observed) -> None:
-        """A probe was logged: follow the migration, keep the state file, fetch if too thin."""
+        """A probe was logged: learn from it, keep the state file, fetch if too thin."""
         with self._lock:
-            self._settle()
-            if self._unsaved:
-                self._save()
             if observed.quiet and self._frozen is None:
-                self._learned_cache = None
+                self._learned = self._learn()
                 if self._clock() - self._saved_at >= SAVE_EVERY_SECONDS:
                     self._save()
             applied_at = self._fetch_due()
@@ -118,9 +126,16 @@ class Baseline:
         newest = quiet[-1].at
         return [o for o in quiet if o.at > newest - self._settings.window][-self._capacity :]
 
+    def _learn(self) -> Summary:
+        """Probes a later schema check confirmed were taken before the migration started."""
+        until = self._confirmed_until
+        if until is None:
+            return summarize([])
+        return summarize([probe_of(o) for o in self._learning() if o.at <= until])
+
     def _fetch_due(self) -> float | None:
         """The applied time to ask Prometheus about, when the frozen baseline is too thin."""
-        frozen, view = self._frozen, self._tracker.current()
+        frozen, view = self._frozen, self._view
         thin = frozen is not None and frozen.probes < self._settings.min_probes
         if self._fetch is None or not thin or self._source != "monitor":
             return None
@@ -151,9 +166,8 @@ class Baseline:
     def collect(self) -> Iterator[Metric]:
         """The baseline gauges (prometheus_client's collector interface)."""
         with self._lock:
-            self._settle()
             frozen = self._frozen is not None
-            summary = self._frozen if self._frozen is not None else self._learned()
+            summary = self._frozen if self._frozen is not None else self._learned
             source = self._current_source()
         yield from families(summary, frozen, self._settings.min_probes, source)
 
@@ -165,20 +179,17 @@ class Baseline:
         """The frozen baseline (what the window since the migration is judged against); None
         while it is still being learned."""
         with self._lock:
-            self._settle()
             return self._frozen
 
     def frozen(self) -> tuple[Summary | None, str]:
         """summary() and source, read together."""
         with self._lock:
-            self._settle()
             return self._frozen, self._current_source()
 
     @property
     def source(self) -> str:
         """Where summary() comes from: monitor, configuration, prometheus_history or none."""
         with self._lock:
-            self._settle()
             return self._current_source()
 
     def _current_source(self) -> Source:
@@ -187,43 +198,7 @@ class Baseline:
     def close(self) -> None:
         """Persist what was learned (the monitor is stopping)."""
         with self._lock:
-            self._settle()
             self._save()
-
-    def _settle(self) -> None:
-        """Follow the schema check: confirm probes still pending, freeze once it left pending."""
-        if self._frozen is not None:
-            return
-        pending_at = self._tracker.last_pending_at()
-        if pending_at is not None:
-            known = self._confirmed_until
-            self._confirmed_until = pending_at if known is None else max(known, pending_at)
-            if self._confirmed_until != known:
-                self._learned_cache = None
-        state, view = self._tracker.known_state(), self._tracker.current()
-        if state not in (None, "pending") or view.running:
-            # The migration's run (a lock queue, an index build) is not "before the migration":
-            # probes after its start are left out even if a look still called them pending.
-            if view.started_at is not None and self._confirmed_until is not None:
-                started = view.started_at.timestamp()
-                self._confirmed_until = min(self._confirmed_until, started)
-                self._learned_cache = None
-            self._frozen = self._learned()
-            log.info(
-                "baseline_frozen", state=state, running=view.running, probes=self._frozen.probes
-            )
-            self._unsaved = True  # written by the next probe: never on the scrape path
-
-    def _learned(self) -> Summary:
-        """Probes a later schema check confirmed were taken before the migration started."""
-        until = self._confirmed_until
-        if until is None:
-            return summarize([])
-        cached = self._learned_cache
-        if cached is None or cached[0] != until:
-            confirmed = [probe_of(o) for o in self._learning() if o.at <= until]
-            cached = self._learned_cache = (until, summarize(confirmed))
-        return cached[1]
 
     def _state(self) -> SavedState:
         return SavedState(
@@ -238,7 +213,6 @@ class Baseline:
 
     def _save(self) -> None:
         path = self._settings.state_file
-        self._unsaved = False
         if path is None or self._source == "configuration":
             return
         self._saved_at = self._clock()
@@ -262,9 +236,3 @@ def read_state(path: Path, migration: str) -> SavedState | None:
     return read_for_migration(
         path, SavedState, migration, "baseline_state_unreadable", action="relearn"
     )
-
-
-def quiet(tracker: MigrationTracker) -> bool:
-    """Whether a probe now is one a baseline may learn from: the schema check has looked, and
-    found the migration pending with no run under way."""
-    return tracker.known_state() is not None and tracker.current().quiet
