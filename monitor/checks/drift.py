@@ -35,6 +35,10 @@ WHOLE = SQL("")
 SLICE = SQL("WHERE ctid >= %(first)s::tid AND ctid < %(last)s::tid")
 
 
+class SweepOff(Exception):
+    """The sweep cannot read the token table here: the sample's counts stand from now on."""
+
+
 class DriftCheck:
     """Counts stale_valid and wrongly_invalid tokens in UTC: exactly, or from a sample if large."""
 
@@ -73,11 +77,11 @@ class DriftCheck:
             tokens = plan.relation(sql.table(self._schema, table))
             row = session.row(self._query("token_drift", tokens))
             sampled = row["tokens"]
-            sweeping = plan.estimated and self._can_sweep(session)
+            sweep = self._sweep if plan.estimated and self._can_sweep(session) else None
             exact = self._exact_wrongly_invalid(session) if plan.estimated else None
-        if sweeping and self._sweep is not None:
-            self._sweep.advance(self._read_slice, size.relpages)
-        totals = self._sweep.totals() if sweeping and self._sweep is not None else None
+        totals = None if sweep is None else self._advance(sweep, size.relpages)
+        if self._sweep is None:  # off, or switched off in this run
+            sweep = None
         if totals is not None:
             return self._swept(totals, exact, plan, size.relpages)
         return self._families(
@@ -89,7 +93,7 @@ class DriftCheck:
             stale_exact=not plan.estimated,
             wrongly_exact=exact,
             markers=marker_families(self.name, plan, sampled),
-        ) + self._progress(sweeping, size.relpages)
+        ) + self._progress(sweep, size.relpages)
 
     def _swept(
         self, totals: Totals, exact: float | None, plan: ReadPlan, relpages: int
@@ -104,7 +108,7 @@ class DriftCheck:
                 wrongly_exact=exact if exact is not None else float(tally.wrongly_invalid),
                 markers=marker_families(self.name, whole, tally.tokens),
             ),
-            *self._progress(True, relpages),
+            *self._progress(self._sweep, relpages),
             gauge(
                 "rollout_token_validity_sweep_oldest_timestamp_seconds",
                 "When the oldest slice of the token table in the swept drift counts was read.",
@@ -137,16 +141,28 @@ class DriftCheck:
             *markers,
         ]
 
-    def _progress(self, sweeping: bool, relpages: int) -> list[Metric]:
-        if not sweeping or self._sweep is None:
+    @staticmethod
+    def _progress(sweep: Sweep | None, relpages: int) -> list[Metric]:
+        if sweep is None:
             return []
         return [
             gauge(
                 "rollout_token_validity_sweep_progress_ratio",
                 "Share of the token table the drift sweep's current pass has read.",
-                self._sweep.progress(relpages),
+                sweep.progress(relpages),
             )
         ]
+
+    def _advance(self, sweep: Sweep, relpages: int) -> Totals | None:
+        """This run's slices of the sweep; its exact counts once a pass is done. A sweep that
+        cannot read the table here is switched off for good, and the sample stands."""
+        try:
+            sweep.advance(self._read_slice, relpages)
+        except SweepOff as off:
+            log.warning("drift_sweep_off", reason=str(off))
+            self._sweep = None
+            return None
+        return sweep.totals()
 
     def _can_sweep(self, session: Session) -> bool:
         """Whether the sweep may run: enabled, and the server has TID Range Scans."""
@@ -170,12 +186,9 @@ class DriftCheck:
                 session.guard(self._schema, [table])
                 row = session.row(self._slice, {"first": f"({first},0)", "last": f"({last},0)"})
         except psycopg.errors.InsufficientPrivilege:
-            log.warning(
-                "drift_sweep_off",
-                reason=f"no SELECT on {table}.ctid: grant it (docs/monitoring-role.sql)",
-            )
-            self._sweep = None
-            return None
+            raise SweepOff(
+                f"no SELECT on {table}.ctid: grant it (docs/monitoring-role.sql)"
+            ) from None
         except (TableLocked, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):
             return None  # resumed at this slice on the next run
         return Tally(int(row["stale_valid"]), int(row["wrongly_invalid"]), int(row["tokens"]))
