@@ -16,7 +16,7 @@ if str(Path(__file__).parent) not in sys.path:
 
 import fixtures
 from callback_servers import answering_server
-from databases import SERVER_TIMEZONE, FreshDatabase, frozen_baseline_state
+from databases import SERVER_TIMEZONE, FreshDatabase, drop_database, frozen_baseline_state
 from monitoring import make_config, run_once
 from promql import exposed_names
 
@@ -54,7 +54,7 @@ def fresh_db(pg_server: PostgresServer) -> Iterator[FreshDatabase]:
         yield db
     finally:
         db.close_all()
-        pg_server.drop_database(name)
+        drop_database(pg_server, name)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Literal
 
 import fixtures
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from monitor.demo.postgres import PostgresServer
@@ -58,3 +59,15 @@ def frozen_baseline_state(version: Literal[1, 3] = 3) -> str:
         confirmed_until=None,
         baseline=summary,
     ).model_dump_json()
+
+
+def drop_database(server: PostgresServer, name: str) -> None:
+    """Terminate the database's sessions, then drop it if it exists."""
+    with server.connect() as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 import yaml
-from databases import FreshDatabase
+from databases import FreshDatabase, drop_database
 
 from monitor.demo import data
 from monitor.demo.app import SLOW_DELAY_SECONDS, StandInApp
@@ -86,7 +86,7 @@ def test_create_makes_exactly_the_users_asked_for_and_tokens_for_most(
             )
             assert data.applied(conn) is False
     finally:
-        pg_server.drop_database(name)
+        drop_database(pg_server, name)
     assert 1700 < tokens < 1950  # 90% of users, drawn at random
     assert 0.2 * tokens < expired < 0.45 * tokens  # a third of the 90-day spread is past
     assert orphans == 0

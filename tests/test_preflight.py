@@ -24,7 +24,7 @@ import fixtures
 import psycopg
 import pytest
 from callback_servers import answering_server, refused_url
-from databases import FreshDatabase
+from databases import FreshDatabase, drop_database
 from grants import grant_monitoring_role
 from monitoring import make_config, outcome_count, run_once
 
@@ -42,7 +42,7 @@ from monitor.preflight.backup import (
     read_tar,
 )
 from monitor.preflight.checks import backup_checks, run_checks
-from monitor.preflight.result import CHECKS, CheckResult
+from monitor.preflight.result import CheckResult
 from monitor.preflight.tools import ReadFailed, find_pg_restore
 
 COMMAND = [sys.executable, "-m", "monitor"]
@@ -53,6 +53,17 @@ PLAIN_WHY = (
     "plain SQL: pg_restore cannot read it (the plan's `pg_restore --list` check fails on it)"
 )
 HOUR = 3600.0
+# Every check, in the order the table lists them.
+CHECKS = (
+    "database",
+    "schema",
+    "backup_present",
+    "backup_recent",
+    "backup_restorable",
+    "auth_flows_in_flight",
+    "active_sessions",
+    "callback",
+)
 DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions")
 BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
 ONE_STATEMENT_ONLY = "SyntaxError: cannot insert multiple commands into a prepared statement"
@@ -119,7 +130,7 @@ def dumps(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
         version = tool_version(bindir / "pg_restore")
         yield Dumps(directory, bindir, version)
     finally:
-        pg_server.drop_database(SOURCE_DB)
+        drop_database(pg_server, SOURCE_DB)
 
 
 def tool_version(path: Path) -> str:

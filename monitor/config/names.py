@@ -115,16 +115,3 @@ def family_of(name: str) -> str:
 def is_builtin(name: str) -> bool:
     """Whether the name, or the family it would be a sample of, is rollout-monitor's own."""
     return family_of(name) in BUILTIN_FAMILIES
-
-
-# The series only the leader of several monitors exports (monitor.daemon.leader), as Prometheus's
-# relabelling would see a sample: its name, `check` and `criterion` labels joined by ";" (RE2,
-# anchored at both ends). tests/test_leader.py checks it against real scrapes of a leader and a
-# follower; docs/deployment.md lists them. They keep the leader's `instance`: the rules join
-# them with the callback's series of the same replica.
-DATABASE_SERIES = (
-    "rollout_(?:app|db|migration|postgres|prisma|schema|token|tokens|user|users)(?:_[a-z_]+)?;.*"
-    "|rollout_check_[a-z_]+;(?:schema|drift|backfill|connections|activity|query_performance);.*"
-    "|rollout_success_criterion(?:_inconclusive)?;.*;"
-    "(?:migration_completed|new_fields_populated|token_validity_tracking)"
-)

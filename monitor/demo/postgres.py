@@ -210,17 +210,6 @@ class PostgresServer:
         with self.connect() as conn:
             conn.execute(query)
 
-    def drop_database(self, name: str) -> None:
-        """Terminate the database's sessions, then drop it if it exists."""
-        with self.connect() as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
-
     # -- internals ---------------------------------------------------------------
 
     def _dir(self) -> Path:

@@ -20,7 +20,6 @@ from monitor.judge.stats import (
 )
 
 Result = Literal["pass", "fail", "inconclusive"]
-RESULTS: tuple[Result, ...] = ("pass", "fail", "inconclusive")
 
 # (name, the plan's own words under "Success Criteria")
 CRITERIA = (

@@ -5,17 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CHECKS = (
-    "database",
-    "schema",
-    "backup_present",
-    "backup_recent",
-    "backup_restorable",
-    "auth_flows_in_flight",
-    "active_sessions",
-    "callback",
-)
-
 
 @dataclass(frozen=True)
 class CheckResult:

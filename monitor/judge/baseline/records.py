@@ -32,14 +32,6 @@ class Plan(Record):
     index: str
 
 
-class Context(Record):
-    """The database around a probe, as the checks last reported it."""
-
-    user_lookup_seconds: float | None = None
-    user_lookup_plan: Plan | None = None
-    db_connections_ratio: float | None = None
-
-
 class Probe(Record):
     """One callback probe: when (Unix time), its outcome, its duration if it got an answer, and
     the database's user-lookup time, plan and connection usage the checks last saw."""
