@@ -1,56 +1,24 @@
-"""Composition root: arguments -> config -> logging -> monitor -> run, once or check-config."""
+"""Composition root: arguments -> config -> logging -> the command. No logic, and each command's
+code is imported when that command runs: `run` loads the daemon and nothing of the demo, the
+pre-flight or the verdict, which load none of the daemon's."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from prometheus_client import disable_created_metrics
+from monitor.config.names import DEFAULT_LISTEN_ADDRESS
+from monitor.demo.arguments import add_demo_parser
+from monitor.preflight.arguments import add_preflight_parser
+from monitor.verdict.arguments import add_verdict_parser
 
-from monitor.assets import AssetsError, write_assets
-from monitor.config.loading import ConfigError, load_config
-from monitor.config.schema import DEFAULT_LISTEN_ADDRESS, Config
-from monitor.daemon.reload import Daemon, Loader, ReloadFailed
-from monitor.daemon.service import Monitor
-from monitor.db.pool import PasswordFileError, read_password
-from monitor.demo.cli import add_demo_parser, run_demo
-from monitor.http.webconfig import load_web_config
-from monitor.observe.identity import describe
-from monitor.output.logs import configure_logging
-from monitor.output.redact import (
-    Redactor,
-    header_secrets,
-    redact_url,
-    url_secrets,
-    userinfo_secrets,
-)
-from monitor.preflight.cli import add_preflight_parser, run_preflight
-from monitor.verdict.cli import add_verdict_parser, run_verdict
+if TYPE_CHECKING:
+    from monitor.config.schema import Config
 
 USAGE_ERROR = 2
-
-
-def run_assets(args: argparse.Namespace) -> int:
-    """Write the rules, the dashboard and the runbook out of the installed package."""
-    try:
-        written = write_assets(Path(args.folder), overwrite=args.force)
-    except AssetsError as error:
-        print(f"rollout-monitor assets: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    print("\n".join(str(path) for path in written))
-    return 0
-
-
-WITHOUT_CONFIG: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": run_demo,
-    "verdict": run_verdict,
-    "assets": run_assets,
-}
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,6 +27,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print one line naming the problem, and exit 2."""
         self.exit(USAGE_ERROR, f"{self.prog}: {message} (see --help)\n")
+
+
+class Version(argparse.Action):
+    """--version: the version, revision and Python, looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from monitor.observe.identity import describe  # noqa: PLC0415  # only for --version
+
+        print(describe())
+        parser.exit(0)
 
 
 # Each option's environment variable and default; a flag wins over the environment, the
@@ -119,7 +97,7 @@ def parser() -> Parser:
         description="Watch migration 001_threads_oauth_enhancements and the Threads OAuth"
         " callback, and export Prometheus metrics. Exit codes: see each command's --help.",
     )
-    main.add_argument("--version", action="version", version=describe())
+    main.add_argument("--version", action=Version, nargs=0, help="print the version and exit")
     commands = main.add_subparsers(dest="command", required=True, parser_class=Parser)
     commands.add_parser(
         "run",
@@ -166,100 +144,112 @@ def parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the rollout-monitor command."""
     args = parser().parse_args(argv)
-    if args.command in WITHOUT_CONFIG:  # no database: they bring their own settings
-        return WITHOUT_CONFIG[args.command](args)
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise here
-    flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
+    return COMMANDS[args.command](args)
+
+
+# Each command imports its own code when it runs (the `noqa: PLC0415` below).
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`demo`: brings its own settings."""
+    from monitor.demo.command import run_demo as demo  # noqa: PLC0415
+
+    return demo(args)
+
+
+def run_verdict(args: argparse.Namespace) -> int:
+    """`verdict`: asks Prometheus, never the database."""
+    from monitor.verdict.command import run_verdict as verdict  # noqa: PLC0415
+
+    return verdict(args)
+
+
+def run_assets(args: argparse.Namespace) -> int:
+    """`assets`: writes the files the package ships."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from monitor.assets import AssetsError, write_assets  # noqa: PLC0415
+
     try:
-        config, redact = load(flags, os.environ)
-    except (ConfigError, PasswordFileError) as error:
-        problems = error.problems if isinstance(error, ConfigError) else [str(error)]
-        shown = early_redactor(flags, os.environ)
-        print("\n".join(shown(problem) for problem in problems), file=sys.stderr)
+        written = write_assets(Path(args.folder), overwrite=args.force)
+    except AssetsError as error:
+        print(f"rollout-monitor assets: {error}", file=sys.stderr)
         return USAGE_ERROR
-    configure_logging(config.log.level, config.log.format, redact)
-    if args.command == "check-config":
-        print(redact(summary(config)))
-        return 0
-    if args.command == "preflight":
-        return run_preflight(config, redact, args)
-    if args.command == "once":
-        monitor = Monitor(config, redact)
-        try:
-            exposition, ok = monitor.once()
-        finally:
-            monitor.close()
-        sys.stdout.write(exposition.decode())
-        return 0 if ok else 1
-    return serve(config, redact, lambda: reload(flags))
-
-
-def load(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> tuple[Config, Redactor]:
-    """The configuration and a redactor for its secrets (the URL's password, the file's)."""
-    config = load_config(flags, environ)
-    load_web_config(config.web_config_file)
-    callback = config.checks.callback
-    secrets = [
-        *url_secrets(config.database_url),
-        *userinfo_secrets(callback.url),
-        *header_secrets(callback.headers),
-    ]
-    if config.database.password_file is not None:
-        secrets.append(read_password(config.database.password_file))
-    return config, Redactor(secrets)
-
-
-def early_redactor(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Redactor:
-    """For problems found before a configuration stands: the secrets of the URLs as given."""
-    urls = [flags.get("--database-url"), environ.get("DATABASE_URL")]
-    callbacks = [flags.get("--callback-url"), environ.get("ROLLOUT_CALLBACK_URL")]
-    secrets = [s for url in urls if url for s in url_secrets(url)]
-    secrets += [s for url in callbacks if url for s in userinfo_secrets(url)]
-    return Redactor(secrets)
-
-
-def reload(flags: Mapping[str, str | None]) -> tuple[Config, Redactor]:
-    """load() as at start, from today's file, environment and the same flags (SIGHUP)."""
-    try:
-        return load(flags, os.environ)
-    except ConfigError as error:
-        raise ReloadFailed(error.problems) from None
-    except PasswordFileError as error:
-        raise ReloadFailed([str(error)]) from None
-
-
-def serve(config: Config, redact: Redactor, load_again: Loader) -> int:
-    """The daemon: until SIGTERM or SIGINT, loading the configuration again on SIGHUP."""
-    raise_open_files_limit()
-    try:
-        Daemon(config, redact, load_again).run()
-    except OSError as error:
-        print(
-            f"listen_address: cannot listen on {config.listen_address}: {error.strerror}",
-            file=sys.stderr,
-        )
-        return USAGE_ERROR
+    print("\n".join(str(path) for path in written))
     return 0
 
 
-def raise_open_files_limit() -> None:
-    """The soft limit on open files up to the hard one (as Go servers do): a flood of
-    connections must not leave the callback probe or the pool without a descriptor."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+Flags = dict[str, Any]  # --flag -> its value, as loading reads them
+Configured = Callable[["Config", Callable[[str], str], argparse.Namespace, Flags], int]
 
 
-def summary(config: Config) -> str:
-    """What check-config found, with the password masked."""
-    checks = config.checks
-    enabled = [
-        type(checks).model_fields[name].alias or name
-        for name, check in checks
-        if getattr(check, "enabled", False)
-    ]
-    return (
-        f"configuration OK: database {redact_url(config.database_url)}, "
-        f"callback {config.checks.callback.method} {config.checks.callback.url}, "
-        f"listen {config.listen_address}, checks {', '.join(enabled)}"
-    )
+def with_configuration(command: Configured) -> Callable[[argparse.Namespace], int]:
+    """A command run with the configuration loaded (every problem printed, exit 2 if any)
+    and logging set up: command(config, redact, args, flags)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from monitor.config.loading import ConfigError  # noqa: PLC0415
+        from monitor.daemon import setup  # noqa: PLC0415
+        from monitor.db.pool import PasswordFileError  # noqa: PLC0415
+        from monitor.output.logs import configure_logging  # noqa: PLC0415
+
+        flags = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "command"}
+        try:
+            config, redact = setup.load(flags, os.environ)
+        except (ConfigError, PasswordFileError) as error:
+            problems = error.problems if isinstance(error, ConfigError) else [str(error)]
+            shown = setup.early_redactor(flags, os.environ)
+            print("\n".join(shown(problem) for problem in problems), file=sys.stderr)
+            return USAGE_ERROR
+        configure_logging(config.log.level, config.log.format, redact)
+        return command(config, redact, args, flags)
+
+    return run
+
+
+@with_configuration
+def run_daemon(
+    config: Config, redact: Callable[[str], str], _: argparse.Namespace, flags: Flags
+) -> int:
+    """`run`: serve until SIGTERM, loading the configuration again on SIGHUP."""
+    from monitor.daemon import commands, setup  # noqa: PLC0415
+
+    return commands.serve(config, redact, lambda: setup.reload(flags))
+
+
+@with_configuration
+def run_once(config: Config, redact: Callable[[str], str], *_: object) -> int:
+    """`once`: every check once."""
+    from monitor.daemon import commands  # noqa: PLC0415
+
+    return commands.once(config, redact)
+
+
+@with_configuration
+def check_config(config: Config, redact: Callable[[str], str], *_: object) -> int:
+    """`check-config`: the configuration loaded; a summary, the password masked."""
+    from monitor.daemon import commands  # noqa: PLC0415
+
+    print(redact(commands.summary(config)))
+    return 0
+
+
+@with_configuration
+def run_preflight(
+    config: Config, redact: Callable[[str], str], args: argparse.Namespace, _: Flags
+) -> int:
+    """`preflight`: the plan's pre-deployment checklist."""
+    from monitor.preflight.command import run_preflight as preflight  # noqa: PLC0415
+
+    return preflight(config, redact, args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": run_daemon,
+    "once": run_once,
+    "check-config": check_config,
+    "preflight": run_preflight,
+    "verdict": run_verdict,
+    "demo": run_demo,
+    "assets": run_assets,
+}

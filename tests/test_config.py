@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from monitor.config.durations import parse_duration
 from monitor.config.loading import ConfigError, load_config
-from monitor.config.schema import DEFAULT_LISTEN_ADDRESS, Config
+from monitor.config.names import DEFAULT_LISTEN_ADDRESS
+from monitor.config.schema import Config
 
 URL = "postgresql://monitor:s3cret-pw@127.0.0.1:5432/app"
 DURATION_HELP = "expected a number with a unit ms, s, m, h, d or w, e.g. 15s or 1h30m"

@@ -22,7 +22,8 @@ import pytest
 from dashboard_queries import concrete, dashboard_queries
 from prometheus_api import Prometheus, wait_for
 
-from monitor.demo.stack import DemoSettings, DemoStack
+from monitor.demo.settings import DemoSettings
+from monitor.demo.stack import DemoStack
 
 DASHBOARD = (
     Path(__file__).resolve().parent.parent / "monitor/assets/dashboards/rollout-overview.json"

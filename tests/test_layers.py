@@ -5,6 +5,8 @@ layers, on an arrow between two commands, or on a cycle."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +110,7 @@ def test_the_walk_sees_an_arrow_up_when_there_is_one() -> None:
         "monitor.db.pool -> monitor.judge.criteria",
         "monitor.verdict.cli -> monitor.preflight.cli",
     ]
-    assert "monitor.daemon.service" in graph()["monitor.cli"]
+    assert "monitor.daemon.commands" in graph()["monitor.cli"]
 
 
 def test_no_import_cycle() -> None:
@@ -180,3 +182,32 @@ def test_the_dashboard_generator_reads_only_the_daemons_names() -> None:
     }
     assert not any(room(arrow.split(" -> ")[1]) in COMMANDS for arrow in arrows)
     assert not any(t.startswith("dashboards") for targets in graph().values() for t in targets)
+
+
+def loaded_by(code: str) -> set[str]:
+    """The monitor and dashboards modules a fresh interpreter holds after running code."""
+    listing = "import sys; print(*sorted(m for m in sys.modules if m.split('.')[0] in"
+    listing += " ('monitor', 'dashboards', 'httpx')))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{listing}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return set(done.stdout.split())
+
+
+def test_run_loads_the_daemon_and_no_other_commands_code() -> None:
+    """Issue 18: `run` imported the demo's, the pre-flight's and the verdict's command modules.
+    Now the command line loads none of the commands' code, `run` the daemon's only, and httpx
+    waits for the first probe."""
+    parsing = loaded_by("import monitor.cli")
+    assert not any(m.startswith("monitor.daemon") for m in parsing)
+    running = loaded_by("import monitor.cli, monitor.daemon.commands, monitor.daemon.setup")
+    others = (
+        *("monitor.demo.command", "monitor.demo.stack", "monitor.preflight.command"),
+        *("monitor.preflight.checks", "monitor.verdict.command", "dashboards"),
+    )
+    assert sorted(m for m in running if m.startswith(others)) == []
+    assert not any(m.startswith("httpx") for m in running)

@@ -12,6 +12,7 @@ tests/test_names.py checks that a real run exports nothing outside this list.
 
 from __future__ import annotations
 
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9838"  # loopback: nothing published by accident
 PRISMA_MIGRATE_LOCK = 72707369  # the advisory lock `prisma migrate deploy` takes
 PRISMA_TABLE = "_prisma_migrations"
 

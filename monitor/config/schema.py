@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration
-from monitor.config.names import PRISMA_MIGRATE_LOCK, is_builtin
+from monitor.config.names import DEFAULT_LISTEN_ADDRESS, PRISMA_MIGRATE_LOCK, is_builtin
 from monitor.config.urls import check_database_url, has_password, split_prisma_parameters
 from monitor.config.values import (
     CallbackUrl,
@@ -383,9 +383,6 @@ class LeaderSettings(Section):
         if value == PRISMA_MIGRATE_LOCK:
             raise ValueError(f"{value} is the lock prisma migrate takes: choose another")
         return value
-
-
-DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9838"
 
 
 class Config(Section):

@@ -12,7 +12,8 @@ from typing import TextIO
 import httpx
 
 from monitor.demo.app import ACTIONS, ActionError
-from monitor.demo.stack import DemoSettings, DemoStack
+from monitor.demo.settings import DemoSettings
+from monitor.demo.stack import DemoStack
 
 STATUS_EVERY = 10.0
 READY_LINE = "demo ready"

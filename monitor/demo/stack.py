@@ -17,33 +17,17 @@ from typing import Any
 
 import yaml
 
-from monitor.assets import folder
 from monitor.demo import data
 from monitor.demo.app import ActionError, StandInApp
 from monitor.demo.load import Load
 from monitor.demo.pager import Pager, rewired
 from monitor.demo.postgres import PostgresServer, free_port
 from monitor.demo.processes import Process
+from monitor.demo.settings import DemoSettings
 
 DATABASE = "app"
 APP_POOL_SIZE = 8
 MIGRATION_RETRY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """How big, how busy and how fast the demo is."""
-
-    users: int = 5000
-    logins_per_second: float = 5.0
-    migrate_after: float | None = 60.0
-    check_interval: float = 5.0
-    probe_interval: float = 2.0
-    scrape_interval: float = 5.0
-    prometheus: bool = True
-    alerts_dir: Path = field(
-        default_factory=lambda: folder("alerts")
-    )  # the installed package's rules
 
 
 @dataclass

@@ -88,7 +88,8 @@ UserName = Annotated[str, AfterValidator(_user_name)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built when a web config file is first read, not at import: most monitors have none.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 def _reject(data: Any, keys: tuple[str, ...], why: str) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from monitor.config.schema import BaselineSettings
 from monitor.judge.baseline import ANSWERED_PROBES, QUANTILES, Fetch, Summary
 from monitor.judge.criteria import BaselineView
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
-from monitor.promql.api import Prometheus, Sample
 from monitor.promql.query import Selector, exact_increase
+
+if TYPE_CHECKING:
+    from monitor.promql.api import Prometheus, Sample
 
 # The fetch runs in the probe's thread: a Prometheus that does not answer delays one probe by
 # at most four queries of this, once a minute, and only while the baseline is too thin.
@@ -193,6 +196,9 @@ def history_fetch(settings: BaselineSettings) -> Fetch | None:
         return None
 
     def fetch(applied_at: float) -> Summary | None:
+        # Prometheus's client (httpx) is loaded when first asked, not at start.
+        from monitor.promql.api import Prometheus  # noqa: PLC0415
+
         with Prometheus(url, PROMETHEUS_TIMEOUT_SECONDS) as prometheus:
             return baseline_before(prometheus, selector, applied_at, settings.window)
 

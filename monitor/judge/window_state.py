@@ -26,7 +26,7 @@ Probe = tuple[float, bool, int | None, float | None]
 class WindowState(BaseModel):
     """What a LiveView needs to carry on: its times, its last look and its probes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # at first use
 
     version: Literal[1]
     migration: str

@@ -20,9 +20,10 @@ Source = Literal["monitor", "configuration", "prometheus_history", "none"]
 
 
 class Record(BaseModel):
-    """Strict, immutable, and the same in memory as in the state file."""
+    """Strict, immutable, and the same in memory as in the state file; built at first use (a
+    state file read or written), not at import."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Plan(Record):
