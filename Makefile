@@ -5,14 +5,24 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# uv reads uv.lock (every dependency, dev ones included, pinned with hashes); pip installs what
+# it exports, hashes checked. `make lock` refreshes the lock within pyproject.toml's ranges.
+UV_VERSION := $(shell sed -n 's/^ARG UV_VERSION=//p' Containerfile)
 
-.PHONY: demo run test lint system-deps test-deps clean
+.PHONY: demo run test lint lock system-deps test-deps clean
 
-$(BIN)/rollout-monitor: pyproject.toml
+$(BIN)/rollout-monitor: pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv export --quiet --frozen --extra dev --no-emit-project --no-header \
+	  --format requirements-txt --output-file $(VENV)/requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r $(VENV)/requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+lock: $(BIN)/rollout-monitor
+	$(BIN)/uv lock --upgrade
 
 demo: system-deps $(BIN)/rollout-monitor
 	$(BIN)/rollout-monitor demo $(DEMO_ARGS)

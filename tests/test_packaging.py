@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from monitor.assets import PROMETHEUS_RULE, shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = ("schema_before", "migration_001", "rollback_001")
+UV = (sys.executable, "-m", "uv")
+EXPORT_PLAIN = ("--no-hashes", "--no-header", "--no-annotate", "--format", "requirements-txt")
 
 
 def test_assets_writes_the_shipped_files_and_keeps_existing_ones(tmp_path: Path) -> None:
@@ -83,3 +88,24 @@ def test_the_wheel_carries_the_rules_the_dashboard_and_the_runbook(tmp_path: Pat
         "alerting.rules.yml",
         "recording.rules.yml",
     ]
+
+
+def test_the_lock_is_current_and_installed() -> None:
+    """uv.lock pins what pyproject.toml asks for (uv fails when pyproject changed since the last
+    `make lock`), and the environment the tests run in holds exactly its versions."""
+    locked = subprocess.run(
+        [*UV, "lock", "--locked"], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert locked.returncode == 0, locked.stderr
+    exported = subprocess.run(
+        [*UV, "export", "--frozen", "--extra", "dev", "--no-emit-project", *EXPORT_PLAIN],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    wanted = [Requirement(line) for line in exported.stdout.splitlines() if "==" in line]
+    here = [r for r in wanted if r.marker is None or r.marker.evaluate()]
+    assert {r.name: metadata.version(r.name) for r in here} == {
+        r.name: str(r.specifier).removeprefix("==") for r in here
+    }
