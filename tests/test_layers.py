@@ -14,7 +14,7 @@ PACKAGE = ROOT / "monitor"
 # Bottom to top: each package may import its own modules and those of the floors below it.
 FLOORS = (
     ("monitor.output", "monitor.assets"),  # the redactor, the log, shown values; shipped files
-    ("monitor.promql",),  # Prometheus's client and the PromQL text
+    ("monitor.promql", "monitor.lockplan"),  # Prometheus's client; the migration's SQL read
     ("monitor.config",),  # values, the schema, loading, durations, names
     ("monitor.db",),  # the pool, the read-only session, the queries
     ("monitor.observe",),  # the probe, the probe log, readings, the migration's view, metrics
