@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from monitor.config.names import DEFAULT_LISTEN_ADDRESS
 from monitor.demo.arguments import add_demo_parser
+from monitor.plan.arguments import add_plan_parser
 from monitor.preflight.arguments import add_preflight_parser
 from monitor.verdict.arguments import add_verdict_parser
 
@@ -136,6 +137,7 @@ def parser() -> Parser:
     assets.add_argument("folder", metavar="FOLDER", help="where to write them (made if missing)")
     assets.add_argument("--force", action="store_true", help="replace files that exist")
     add_preflight_parser(commands, options(CONNECTION, CALLBACK))
+    add_plan_parser(commands, options(CONNECTION))
     add_verdict_parser(commands)
     add_demo_parser(commands)
     return main
@@ -155,6 +157,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from monitor.demo.command import run_demo as demo  # noqa: PLC0415
 
     return demo(args)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """`plan`: the migration's lock plan; the database only when a URL is given."""
+    from monitor.plan.command import run_plan as plan  # noqa: PLC0415
+
+    return plan(args)
 
 
 def run_verdict(args: argparse.Namespace) -> int:
@@ -249,6 +258,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": run_once,
     "check-config": check_config,
     "preflight": run_preflight,
+    "plan": run_plan,
     "verdict": run_verdict,
     "demo": run_demo,
     "assets": run_assets,

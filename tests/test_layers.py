@@ -22,7 +22,7 @@ FLOORS = (
     ("monitor.judge",),  # criteria, statistics, the baseline, the live view, verdict windows
     ("monitor.http",),  # /metrics, the guard, web config, the status page
     ("monitor.daemon",),  # service, replica, leadership, reload
-    ("monitor.verdict", "monitor.preflight", "monitor.demo"),  # the commands, side by side
+    ("monitor.verdict", "monitor.preflight", "monitor.demo", "monitor.plan"),  # the commands
     ("monitor.cli",),  # the composition root
     ("monitor", "monitor.__main__"),  # the package, and `python -m monitor`
 )

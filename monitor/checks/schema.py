@@ -97,6 +97,9 @@ class SchemaCheck:
             "trigger_tables": [t.table for t in objects.triggers],
             "trigger_names": [t.name for t in objects.triggers],
             "functions": list(objects.functions),
+            "tables": list(objects.tables),
+            "constraint_tables": [c.table for c in objects.constraints],
+            "constraint_names": [c.name for c in objects.constraints],
         }
 
     def run(self) -> Sequence[Metric]:

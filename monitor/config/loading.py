@@ -40,12 +40,15 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def load_config(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Config:
-    """The validated configuration, or ConfigError listing every problem at once."""
+def load_config(
+    flags: Mapping[str, str | None], environ: Mapping[str, str], *, database: bool = True
+) -> Config:
+    """The validated configuration, or ConfigError listing every problem at once; the
+    database's URL is required unless `database` is False (`plan` without a database)."""
     path = flags.get("--config") or environ.get(CONFIG_ENV) or None
     data = read_config_file(path) if path else {}
     origins = apply_overrides(data, flags, environ)
-    problems = [] if has_database_url(data) else [URL_REQUIRED]
+    problems = [] if has_database_url(data) or not database else [URL_REQUIRED]
     try:
         config = Config.model_validate(data)
     except ValidationError as error:

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration
+from monitor.config.migration import as_settings, created, difference
 from monitor.config.names import DEFAULT_LISTEN_ADDRESS, PRISMA_MIGRATE_LOCK, is_builtin
 from monitor.config.urls import check_database_url, has_password, split_prisma_parameters
 from monitor.config.values import (
@@ -120,41 +121,70 @@ class Trigger(Section):
     table: Identifier
 
 
+class Named(Section):
+    """A constraint and the table it belongs to."""
+
+    name: Identifier
+    table: Identifier
+
+
 class MigrationObjects(Section):
     """Every object the migration creates; its presence decides the migration state."""
 
-    columns: tuple[ColumnRef, ...] = (
-        "users.threadsFullName",
-        "users.threadsProfilePic",
-        "threads_tokens.issuedAt",
-        "threads_tokens.lastRefreshedAt",
-        "threads_tokens.isValid",
-    )
-    indexes: tuple[Identifier, ...] = (
-        "idx_users_threads_user_id",
-        "idx_users_threads_username",
-        "idx_threads_tokens_valid",
-        "idx_threads_tokens_expires_at",
-    )
-    triggers: tuple[Trigger, ...] = (
-        Trigger(name="trigger_update_token_validity", table="threads_tokens"),
-    )
-    functions: tuple[Identifier, ...] = ("update_token_validity",)
+    columns: tuple[ColumnRef, ...] = ()
+    indexes: tuple[Identifier, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    functions: tuple[Identifier, ...] = ()
+    tables: tuple[Identifier, ...] = ()
+    constraints: tuple[Named, ...] = ()
 
     @model_validator(mode="after")
     def _not_empty(self) -> MigrationObjects:
-        if not (self.columns or self.indexes or self.triggers or self.functions):
+        if not self.names():
             raise ValueError("at least one object is needed to tell the migration state")
         return self
 
+    def names(self) -> set[tuple[str, str]]:
+        """(kind, name) of every object listed."""
+        return {
+            *(("column", c) for c in self.columns),
+            *(("index", i) for i in self.indexes),
+            *(("trigger", t.name) for t in self.triggers),
+            *(("function", f) for f in self.functions),
+            *(("table", t) for t in self.tables),
+            *(("constraint", c.name) for c in self.constraints),
+        }
+
 
 class MigrationConfig(Section):
-    """The migration being rolled out."""
+    """The migration being rolled out: its SQL (by default the bundled SQL of 001) and the
+    objects it creates, read from that SQL unless listed here (a list must agree with it)."""
 
     name: str = Field("001_threads_oauth_enhancements", min_length=1)
     prisma_migration_name: str | None = None
     applied_at: datetime | None = None
-    objects: MigrationObjects = MigrationObjects()
+    sql_file: Path | None = None
+    objects: MigrationObjects
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objects_from_the_sql(cls, data: Any) -> Any:
+        """Unlisted objects are the SQL's (a path of the wrong type is left for its field)."""
+        if not isinstance(data, dict) or "objects" in data:
+            return data
+        path = data.get("sql_file")
+        if path is not None and not isinstance(path, str | Path):
+            return data
+        _, made = created(None if path is None else Path(path))
+        return {**data, "objects": as_settings(made)}
+
+    @model_validator(mode="after")
+    def _objects_agree_with_the_sql(self) -> MigrationConfig:
+        where, made = created(self.sql_file)
+        problem = difference(self.objects.names(), {(o.kind, o.name) for o in made}, where)
+        if problem is not None:
+            raise FieldProblem("objects", problem)
+        return self
 
     @property
     def prisma_name(self) -> str:
@@ -392,7 +422,7 @@ class Config(Section):
     listen_address: ListenAddress = DEFAULT_LISTEN_ADDRESS
     web_config_file: Path | None = None
     app: AppConfig = AppConfig()
-    migration: MigrationConfig = MigrationConfig()
+    migration: MigrationConfig = Field(default_factory=lambda: MigrationConfig.model_validate({}))
     checks: ChecksConfig = ChecksConfig()
     baseline: BaselineSettings = BaselineSettings()
     criteria: CriteriaSettings = CriteriaSettings()

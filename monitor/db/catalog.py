@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 
 from monitor.db import sql
 from monitor.db.pool import Database, Session
+from monitor.lockplan.analysis import Question
 from monitor.lockplan.facts import Blocker, Facts, TableFacts
 from monitor.lockplan.modes import strongest
 from monitor.lockplan.reading import Statement
-from monitor.lockplan.analysis import Question
 
 SAMPLE_SECONDS = 0.5  # between the two reads of the tables' activity counters
 

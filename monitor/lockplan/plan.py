@@ -53,6 +53,10 @@ class Plan:
     facts: Facts | None = None
     problems: tuple[str, ...] = field(default=())  # file-wide risks
 
+    def with_problem(self, problem: str) -> Plan:
+        """The plan with one more file-wide problem (a database that could not be asked)."""
+        return replace(self, problems=(*self.problems, problem))
+
     @property
     def blockers(self) -> tuple[Blocker, ...]:
         """The sessions that would block a planned lock now (with a database)."""

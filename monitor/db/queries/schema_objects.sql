@@ -1,7 +1,8 @@
 -- Every object the migration creates, present or not, from the system catalogs only:
 -- no lock is taken on the app's tables, so this never queues behind the migration's DDL.
 -- healthy: an index is valid and ready (a failed CREATE INDEX CONCURRENTLY leaves it invalid);
--- a trigger is enabled. NULL where it does not apply.
+-- a trigger is enabled; a constraint is validated (not NOT VALID). NULL where it does not apply.
+-- Tables and constraints are asked about only when the migration creates some.
 SELECT 'column' AS kind,
        w.table_name || '.' || w.column_name AS name,
        a.attnum IS NOT NULL AS present,
@@ -33,3 +34,14 @@ SELECT 'function', w.name,
        ),
        NULL
 FROM unnest(%(functions)s::text[]) AS w (name)
+UNION ALL
+SELECT 'table', w.name, c.oid IS NOT NULL, NULL
+FROM unnest(%(tables)s::text[]) AS w (name)
+LEFT JOIN pg_namespace AS n ON n.nspname = %(schema)s
+LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind IN ('r', 'p')
+UNION ALL
+SELECT 'constraint', w.name, con.oid IS NOT NULL, con.convalidated
+FROM unnest(%(constraint_tables)s::text[], %(constraint_names)s::text[]) AS w (table_name, name)
+LEFT JOIN pg_namespace AS n ON n.nspname = %(schema)s
+LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = w.table_name
+LEFT JOIN pg_constraint AS con ON con.conrelid = c.oid AND con.conname = w.name
