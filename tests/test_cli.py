@@ -75,7 +75,7 @@ def test_check_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     [
         (
             ["frobnicate"],
-            "rollout-monitor: argument command: invalid choice: 'frobnicate' (choose from 'run', 'once', 'check-config', 'assets', 'preflight', 'verdict', 'demo') (see --help)",
+            "rollout-monitor: argument command: invalid choice: 'frobnicate' (choose from 'run', 'once', 'check-config', 'assets', 'preflight', 'plan', 'verdict', 'demo') (see --help)",
         ),
         (["once", "--bogus"], "rollout-monitor: unrecognized arguments: --bogus (see --help)"),
         ([], "rollout-monitor: the following arguments are required: command (see --help)"),

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.checks.base import CheckRunner
 from monitor.checks.callback import CallbackCheck
-from monitor.config.schema import CallbackSettings
+from monitor.config.checks import CallbackSettings
 from monitor.observe.metrics import PROBE_OUTCOMES, Metrics
 from monitor.observe.probe import PHASES, CallbackProbe, ProbeResult
 from monitor.observe.probelog import ProbeLog

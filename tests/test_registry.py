@@ -7,14 +7,23 @@ from prometheus_client import CollectorRegistry
 
 from monitor.checks import build_checks
 from monitor.checks.registry import registered
-from monitor.config.schema import ChecksConfig, Config
+from monitor.config.checks import ChecksConfig
+from monitor.config.schema import Config
 from monitor.db.pool import Database
 from monitor.observe.metrics import Metrics
 from monitor.observe.migration import MigrationTracker
 from monitor.observe.probelog import ProbeLog
 from monitor.observe.readings import Readings
 
-ORDER = ["schema", "drift", "backfill", "connections", "activity", "query_performance", "pool"]
+ORDER = [
+    "schema",
+    "drift",
+    "backfill",
+    "connections",
+    "activity",
+    "query_performance",
+    "pool",
+]
 
 
 def checks_of(config: Config) -> list[str]:

@@ -20,7 +20,8 @@ from psycopg.sql import Composed
 from monitor.checks.counting.estimates import ReadPlan, marker_families, plan_for
 from monitor.checks.counting.nulls import missing_by_column, missing_counts
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import AppConfig, CheckSettings, LargeTablesSettings
+from monitor.config.checks import CheckSettings
+from monitor.config.schema import AppConfig, LargeTablesSettings
 from monitor.db import sql
 from monitor.db.pool import Database, Session
 from monitor.observe.metrics import counter, gauge, labelled_gauge

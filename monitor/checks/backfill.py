@@ -17,7 +17,8 @@ from monitor.checks.base import NotApplicable
 from monitor.checks.counting.estimates import marker_families, plan_for
 from monitor.checks.counting.nulls import missing_by_column, missing_counts
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import AppConfig, CheckSettings, LargeTablesSettings
+from monitor.config.checks import CheckSettings
+from monitor.config.schema import AppConfig, LargeTablesSettings
 from monitor.db import sql
 from monitor.db.pool import Database
 from monitor.observe.metrics import gauge, labelled_gauge

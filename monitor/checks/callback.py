@@ -8,7 +8,7 @@ from prometheus_client.metrics_core import Metric
 
 from monitor.checks.base import CheckFailed
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import CallbackSettings
+from monitor.config.checks import CallbackSettings
 from monitor.observe.metrics import Metrics, gauge, labelled_gauge
 from monitor.observe.probe import CallbackProbe, ProbeResult
 from monitor.observe.probelog import ProbeLog

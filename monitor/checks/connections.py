@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from prometheus_client.metrics_core import Metric
 
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import ConnectionsSettings
+from monitor.config.checks import ConnectionsSettings
 from monitor.db import sql
 from monitor.db.pool import Database, Row
 from monitor.observe.metrics import gauge, labelled_gauge

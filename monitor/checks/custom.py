@@ -8,7 +8,7 @@ from prometheus_client.metrics_core import Metric
 from psycopg import sql
 
 from monitor.checks.base import CheckFailed
-from monitor.config.schema import QueryMetric, SqlCheckSettings
+from monitor.config.checks import QueryMetric, SqlCheckSettings
 from monitor.db.pool import Database, Row
 from monitor.observe.metrics import labelled_gauge
 from monitor.output.shown import shown

@@ -24,7 +24,8 @@ from monitor.checks.base import require_columns
 from monitor.checks.counting.estimates import ReadPlan, marker_families, read_plan, table_size
 from monitor.checks.counting.sweep import TID_RANGE_SCAN_SINCE, Sweep, Tally, Totals
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import AppConfig, CheckSettings, LargeTablesSettings
+from monitor.config.checks import CheckSettings
+from monitor.config.schema import AppConfig, LargeTablesSettings
 from monitor.db import sql
 from monitor.db.pool import Database, Session, TableLocked
 from monitor.observe.metrics import gauge, labelled_gauge

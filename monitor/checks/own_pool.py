@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client.metrics_core import Metric
 
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import FastCheckSettings
+from monitor.config.checks import FastCheckSettings
 from monitor.observe.metrics import counter, gauge
 
 GAUGES = {

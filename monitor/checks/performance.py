@@ -9,7 +9,8 @@ from prometheus_client.metrics_core import Metric
 from psycopg.sql import Literal
 
 from monitor.checks.registry import Parts, register
-from monitor.config.schema import AppConfig, QueryPerformanceSettings
+from monitor.config.checks import QueryPerformanceSettings
+from monitor.config.schema import AppConfig
 from monitor.db import sql
 from monitor.db.pool import Database
 from monitor.observe.metrics import gauge, labelled_gauge

@@ -11,8 +11,9 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 
 from monitor.checks.registry import Parts, register
+from monitor.config.checks import CheckSettings
 from monitor.config.names import PRISMA_TABLE
-from monitor.config.schema import AppConfig, CheckSettings, MigrationConfig
+from monitor.config.schema import AppConfig, MigrationConfig
 from monitor.db import sql
 from monitor.db.pool import Database, Row, Session
 from monitor.observe.metrics import gauge, labelled_gauge, one_hot

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.config.schema import CallbackSettings
+from monitor.config.checks import CallbackSettings
 
 PHASES = ("connect", "tls", "processing", "transfer")
 # Each phase: from the first event that has happened to the event that ends it.

@@ -1,0 +1,153 @@
+"""The `checks` section: one entry per built-in check, each with its own interval, and the
+checks that are just a query (`checks.sql`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from monitor.config.durations import format_duration
+from monitor.config.names import is_builtin
+from monitor.config.section import Section
+from monitor.config.values import (
+    CallbackUrl,
+    CheckName,
+    Duration,
+    FieldProblem,
+    HeaderName,
+    HeaderValue,
+    Identifier,
+    Interval,
+    LabelName,
+    MetricName,
+    StatusCode,
+    reject_repeats,
+)
+
+
+class CheckSettings(Section):
+    """Settings every check has."""
+
+    enabled: bool = True
+    interval: Interval = 30.0
+
+
+class ConnectionsSettings(CheckSettings):
+    """pg_stat_activity, locks, and the app's pool."""
+
+    interval: Interval = 15.0
+    application_names: tuple[str, ...] = ()
+    app_application_name: str | None = None
+    app_pool_size: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pool_needs_name(self) -> ConnectionsSettings:
+        if self.app_pool_size is not None and self.app_application_name is None:
+            raise FieldProblem(
+                "app_pool_size", "needs app_application_name to find the app's sessions"
+            )
+        return self
+
+
+class QueryPerformanceSettings(CheckSettings):
+    """The plan's EXPLAIN ANALYZE of the user lookup."""
+
+    interval: Interval = 300.0
+    threads_user_id: str = "test_user_id"
+
+
+class CallbackSettings(CheckSettings):
+    """The synthetic OAuth callback probe (the plan's curl)."""
+
+    # 900 probes an hour: enough for the criteria's tests to see 3x the error budget or a 30%
+    # slower p95 in the critical hour more than 95% of the time (bench/judgement.py).
+    interval: Interval = 4.0
+    url: CallbackUrl = "http://localhost:3000/api/auth/callback/threads"
+    method: Literal["GET", "POST", "PUT", "HEAD"] = "POST"
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=lambda: {"Content-Type": "application/json"}
+    )
+    body: str = '{"code":"test"}'
+    timeout: Duration = 3.0
+    valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
+
+    @model_validator(mode="after")
+    def _deadline_fits_interval(self) -> CallbackSettings:
+        if self.timeout >= self.interval:
+            raise FieldProblem(
+                "timeout", f"must be shorter than interval ({format_duration(self.interval)})"
+            )
+        return self
+
+    def is_valid_status(self, status: int) -> bool:
+        """Whether an answer with this status counts as the healthy app's answer."""
+        return any(
+            status == code if isinstance(code, int) else str(status)[0] == code[0]
+            for code in self.valid_status_codes
+        )
+
+
+class SlowCheckSettings(CheckSettings):
+    """A check that scans the app's tables, and so runs less often."""
+
+    interval: Interval = 60.0
+
+
+class FastCheckSettings(CheckSettings):
+    """A check that reads only memory or cheap views."""
+
+    interval: Interval = 15.0
+
+
+class QueryMetric(Section):
+    """One metric a SQL check exports: a gauge per row, from a value column and label columns."""
+
+    name: MetricName
+    help: str = "Exported by a SQL check of the configuration."
+    value: Identifier
+    labels: tuple[LabelName, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if is_builtin(value):
+            raise ValueError(f"{value} is a metric of rollout-monitor itself: choose another name")
+        return value
+
+
+class SqlCheckSettings(SlowCheckSettings):
+    """A check that is just a query and the metrics its columns become (no Python needed)."""
+
+    name: CheckName
+    sql: str = Field(min_length=1)
+    tables: tuple[Identifier, ...] = ()
+    metrics: tuple[QueryMetric, ...]
+
+    @model_validator(mode="after")
+    def _exports_something(self) -> SqlCheckSettings:
+        if not self.metrics:
+            raise FieldProblem("metrics", "must list at least one")
+        return self
+
+
+class ChecksConfig(Section):
+    """One entry per check, each with its own interval; `sql` adds checks that are just queries."""
+
+    schema_check: CheckSettings = Field(CheckSettings(), alias="schema")
+    drift: SlowCheckSettings = SlowCheckSettings()
+    backfill: SlowCheckSettings = SlowCheckSettings()
+    connections: ConnectionsSettings = ConnectionsSettings()
+    activity: CheckSettings = CheckSettings()
+    query_performance: QueryPerformanceSettings = QueryPerformanceSettings()
+    pool: FastCheckSettings = FastCheckSettings()
+    callback: CallbackSettings = CallbackSettings()
+    sql: tuple[SqlCheckSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> ChecksConfig:
+        builtin = {"schema", *type(self).model_fields} - {"schema_check", "sql"}
+        reject_repeats("check", [check.name for check in self.sql], builtin)
+        metrics = [metric.name for check in self.sql for metric in check.metrics]
+        reject_repeats("metric", metrics, set())
+        return self
