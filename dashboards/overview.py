@@ -1,6 +1,6 @@
-"""The rollout overview dashboard, read top to bottom: the rollout's state, the plan's success
-criteria twice (Prometheus's recording rules, then the monitor's own verdict), the OAuth callback,
-tokens and backfill, database pressure, and the monitor's own health.
+"""The rollout overview dashboard, read top to bottom: the rollout's state, the migration's run,
+the plan's success criteria twice (Prometheus's recording rules, then the monitor's own verdict),
+the OAuth callback, tokens and backfill, database pressure, and the monitor's own health.
 
 Built from the project's own names: the criteria (monitor.judge.criteria), the migration's states
 (monitor.observe.migration), the rollout's phases (the status page's), and the alerts of
@@ -36,6 +36,7 @@ from .panels import (
     states_panel,
     trend_panel,
 )
+from .run import run_row
 from .templating import annotation_queries, variables
 
 UID = "rollout-overview"
@@ -379,9 +380,9 @@ def overview() -> model.Dashboard:
         dashboard_builders.Dashboard("Rollout: 001_threads_oauth_enhancements")
         .uid(UID)
         .description(
-            "Migration 001_threads_oauth_enhancements: state, the plan's success criteria, the "
-            "OAuth callback, tokens, backfill, database pressure and the monitor's own health. "
-            "Read top to bottom."
+            "Migration 001_threads_oauth_enhancements: state, its run, the plan's success "
+            "criteria, the OAuth callback, tokens, backfill, database pressure and the monitor's "
+            "own health. Read top to bottom."
         )
         .tags(["rollout", "migration", "postgresql"])
         .editable()
@@ -396,7 +397,8 @@ def overview() -> model.Dashboard:
         .variables(variables())
         .annotations(annotation_queries())
     )
-    for band in (status_row, criteria_rows, callback_row, tokens_row, database_row, health_row):
+    bands = (status_row, run_row, criteria_rows, callback_row, tokens_row, database_row, health_row)
+    for band in bands:
         for item in band():
             dashboard = place(dashboard, item)
     built = dashboard.build()

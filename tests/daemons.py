@@ -32,7 +32,16 @@ from monitor.output.redact import Redactor
 INTERVAL = 1.0  # seconds between two runs of every check in these tests
 
 
-ALL_CHECKS = ("schema", "drift", "backfill", "connections", "activity", "query_performance", "pool")
+ALL_CHECKS = (
+    "schema",
+    "drift",
+    "migration_run",
+    "backfill",
+    "connections",
+    "activity",
+    "query_performance",
+    "pool",
+)
 
 
 # A check that finds no connection starts a fresh attempt, and a pending one retries within a

@@ -8,6 +8,12 @@ from monitor.config.schema import Config
 from monitor.daemon.service import Monitor
 from monitor.output.redact import Redactor
 
+# What the migration_run check exports only while the migration's session is seen (and
+# building an index, for the ratio).
+WHILE_RUNNING = frozenset(
+    {"rollout_migration_statement_info", "rollout_migration_index_build_progress_ratio"}
+)
+
 
 def make_config(url: str, **sections: Any) -> Config:
     """A Config for the URL, callback probe off unless a section turns it on."""

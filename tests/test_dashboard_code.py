@@ -75,7 +75,7 @@ def test_an_alert_the_rules_do_not_have_stops_the_build(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == (
-        "python -m dashboards: alert 'RolloutCallbackLatencyRegression' "
+        "python -m dashboards: alert 'RolloutSessionsBlockedByDDL' "
         "is not in alerts/alerting.rules.yml\n"
     )
 

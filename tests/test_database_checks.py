@@ -30,7 +30,15 @@ SETTINGS_QUERY = sql.Composed(
         )
     ]
 )
-DB_CHECKS = ("schema", "drift", "backfill", "connections", "activity", "query_performance")
+DB_CHECKS = (
+    "schema",
+    "drift",
+    "migration_run",
+    "backfill",
+    "connections",
+    "activity",
+    "query_performance",
+)
 
 
 def migrated(fresh_db: FreshDatabase) -> psycopg.Connection[tuple[object, ...]]:

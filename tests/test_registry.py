@@ -18,6 +18,7 @@ from monitor.observe.readings import Readings
 ORDER = [
     "schema",
     "drift",
+    "migration_run",
     "backfill",
     "connections",
     "activity",

@@ -94,6 +94,13 @@ class SlowCheckSettings(CheckSettings):
     interval: Interval = 60.0
 
 
+class RunCheckSettings(CheckSettings):
+    """The migration's run, live: which statement, its lock wait, its blocker (system views
+    only, so it can run often)."""
+
+    interval: Interval = 5.0
+
+
 class FastCheckSettings(CheckSettings):
     """A check that reads only memory or cheap views."""
 
@@ -136,6 +143,7 @@ class ChecksConfig(Section):
 
     schema_check: CheckSettings = Field(CheckSettings(), alias="schema")
     drift: SlowCheckSettings = SlowCheckSettings()
+    migration_run: RunCheckSettings = RunCheckSettings()
     backfill: SlowCheckSettings = SlowCheckSettings()
     connections: ConnectionsSettings = ConnectionsSettings()
     activity: CheckSettings = CheckSettings()

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from monitor.assets import sql_file
+from monitor.config.names import PRISMA_MIGRATE_LOCK
 
 MIGRATION_NAME = "001_threads_oauth_enhancements"
 TOKEN_SHARE = 0.9  # users who have logged in at least once and so hold a token
@@ -57,16 +58,21 @@ def create(conn: psycopg.Connection[Any], users: int) -> None:
 
 
 def migrate(conn: psycopg.Connection[Any]) -> None:
-    """Apply migration 001 the way `prisma migrate deploy` does, bookkeeping included."""
-    with conn.transaction():
-        conn.execute(_PRISMA_RESOLVE, (MIGRATION_NAME,))
-        row = conn.execute(_PRISMA_START, {"name": MIGRATION_NAME}).fetchone()
-    if row is None:
-        raise RuntimeError("_prisma_migrations returned no id")
-    with conn.transaction():
-        limit_lock_wait(conn)
-        conn.execute(sql_file("migration_001"))
-        conn.execute(_PRISMA_FINISH, (row[0],))
+    """Apply migration 001 the way `prisma migrate deploy` does: under its advisory lock (held
+    by the session for the whole deploy), bookkeeping included. `conn` is in autocommit."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (PRISMA_MIGRATE_LOCK,))
+    try:
+        with conn.transaction():
+            conn.execute(_PRISMA_RESOLVE, (MIGRATION_NAME,))
+            row = conn.execute(_PRISMA_START, {"name": MIGRATION_NAME}).fetchone()
+        if row is None:
+            raise RuntimeError("_prisma_migrations returned no id")
+        with conn.transaction():
+            limit_lock_wait(conn)
+            conn.execute(sql_file("migration_001"))
+            conn.execute(_PRISMA_FINISH, (row[0],))
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (PRISMA_MIGRATE_LOCK,))
 
 
 def roll_back(conn: psycopg.Connection[Any]) -> None:

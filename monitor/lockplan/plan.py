@@ -38,6 +38,7 @@ class Planned:
     advice: tuple[str, ...] = ()
     risky: bool = False
     notes: tuple[str, ...] = ()
+    creates: tuple[DbObject, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,7 @@ def judge(statement: Statement, context: Context) -> Planned:
         advice=tuple(dict.fromkeys(f.advice for f in findings if f.advice)),
         risky=any(f.risky for f in findings),
         notes=analysis.notes,
+        creates=analysis.creates,
     )
 
 
