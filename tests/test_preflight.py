@@ -62,9 +62,10 @@ CHECKS = (
     "backup_restorable",
     "auth_flows_in_flight",
     "active_sessions",
+    "lock_plan",
     "callback",
 )
-DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions")
+DATABASE_CHECKS = ("database", "schema", "auth_flows_in_flight", "active_sessions", "lock_plan")
 BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
 ONE_STATEMENT_ONLY = "SyntaxError: cannot insert multiple commands into a prepared statement"
 # Root reads every file whatever its mode: permission tests run the command as root without the
@@ -669,8 +670,8 @@ def test_all_checks_pass_exit_0_with_the_table(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "CHECK                 RESULT  DETAIL"
-    assert [line.split()[:2] for line in lines[1:9]] == [[name, "pass"] for name in CHECKS]
-    assert lines[-1] == "preflight: pass (all 8 checks passed)"
+    assert [line.split()[:2] for line in lines[1:10]] == [[name, "pass"] for name in CHECKS]
+    assert lines[-1] == "preflight: pass (all 9 checks passed)"
 
 
 def test_json_output_and_exit_1_when_a_check_fails(
@@ -810,8 +811,13 @@ def test_the_least_privilege_monitoring_role_runs_the_database_checks(
     url = fresh_db.server.url(fresh_db.name, user=reader, password="reader-pw-123")
     with psycopg.connect(fresh_db.url, application_name="threads-app") as app:
         app.execute('SELECT "expiresAt" FROM threads_tokens LIMIT 1').fetchall()
+        pid = app.info.backend_pid
         results = results_by_check(preflight_config(url, refused_url()))
-    assert [results[name].passed for name in DATABASE_CHECKS] == [True, True, False, True]
+    assert [results[name].passed for name in DATABASE_CHECKS] == [True, True, False, True, False]
+    assert results["lock_plan"].detail.startswith(f"backend {pid} (idle in transaction, ")
+    assert results["lock_plan"].detail.endswith(
+        "holds ACCESS SHARE on threads_tokens: statement 3 (line 11) would wait for it"
+    )
     assert results["auth_flows_in_flight"].observed["count"] == 1
     assert results["active_sessions"].observed["count"] == fixtures.TOKENS_UNEXPIRED
 
@@ -938,7 +944,7 @@ def test_an_unreadable_backup_fails_the_backup_checks_with_one_line(
         ("fail", f"not checked: {detail}"),
         ("fail", f"not checked: {detail}"),
     ]
-    assert [checks[name]["result"] for name in DATABASE_CHECKS] == ["pass"] * 4
+    assert [checks[name]["result"] for name in DATABASE_CHECKS] == ["pass"] * 5
 
 
 def test_an_unreadable_file_older_than_the_newest_backup_is_passed_over(
@@ -967,7 +973,7 @@ def test_a_surprise_in_the_backup_checks_fails_them_and_the_others_still_run(
     assert [(results[name].passed, results[name].detail) for name in BACKUP_CHECKS] == [
         (False, "ValueError: embedded null byte")
     ] * 3
-    assert [results[name].passed for name in DATABASE_CHECKS] == [True] * 4
+    assert [results[name].passed for name in DATABASE_CHECKS] == [True] * 5
 
 
 def test_a_tar_read_stops_at_the_deadline(dumps: Dumps) -> None:
@@ -976,3 +982,47 @@ def test_a_tar_read_stops_at_the_deadline(dumps: Dumps) -> None:
         read_tar(dumps.path("backup.tar"), time.monotonic() - 1)
     assert str(stopped.value) == "not read to the end within preflight.backup_timeout"
     read_tar(dumps.path("backup.tar"), time.monotonic() + 30)
+
+
+def test_the_lock_plan_passes_when_nothing_would_block_the_migration(
+    fresh_db: FreshDatabase,
+) -> None:
+    result = database_results(fresh_db)["lock_plan"]
+    assert (result.passed, result.detail) == (
+        True,
+        "no session would block its 11 statements' locks on threads_tokens, users, and"
+        " Prisma's lock is free; 2 risky in the file itself (rollout-monitor plan)",
+    )
+    assert result.observed == {
+        "result": "risky",
+        "statements": 11,
+        "risky_statements": 2,
+        "blockers": [],
+        "prisma_lock_pid": None,
+    }
+
+
+def test_a_session_that_would_block_the_migration_fails_the_lock_plan_by_pid(
+    fresh_db: FreshDatabase,
+) -> None:
+    """A transaction that read users a while ago: 001's first ALTER TABLE would queue."""
+    holder = fresh_db.conn()
+    holder.execute("BEGIN")
+    holder.execute("SELECT count(*) FROM users")
+    prisma = fresh_db.conn()
+    prisma.execute("SELECT pg_advisory_lock(72707369)")
+    result = database_results(fresh_db)["lock_plan"]
+    holder.execute("ROLLBACK")
+    pid, other = holder.info.backend_pid, prisma.info.backend_pid
+    assert not result.passed
+    assert result.detail.startswith(
+        f"backend {other} (idle) holds Prisma Migrate's lock: another `prisma migrate` is running; "
+    )
+    assert f"; backend {pid} (idle in transaction, transaction " in result.detail
+    assert result.detail.endswith(
+        "holds ACCESS SHARE on users: statement 1 (line 7) would wait for it"
+    )
+    assert result.observed["prisma_lock_pid"] == other
+    assert [
+        (b["pid"], b["table"], b["mode"], b["statement"]) for b in result.observed["blockers"]
+    ] == [(pid, "users", "AccessShareLock", 1)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monitor.lockplan.analysis import Question
+from monitor.lockplan.modes import spoken
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,15 @@ class Blocker:
     mode: str
     granted: bool = True
     application_name: str = ""
+
+    def words(self) -> str:
+        """The session in words: backend 4321 (idle in transaction, transaction 612 s old)
+        holds ACCESS SHARE on users."""
+        seconds = self.transaction_seconds
+        age = "" if seconds is None else f", transaction {seconds:.0f} s old"
+        holds = "holds" if self.granted else "waits for"
+        state = self.state or "unknown state"
+        return f"backend {self.pid} ({state}{age}) {holds} {spoken(self.mode)} on {self.table}"
 
 
 @dataclass(frozen=True)

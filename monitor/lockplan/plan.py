@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from monitor.lockplan.analysis import AE, Analysis, DbObject, Question
 from monitor.lockplan.facts import Blocker, Facts, rewrites_type
-from monitor.lockplan.modes import blocked_words, blocks_app, spoken, strongest
+from monitor.lockplan.modes import blocked_words, blocks_app, conflicts, spoken, strongest
 from monitor.lockplan.reading import Statement, read_statements
 
 
@@ -62,6 +62,15 @@ class Plan:
     def blockers(self) -> tuple[Blocker, ...]:
         """The sessions that would block a planned lock now (with a database)."""
         return () if self.facts is None else self.facts.blockers
+
+    def first_to_wait(self, blocker: Blocker) -> Planned | None:
+        """The first statement that would wait for the blocker: one that locks its table in a
+        mode conflicting with the blocker's."""
+        for planned in self.statements:
+            for table, mode in planned.locks:
+                if table.split(".")[-1] == blocker.table and conflicts(blocker.mode, mode):
+                    return planned
+        return None
 
     @property
     def result(self) -> str:

@@ -110,16 +110,7 @@ def header(plan: Plan) -> list[str]:
 
 def blocker_line(found: Blocker) -> str:
     """One blocking session in words."""
-    age = (
-        ""
-        if found.transaction_seconds is None
-        else f", transaction {found.transaction_seconds:.0f} s old"
-    )
-    holds = "holds" if found.granted else "waits for"
-    return (
-        f"BLOCKER: backend {found.pid} ({found.state or 'unknown state'}{age})"
-        f" {holds} {spoken(found.mode)} on {found.table}"
-    )
+    return f"BLOCKER: {found.words()}"
 
 
 def statement_lines(planned: Planned) -> list[str]:

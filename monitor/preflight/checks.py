@@ -25,6 +25,7 @@ from monitor.db.pool import Database, Session
 from monitor.observe.migration import MigrationTracker
 from monitor.observe.probe import CallbackProbe
 from monitor.preflight.backup import Tables, check_recent, check_restorable, find_backup
+from monitor.preflight.lock_plan import check_lock_plan
 from monitor.preflight.result import CheckResult, failed, passed
 
 BACKUP_CHECKS = ("backup_present", "backup_recent", "backup_restorable")
@@ -47,6 +48,7 @@ def run_checks(
         results += [
             _after(reachable, "auth_flows_in_flight", checks.in_flight, redact),
             _after(reachable, "active_sessions", checks.sessions, redact),
+            _after(reachable, "lock_plan", lambda: check_lock_plan(db, config), redact),
         ]
     finally:
         db.close()
