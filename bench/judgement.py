@@ -41,7 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.judge.criteria import BaselineView, Observation, Result, Thresholds, decide
+from monitor.judge.criteria import decide
+from monitor.judge.observation import BaselineView, Observation, Result, Thresholds
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
 

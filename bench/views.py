@@ -29,8 +29,8 @@ from monitor.daemon.memory import Memory
 from monitor.http.status.history import last_hour
 from monitor.http.status.now import read_vitals
 from monitor.http.status.page import StatusPage
-from monitor.judge.criteria import Thresholds
 from monitor.judge.judgement import Judgement
+from monitor.judge.observation import Thresholds
 from monitor.judge.rollout import WINDOW_SECONDS
 from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult

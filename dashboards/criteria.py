@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from monitor.judge.criteria import CRITERIA
+from monitor.judge.observation import CRITERIA
 
 from .names import same_names
 from .panels import GREY, Item, Query, row, series, stat_panel

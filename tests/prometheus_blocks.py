@@ -139,7 +139,7 @@ class Scenario:
 
 
 @dataclass
-class _Families:
+class Families:
     """OpenMetrics families: name -> type, and series -> [(t, value)] in time order."""
 
     types: dict[str, str] = field(default_factory=dict)
@@ -171,7 +171,7 @@ def _number(value: float) -> str:
     return repr(value)
 
 
-class _Replica:
+class Replica:
     """One replica's counters, which a restart sets back to zero."""
 
     def __init__(self) -> None:
@@ -189,25 +189,25 @@ class _Replica:
                 self.buckets[i] += probe.duration <= bound
 
 
-def _gauge(out: _Families, name: str, labels: Labels, t: int, value: float | None) -> None:
+def gauge(out: Families, name: str, labels: Labels, t: int, value: float | None) -> None:
     if value is not None:
         out.add(name, "gauge", name, labels, (t, value))
 
 
-def _write_replica(out: _Families, scenario: Scenario, instance: str) -> None:
+def _write_replica(out: Families, scenario: Scenario, instance: str) -> None:
     target: Labels = (("job", scenario.job), ("instance", instance))
-    counters = _Replica()
+    counters = Replica()
     for t in TIMES:
         if (instance, t) in scenario.restarts:
-            counters = _Replica()
+            counters = Replica()
         probe = scenario.probe(instance, t)
         if probe is not None:
             counters.observe(probe)
-        _write_counters(out, target, t, counters)
+        write_counters(out, target, t, counters)
         _write_gauges(out, scenario, instance, target, t)
 
 
-def _write_counters(out: _Families, target: Labels, t: int, c: _Replica) -> None:
+def write_counters(out: Families, target: Labels, t: int, c: Replica) -> None:
     requests = "rollout_auth_callback_requests"
     for outcome, total in c.requests.items():
         out.add(
@@ -222,17 +222,17 @@ def _write_counters(out: _Families, target: Labels, t: int, c: _Replica) -> None
     out.add(histogram, "histogram", f"{histogram}_sum", target, (t, c.sum))
 
 
-def _write_gauges(out: _Families, s: Scenario, instance: str, target: Labels, t: int) -> None:
+def _write_gauges(out: Families, s: Scenario, instance: str, target: Labels, t: int) -> None:
     state = s.state(instance, t)
     for name in ("pending", "partial", "applied", "rolled_back"):
-        _gauge(out, "rollout_migration_state", (*target, ("state", name)), t, float(name == state))
-    _gauge(out, "rollout_migration_applied_timestamp_seconds", target, t, s.applied_at(instance, t))
-    _gauge(out, "rollout_migration_running", target, t, float(s.running(instance, t)))
-    _gauge(out, "rollout_migration_started_timestamp_seconds", target, t, s.started_at(instance, t))
+        gauge(out, "rollout_migration_state", (*target, ("state", name)), t, float(name == state))
+    gauge(out, "rollout_migration_applied_timestamp_seconds", target, t, s.applied_at(instance, t))
+    gauge(out, "rollout_migration_running", target, t, float(s.running(instance, t)))
+    gauge(out, "rollout_migration_started_timestamp_seconds", target, t, s.started_at(instance, t))
     exists = state in ("applied", "partial")
     trigger_present = exists and s.trigger_present(instance, t)
     for index in INDEXES:
-        _gauge(
+        gauge(
             out,
             "rollout_schema_object_present",
             (*target, ("kind", "index"), ("name", index)),
@@ -240,7 +240,7 @@ def _write_gauges(out: _Families, s: Scenario, instance: str, target: Labels, t:
             float(exists),
         )
     trigger = (*target, ("name", TRIGGER))
-    _gauge(
+    gauge(
         out,
         "rollout_schema_object_present",
         (*target, ("kind", "trigger"), ("name", TRIGGER)),
@@ -249,19 +249,17 @@ def _write_gauges(out: _Families, s: Scenario, instance: str, target: Labels, t:
     )
     if exists:
         for index in INDEXES:
-            _gauge(out, "rollout_schema_index_valid", (*target, ("name", index)), t, 1.0)
+            gauge(out, "rollout_schema_index_valid", (*target, ("name", index)), t, 1.0)
         if trigger_present:  # the schema check exports it for present triggers only
-            _gauge(out, "rollout_schema_trigger_enabled", trigger, t, 1.0)
+            gauge(out, "rollout_schema_trigger_enabled", trigger, t, 1.0)
         drift = "rollout_token_validity_drift"
-        _gauge(out, drift, (*target, ("kind", "stale_valid")), t, 0.0)
-        _gauge(
-            out, drift, (*target, ("kind", "wrongly_invalid")), t, s.wrongly_invalid(instance, t)
-        )
-        _gauge(out, "rollout_users_logged_in_since_migration", target, t, s.logins(t))
+        gauge(out, drift, (*target, ("kind", "stale_valid")), t, 0.0)
+        gauge(out, drift, (*target, ("kind", "wrongly_invalid")), t, s.wrongly_invalid(instance, t))
+        gauge(out, "rollout_users_logged_in_since_migration", target, t, s.logins(t))
         for column in ("threadsFullName", "threadsProfilePic"):
             missing = "rollout_users_logged_in_since_migration_missing_field"
             value = s.missing_field(instance, t) if column == "threadsFullName" else 0.0
-            _gauge(out, missing, (*target, ("column", column)), t, value)
+            gauge(out, missing, (*target, ("column", column)), t, value)
     if s.baseline_gauges and instance in s.exported:
         _write_baseline(out, s.exported[instance], s.exported_source, target, t)
 
@@ -270,23 +268,23 @@ BASELINE_SOURCES = ("monitor", "configuration", "prometheus_history", "none")
 
 
 def _write_baseline(
-    out: _Families, learned: Mapping[str, float], source: str, target: Labels, t: int
+    out: Families, learned: Mapping[str, float], source: str, target: Labels, t: int
 ) -> None:
     """The gauges monitor/baseline.py exports once frozen; the values given, no others."""
-    _gauge(out, "rollout_baseline_frozen", target, t, float(t >= APPLIED))
-    _gauge(out, "rollout_baseline_auth_callback_probes", target, t, learned.get("probes"))
-    _gauge(out, "rollout_baseline_auth_callback_success_ratio", target, t, learned.get("ratio"))
+    gauge(out, "rollout_baseline_frozen", target, t, float(t >= APPLIED))
+    gauge(out, "rollout_baseline_auth_callback_probes", target, t, learned.get("probes"))
+    gauge(out, "rollout_baseline_auth_callback_success_ratio", target, t, learned.get("ratio"))
     for q in ("0.5", "0.95", "0.99"):
         labels = (*target, ("quantile", q))
-        _gauge(out, "rollout_baseline_auth_callback_duration_seconds", labels, t, learned.get(q))
+        gauge(out, "rollout_baseline_auth_callback_duration_seconds", labels, t, learned.get(q))
     for name in BASELINE_SOURCES:
         chosen = float(name == (source if t >= APPLIED else "none"))
-        _gauge(out, "rollout_baseline_source", (*target, ("source", name)), t, chosen)
+        gauge(out, "rollout_baseline_source", (*target, ("source", name)), t, chosen)
 
 
 def openmetrics(scenarios: list[Scenario]) -> str:
     """Every scenario's series, as one OpenMetrics text."""
-    out = _Families()
+    out = Families()
     for scenario in scenarios:
         for instance in INSTANCES:
             _write_replica(out, scenario, instance)
@@ -301,10 +299,10 @@ def variant(scenario: Scenario, job: str, **changes: object) -> Scenario:
 class LoadedPrometheus:
     """A real Prometheus serving blocks made from the scenarios; stopped on close."""
 
-    def __init__(self, scenarios: list[Scenario], workdir: Path, promtool: str, binary: str):
+    def __init__(self, series: str, workdir: Path, promtool: str, binary: str):
         workdir.mkdir(parents=True, exist_ok=True)
         source = workdir / "series.om"
-        source.write_text(openmetrics(scenarios))
+        source.write_text(series)
         data = workdir / "data"
         subprocess.run(
             [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
@@ -338,14 +336,19 @@ class LoadedPrometheus:
 
 
 def loaded_prometheus(scenarios: list[Scenario], workdir: Path) -> Iterator[LoadedPrometheus]:
-    """A generator for a pytest fixture: Prometheus up with the scenarios, stopped after; a
-    missing binary fails the test (the test command installs them), never skips it."""
+    """A generator for a pytest fixture: Prometheus up with the scenarios, stopped after."""
+    yield from serving(openmetrics(scenarios), workdir)
+
+
+def serving(series: str, workdir: Path) -> Iterator[LoadedPrometheus]:
+    """Prometheus up with these OpenMetrics series, stopped after; a missing binary fails the
+    test (the test command installs them), never skips it."""
     found = {name: shutil.which(name) for name in ("promtool", "prometheus")}
     missing = [name for name, path in found.items() if path is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed (scripts/install-system-deps)")
     promtool, prometheus = str(found["promtool"]), str(found["prometheus"])
-    server = LoadedPrometheus(scenarios, workdir, promtool, prometheus)
+    server = LoadedPrometheus(series, workdir, promtool, prometheus)
     try:
         yield server
     finally:

@@ -7,15 +7,14 @@ from typing import Any
 
 import pytest
 
-from monitor.judge.criteria import (
+from monitor.judge.criteria import decide, overall
+from monitor.judge.observation import (
     CRITERIA,
     BaselineView,
     Decision,
     Observation,
     Result,
     Thresholds,
-    decide,
-    overall,
 )
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
@@ -49,7 +48,7 @@ PASSING: dict[str, tuple[Result, str]] = {
     "users_can_authenticate": ("pass", "callback success 100.00% of 20 probes"),
     "new_fields_populated": ("pass", "all 2 users who logged in have both fields"),
     "token_validity_tracking": ("pass", "the trigger is enabled; no token wrongly invalid"),
-    "latency_within_10pct": ("pass", "p95 39.5 ms, 1.00x the baseline 39.5 ms"),
+    "latency_within_10pct": ("pass", "p95 39.5 ms after the migration, 1.00x the baseline 39.5 ms"),
     "error_rate_within_baseline": ("pass", "errors 0.00% of 20 probes, limit 1.00%"),
 }
 Expected = tuple[Result, str]
@@ -99,10 +98,13 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
     ),
     (
         "19 probes",
-        {"probes": 19, "successes": 19},
+        {"probes": 19, "successes": 19, "latencies": answered(*[0.035] * 19)},
         {
             "users_can_authenticate": TOO_FEW,
-            "latency_within_10pct": TOO_FEW,
+            "latency_within_10pct": (
+                "inconclusive",
+                "19 probes answered after the migration, fewer than 20",
+            ),
             "error_rate_within_baseline": TOO_FEW,
         },
     ),
@@ -233,7 +235,12 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
                 BASELINE, source="configuration", p95_seconds=0.0395 / 1.1, latencies=None
             )
         },
-        {"latency_within_10pct": ("pass", "p95 39.5 ms, 1.10x the baseline 35.9 ms")},
+        {
+            "latency_within_10pct": (
+                "pass",
+                "p95 39.5 ms after the migration, 1.10x the baseline 35.9 ms",
+            )
+        },
     ),
     (
         "p95 1.5x the baseline beyond chance",
@@ -241,7 +248,7 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         {
             "latency_within_10pct": (
                 "fail",
-                "p95 59.5 ms, 1.51x the baseline 39.5 ms, above 1.10x beyond chance",
+                "p95 59.5 ms after the migration, 1.51x the baseline 39.5 ms, above 1.10x beyond chance",
             )
         },
     ),
@@ -251,14 +258,19 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, tuple[Result, str]]]] = [
         {
             "latency_within_10pct": (
                 "inconclusive",
-                "p95 50.0 ms, 1.27x the baseline 39.5 ms: above 1.10x, but not beyond chance yet",
+                "p95 50.0 ms after the migration, 1.27x the baseline 39.5 ms: above 1.10x, but not beyond chance yet",
             )
         },
     ),
     (
         "no answer in the window",
         {"latencies": answered()},
-        {"latency_within_10pct": ("inconclusive", "no probe got an answer in the window")},
+        {
+            "latency_within_10pct": (
+                "inconclusive",
+                "0 probes answered after the migration, fewer than 20",
+            )
+        },
     ),
     (
         "no baseline",
@@ -331,7 +343,10 @@ def test_thresholds_are_the_callers() -> None:
     assert results(decide(observed, loose)) == {
         **PASSING,
         "users_can_authenticate": ("pass", "callback success 95.00% of 20 probes"),
-        "latency_within_10pct": ("pass", "p95 59.5 ms, 1.51x the baseline 39.5 ms"),
+        "latency_within_10pct": (
+            "pass",
+            "p95 59.5 ms after the migration, 1.51x the baseline 39.5 ms",
+        ),
         "error_rate_within_baseline": ("pass", "errors 5.00% of 20 probes, limit 5.00%"),
     }
 
@@ -396,3 +411,93 @@ def test_a_follower_whose_callback_answers_5xx_fails_users_can_authenticate() ->
         "fail",
         "callback success 0.00% of 20 probes, below the 99.00% objective",
     )
+
+
+# Issue 19's finding, as the verdict saw it: a healthy 17 s run whose ALTERs made 4 logins wait
+# 0.45 s, 30 healthy probes after it, and a monitor lost 2 minutes after the migration.
+RUN = answered(*[0.45] * 4)
+AFTER = answered(*[0.035] * 30)
+LOST_MONITOR = replace(
+    HEALTHY,
+    probes=34,
+    successes=34,
+    latencies=answered(*[0.45] * 4, *[0.035] * 30),
+    run_probes=4,
+    run_seconds=17.0,
+    run_latencies=RUN,
+    post_latencies=AFTER,
+    covered_minutes=2,
+    window_minutes=60,
+)
+RUN_APART = "; the 17.0 s run judged apart (0 answers slower than it plus the baseline p95)"
+
+
+def test_the_runs_lock_waits_do_not_decide_latency() -> None:
+    """Judged with the others, the run's 0.45 s waits would be the window's p95 (above 11x)."""
+    watched = replace(LOST_MONITOR, covered_minutes=60)
+    assert results(decide(watched))["latency_within_10pct"] == (
+        "pass",
+        f"p95 39.5 ms after the migration, 1.00x the baseline 39.5 ms{RUN_APART}",
+    )
+
+
+def test_a_monitor_lost_after_the_migration_is_inconclusive_not_failed() -> None:
+    decided = results(decide(LOST_MONITOR))
+    lost = (
+        "probes in only 2 of the 60 minutes since the migration was applied (3%, 50% needed):"
+        " too little of the window to vouch for it"
+    )
+    assert decided == {
+        **PASSING,
+        "users_can_authenticate": (
+            "inconclusive",
+            f"{lost} (callback success 100.00% of 34 probes)",
+        ),
+        "latency_within_10pct": (
+            "inconclusive",
+            f"{lost} (p95 39.5 ms after the migration, 1.00x the baseline 39.5 ms{RUN_APART})",
+        ),
+        "error_rate_within_baseline": (
+            "inconclusive",
+            f"{lost} (errors 0.00% of 34 probes, limit 1.00%)",
+        ),
+    }
+    assert overall(decide(LOST_MONITOR)) == "inconclusive"
+
+
+@pytest.mark.parametrize(("covered", "result"), [(29, "inconclusive"), (30, "pass")])
+def test_half_the_minutes_covered_is_enough(covered: int, result: Result) -> None:
+    decided = decide(replace(LOST_MONITOR, covered_minutes=covered))
+    assert {d.result for d in decided if d.criterion == "error_rate_within_baseline"} == {result}
+
+
+def test_under_two_minutes_since_the_migration_coverage_is_not_judged() -> None:
+    decided = decide(replace(LOST_MONITOR, covered_minutes=0, window_minutes=1))
+    assert overall(decided) == "pass"
+
+
+def test_a_failure_stands_however_little_of_the_window_was_seen() -> None:
+    decided = results(decide(replace(LOST_MONITOR, successes=30)))
+    assert decided["users_can_authenticate"][0] == "fail"
+    assert decided["error_rate_within_baseline"][0] == "fail"
+
+
+def test_run_probes_slower_than_the_whole_run_fail_latency_on_their_own() -> None:
+    """A 2 s run: 4 logins took 5 s, more than its locks can explain (bucket 2.5..5 s)."""
+    slow_run = replace(
+        LOST_MONITOR, run_seconds=2.0, run_latencies=answered(*[5.0] * 4), covered_minutes=60
+    )
+    assert results(decide(slow_run))["latency_within_10pct"] == (
+        "fail",
+        "4 of the 4 probes answered during the migration's 2.0 s run took over 2.04 s (the run"
+        " plus the baseline p95): longer than its locks explain",
+    )
+
+
+@pytest.mark.parametrize(("slow", "result"), [(2, "pass"), (3, "fail")])
+def test_a_slow_run_probe_or_two_is_within_chance(slow: int, result: Result) -> None:
+    """Of 4 run probes, 2 past the run plus p95 happen 1.4% of the time for a healthy run (5%
+    each), 3 only 0.05%: beyond the 0.5% the error tests allow."""
+    run = answered(*[5.0] * slow, *[0.035] * (4 - slow))
+    observed = replace(LOST_MONITOR, run_seconds=2.0, run_latencies=run, covered_minutes=60)
+    assert results(decide(observed))["latency_within_10pct"][0] == result

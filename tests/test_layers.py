@@ -175,7 +175,7 @@ def test_the_dashboard_generator_reads_only_the_daemons_names() -> None:
         for target in imports(path, known)
     }
     assert arrows == {
-        "criteria.py -> monitor.judge.criteria",
+        "criteria.py -> monitor.judge.observation",
         "names.py -> monitor.assets",
         "overview.py -> monitor.observe.migration",
         "overview.py -> monitor.judge.rollout",

@@ -38,8 +38,8 @@ from monitor.config.loading import load_config
 from monitor.config.schema import Config
 from monitor.daemon.service import Monitor
 from monitor.judge.baseline import bucket_quantile
-from monitor.judge.criteria import CRITERIA, Result, Thresholds
 from monitor.judge.live import ProbeWindow, restored
+from monitor.judge.observation import CRITERIA, Result, Thresholds
 from monitor.judge.rollout import WINDOW_SECONDS, thresholds
 from monitor.judge.stats import Latencies, counts_quantile
 from monitor.observe.metrics import PROBE_BUCKETS
@@ -91,7 +91,10 @@ def latency(monitor: Monitor, since: list[float]) -> str:
     base = value(monitor, "rollout_baseline_auth_callback_duration_seconds", quantile="0.95")
     assert p95 is not None
     assert base is not None
-    return f"p95 {p95 * 1000:.1f} ms, {p95 / base:.2f}x the baseline {base * 1000:.1f} ms"
+    return (
+        f"p95 {p95 * 1000:.1f} ms after the migration, {p95 / base:.2f}x the baseline"
+        f" {base * 1000:.1f} ms"
+    )
 
 
 def rollout(fresh_db: FreshDatabase, m: Monitor, answers: list[tuple[int, float]]) -> None:

@@ -61,7 +61,8 @@ from monitor.http.status.now import Paging, Vitals, now_decisions, would_page
 from monitor.http.status.page import CSS, Status, error_kind, render
 from monitor.http.webconfig import WebConfig
 from monitor.judge.baseline import SavedState, Summary
-from monitor.judge.criteria import TITLES, BaselineView, Observation, Thresholds, decide
+from monitor.judge.criteria import decide
+from monitor.judge.observation import TITLES, BaselineView, Observation, Thresholds
 from monitor.judge.rollout import phase
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
@@ -343,7 +344,10 @@ def test_page_states_every_criterion_result_in_words() -> None:
     )
     assert found == [(c, r, r, escape(TITLES[c])) for c, r in expected.items()]
     assert '<p class="reason">1 of 2 users who logged in miss a new field</p>' in html
-    assert "p95 72.5 ms, 1.21x the baseline 60.0 ms, above 1.10x beyond chance" in html
+    assert (
+        "p95 72.5 ms after the migration, 1.21x the baseline 60.0 ms, above 1.10x beyond chance"
+        in html
+    )
     assert '<span id="verdict" class="result fail">fail</span>' in html
     assert "<title>NO DATA now, fail since the migration - rollout-monitor</title>" in html
 

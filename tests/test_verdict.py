@@ -45,8 +45,8 @@ from worlds import Watching
 from monitor.cli import main
 from monitor.demo.postgres import free_port
 from monitor.judge.baseline import Summary
-from monitor.judge.criteria import Thresholds
 from monitor.judge.history import baseline_before
+from monitor.judge.observation import Thresholds
 from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult
 from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth
@@ -383,7 +383,7 @@ def test_a_healthy_rollout_passes_with_the_exact_numbers(
     latency = criterion(document, "latency_within_10pct")
     assert latency["observed"]["p95_seconds"] == pytest.approx(P95)
     assert latency["observed"]["baseline_p95_seconds"] == P95
-    assert latency["reason"] == "p95 67.5 ms, 1.00x the baseline 67.5 ms"
+    assert latency["reason"] == "p95 67.5 ms after the migration, 1.00x the baseline 67.5 ms"
     assert criterion(document, "error_rate_within_baseline")["observed"] == {
         "error_ratio": 0.0,
         "limit_ratio": 0.01,
@@ -606,7 +606,7 @@ def test_a_30pct_latency_regression_fails_on_latency_only(
     latency = criterion(document, "latency_within_10pct")
     assert latency["observed"]["p95_seconds"] == pytest.approx(0.0875)
     assert latency["reason"] == (
-        "p95 87.5 ms, 1.30x the baseline 67.5 ms, above 1.10x beyond chance"
+        "p95 87.5 ms after the migration, 1.30x the baseline 67.5 ms, above 1.10x beyond chance"
     )
 
 
@@ -852,7 +852,7 @@ def test_the_table_names_the_verdict_the_window_and_each_criterion(
         "users_can_authenticate      pass    callback success 100.00% of 480 probes",
         "new_fields_populated        pass    all 60 users who logged in have both fields",
         "token_validity_tracking     pass    the trigger is enabled; no token wrongly invalid",
-        "latency_within_10pct        fail    p95 87.5 ms, 1.30x the baseline 67.5 ms, above 1.10x beyond chance",
+        "latency_within_10pct        fail    p95 87.5 ms after the migration, 1.30x the baseline 67.5 ms, above 1.10x beyond chance",
         "error_rate_within_baseline  pass    errors 0.00% of 480 probes, limit 1.00%",
     ]
 

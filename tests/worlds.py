@@ -15,9 +15,9 @@ from clocks import Clock
 from monitor.config.schema import BaselineSettings
 from monitor.judge.baseline import Baseline, Fetch
 from monitor.judge.baseline.learning import Spawn, in_background
-from monitor.judge.criteria import Thresholds
 from monitor.judge.judgement import Judgement
 from monitor.judge.live import LiveView
+from monitor.judge.observation import Thresholds
 from monitor.observe.migration import MigrationTracker, MigrationView
 from monitor.observe.probe import ProbeResult
 from monitor.observe.probelog import Around, Observed, ProbeLog

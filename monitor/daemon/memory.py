@@ -54,6 +54,7 @@ class Memory:
             clock,
             state_path=window_path(settings.state_file),
             migration=config.migration.name,
+            longest_probe=config.checks.callback.timeout,
         )
         self.tracker.subscribe(self.baseline.follow, self.live.follow)
         self.log.subscribe(self.baseline.observe, self.live.observe)

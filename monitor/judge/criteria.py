@@ -8,94 +8,19 @@ names are those of the recording rule rollout:success_criterion:ok{criterion}.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
-from monitor.judge.stats import (
-    ERRORS_ALPHA,
-    LATENCY_ALPHA,
-    Latencies,
-    errors_exceed,
-    quantile_ratio,
+from monitor.judge.latency import WITHIN_CHANCE, latency_within_10pct
+from monitor.judge.observation import (
+    Decision,
+    Observation,
+    Result,
+    Thresholds,
+    baseline_problem,
+    failing,
+    passing,
+    undecided,
 )
-
-Result = Literal["pass", "fail", "inconclusive"]
-
-# (name, the plan's own words under "Success Criteria")
-CRITERIA = (
-    ("migration_completed", "Migration completes without errors"),
-    ("users_can_authenticate", "All existing users can authenticate"),
-    ("new_fields_populated", "New Threads OAuth fields populated"),
-    ("token_validity_tracking", "Token validity tracking functional"),
-    ("latency_within_10pct", "No performance degradation >10%"),
-    ("error_rate_within_baseline", "Error rates remain below baseline"),
-)
-TITLES = dict(CRITERIA)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What counts as good enough: the callback's objective, probes needed, latency tolerance."""
-
-    objective: float = 0.99
-    min_probes: int = 20
-    latency_tolerance: float = 1.10
-    errors_alpha: float = ERRORS_ALPHA  # one-sided false-alarm rate of the error tests
-    latency_alpha: float = LATENCY_ALPHA  # of the latency test
-
-
-@dataclass(frozen=True)
-class BaselineView:
-    """The callback before the migration: probes behind it, success ratio, p95 latency."""
-
-    probes: int
-    success_ratio: float | None
-    p95_seconds: float | None
-    source: str  # where it came from: monitor, prometheus_history, configuration
-    latencies: Latencies | None = None  # its answered probes by bucket; None: p95 taken as exact
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What is known about the window since the migration; None where there is no data."""
-
-    state: str | None  # migration state at the end of the window; None when unknown
-    stayed_applied: bool | None  # applied at every look since it was first seen applied
-    indexes_valid: bool | None  # every index of the migration valid
-    trigger_enabled: bool | None  # the trigger exists and is enabled
-    wrongly_invalid: float | None  # most tokens flagged invalid though unexpired, in the window
-    logins: float | None  # users who logged in since the migration
-    logins_missing_field: float | None  # of those, the most still missing one new column
-    probes: int  # callback probes in the window
-    successes: int  # of those, outcome success
-    latencies: Latencies | None  # the window's answered probes by latency bucket
-    baseline: BaselineView | None
-    window_complete: bool = True  # False: a pass is not final yet, so it is inconclusive
-    run_probes: int = 0  # of the probes, those taken while the migration ran (before applied)
-    run_failures: int = 0  # of those, the ones that failed
-    # Another replica, the leader of several monitors, judges what the database shows: this one
-    # judges its own pod's callback only (monitor.daemon.leader).
-    database_elsewhere: bool = False
-
-    @property
-    def p95_seconds(self) -> float | None:
-        """The window's p95 callback latency, as histogram_quantile computes it."""
-        return None if self.latencies is None else self.latencies.quantile(0.95)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One criterion's result, a one-line reason, and the numbers behind it."""
-
-    criterion: str
-    result: Result
-    reason: str
-    observed: dict[str, float | None] = field(default_factory=dict)
-
-    @property
-    def title(self) -> str:
-        """The plan's words for this criterion."""
-        return TITLES[self.criterion]
+from monitor.judge.stats import errors_exceed
 
 
 def overall(decisions: Sequence[Decision]) -> Result:
@@ -112,9 +37,9 @@ DATABASE_CRITERIA = frozenset(
 )
 
 
-def decide(observation: Observation, thresholds: Thresholds = Thresholds()) -> list[Decision]:
+def decide(observation: Observation, thresholds: Thresholds | None = None) -> list[Decision]:
     """Every criterion's decision, in the plan's order."""
-    o, t = observation, thresholds
+    o, t = observation, thresholds or Thresholds()
     decisions = [
         migration_completed(o),
         users_can_authenticate(o, t),
@@ -125,7 +50,29 @@ def decide(observation: Observation, thresholds: Thresholds = Thresholds()) -> l
     ]
     if o.database_elsewhere:
         decisions = [d for d in decisions if d.criterion not in DATABASE_CRITERIA]
-    return [final(d, o.window_complete) for d in decisions]
+    return [final(covered(d, o, t), o.window_complete) for d in decisions]
+
+
+# Decided from the callback's probes: a monitor that saw too little of the window cannot pass them.
+PROBE_CRITERIA = frozenset(
+    {"users_can_authenticate", "latency_within_10pct", "error_rate_within_baseline"}
+)
+
+
+def covered(decision: Decision, o: Observation, t: Thresholds) -> Decision:
+    """A pass from probes that cover too little of the time since the migration is not one: the
+    minutes nobody probed may hold the outage. A failure stands: what was seen happened."""
+    coverage = o.coverage
+    if decision.result != "pass" or decision.criterion not in PROBE_CRITERIA:
+        return decision
+    if coverage is None or coverage >= t.min_coverage:
+        return decision
+    reason = (
+        f"probes in only {o.covered_minutes} of the {o.window_minutes} minutes since the"
+        f" migration was applied ({coverage:.0%}, {t.min_coverage:.0%} needed): too little of"
+        f" the window to vouch for it ({decision.reason})"
+    )
+    return Decision(decision.criterion, "inconclusive", reason, decision.observed)
 
 
 def final(decision: Decision, window_complete: bool) -> Decision:
@@ -134,18 +81,6 @@ def final(decision: Decision, window_complete: bool) -> Decision:
         return decision
     reason = f"passing so far; the window is not over ({decision.reason})"
     return Decision(decision.criterion, "inconclusive", reason, decision.observed)
-
-
-def _pass(criterion: str, reason: str, **observed: float | None) -> Decision:
-    return Decision(criterion, "pass", reason, observed)
-
-
-def _fail(criterion: str, reason: str, **observed: float | None) -> Decision:
-    return Decision(criterion, "fail", reason, observed)
-
-
-def _unknown(criterion: str, reason: str, **observed: float | None) -> Decision:
-    return Decision(criterion, "inconclusive", reason, observed)
 
 
 def migration_completed(o: Observation) -> Decision:
@@ -164,13 +99,13 @@ def migration_completed(o: Observation) -> Decision:
     for matches, result, reason in rules:
         if matches:
             return Decision(name, result, reason)
-    return _pass(name, "applied; every index valid; the trigger enabled")
+    return passing(name, "applied; every index valid; the trigger enabled")
 
 
 def _too_few_probes(name: str, o: Observation, t: Thresholds) -> Decision | None:
     if o.probes < t.min_probes:
         reason = f"{o.probes} callback probes in the window, fewer than {t.min_probes}"
-        return _unknown(name, reason, probes=o.probes)
+        return undecided(name, reason, probes=o.probes)
     return None
 
 
@@ -184,20 +119,17 @@ def users_can_authenticate(o: Observation, t: Thresholds) -> Decision:
     judged = _errors_against(o, 1 - t.objective, t)
     text = f"callback success {ratio:.2%} of {o.probes} probes"
     if judged == "fail":
-        return _fail(name, f"{text}, below the {t.objective:.2%} objective{_run(o)}", **numbers)
+        return failing(name, f"{text}, below the {t.objective:.2%} objective{_run(o)}", **numbers)
     if o.wrongly_invalid is not None and o.wrongly_invalid > 0:
-        return _fail(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
+        return failing(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
     if judged == "inconclusive":
-        return _unknown(name, f"{text}: below {t.objective:.2%}, {_WITHIN_CHANCE}", **numbers)
+        return undecided(name, f"{text}: below {t.objective:.2%}, {WITHIN_CHANCE}", **numbers)
     if o.wrongly_invalid is None and not o.database_elsewhere:
-        return _unknown(name, "no data on tokens wrongly flagged invalid", **numbers)
+        return undecided(name, "no data on tokens wrongly flagged invalid", **numbers)
     # A follower judges its own pod's callback; the tokens are the leader's to judge.
-    return _pass(
+    return passing(
         name, f"{text} (tokens: judged by the leader)" if o.database_elsewhere else text, **numbers
     )
-
-
-_WITHIN_CHANCE = "but not beyond chance yet"
 
 
 def _run(o: Observation) -> str:
@@ -222,13 +154,13 @@ def new_fields_populated(o: Observation) -> Decision:
     name = "new_fields_populated"
     numbers = {"logins": o.logins, "missing": o.logins_missing_field}
     if o.logins is None or o.logins_missing_field is None:
-        return _unknown(name, "no data on logins since the migration", **numbers)
+        return undecided(name, "no data on logins since the migration", **numbers)
     if o.logins == 0:
-        return _unknown(name, "nobody logged in since the migration", **numbers)
+        return undecided(name, "nobody logged in since the migration", **numbers)
     if o.logins_missing_field > 0:
         missing = f"{o.logins_missing_field:g} of {o.logins:g}"
-        return _fail(name, f"{missing} users who logged in miss a new field", **numbers)
-    return _pass(name, f"all {o.logins:g} users who logged in have both fields", **numbers)
+        return failing(name, f"{missing} users who logged in miss a new field", **numbers)
+    return passing(name, f"all {o.logins:g} users who logged in have both fields", **numbers)
 
 
 def token_validity_tracking(o: Observation) -> Decision:
@@ -236,87 +168,12 @@ def token_validity_tracking(o: Observation) -> Decision:
     name = "token_validity_tracking"
     numbers = {"wrongly_invalid": o.wrongly_invalid}
     if o.trigger_enabled is False:
-        return _fail(name, "the trigger is missing or disabled", **numbers)
+        return failing(name, "the trigger is missing or disabled", **numbers)
     if o.wrongly_invalid is not None and o.wrongly_invalid > 0:
-        return _fail(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
+        return failing(name, f"{o.wrongly_invalid:g} unexpired tokens flagged invalid", **numbers)
     if o.trigger_enabled is None or o.wrongly_invalid is None:
-        return _unknown(name, "no data on the trigger or the tokens", **numbers)
-    return _pass(name, "the trigger is enabled; no token wrongly invalid", **numbers)
-
-
-BaselineHealth = Literal["usable", "missing", "too_short", "unhealthy"]
-BASELINE_HEALTH: tuple[BaselineHealth, ...] = ("usable", "missing", "too_short", "unhealthy")
-
-
-def judge_baseline(
-    baseline: BaselineView | None, thresholds: Thresholds
-) -> tuple[BaselineHealth, str | None]:
-    """Whether the baseline can be evidence, and if not, why: missing, too short or unhealthy.
-
-    A configured baseline is the operator's word and always usable (it has no probes).
-    """
-    if baseline is None:
-        return "missing", "no baseline"
-    if baseline.source == "configuration":
-        return "usable", None
-    if baseline.probes < thresholds.min_probes:
-        return "too_short", (
-            f"too short: {baseline.probes} probes before the migration,"
-            f" {thresholds.min_probes} needed"
-        )
-    ratio = baseline.success_ratio
-    if ratio is not None and round(ratio, 9) < thresholds.objective:
-        return "unhealthy", (
-            f"unhealthy: callback success {ratio:.2%} before the migration,"
-            f" below the {thresholds.objective:.2%} objective"
-        )
-    return "usable", None
-
-
-def baseline_problem(baseline: BaselineView | None, thresholds: Thresholds) -> str | None:
-    """Why the baseline cannot be evidence; None when it is usable."""
-    return judge_baseline(baseline, thresholds)[1]
-
-
-def baseline_usable(baseline: BaselineView | None, thresholds: Thresholds) -> bool:
-    """Long enough and healthy, or set by the operator."""
-    return baseline_problem(baseline, thresholds) is None
-
-
-def latency_within_10pct(o: Observation, t: Thresholds) -> Decision:
-    """The window's p95 is not above the tolerance (1.1) times the baseline's beyond chance."""
-    name = "latency_within_10pct"
-    b = o.baseline
-    problem = baseline_problem(b, t)
-    if b is None or problem is not None or b.p95_seconds is None:
-        why = problem or "no baseline latency"
-        return _unknown(name, f"baseline unusable ({why})", baseline_probes=_probes_of(b))
-    if (few := _too_few_probes(name, o, t)) is not None:
-        return few
-    base = b.latencies if b.latencies is not None else b.p95_seconds
-    ratio = (
-        None if o.latencies is None else quantile_ratio(o.latencies, base, 0.95, t.latency_alpha)
-    )
-    numbers: dict[str, float | None] = {
-        "p95_seconds": o.p95_seconds,
-        "baseline_p95_seconds": b.p95_seconds,
-    }
-    if ratio is None or o.p95_seconds is None:
-        return _unknown(name, "no probe got an answer in the window", **numbers)
-    numbers["ratio_lower_bound"] = ratio.lower
-    text = (
-        f"p95 {o.p95_seconds * 1000:.1f} ms, {ratio.estimate:.2f}x the baseline"
-        f" {b.p95_seconds * 1000:.1f} ms"
-    )
-    if round(ratio.estimate, 9) <= t.latency_tolerance:
-        return _pass(name, text, **numbers)
-    if ratio.lower > 1.0:
-        return _fail(name, f"{text}, above {t.latency_tolerance:.2f}x beyond chance", **numbers)
-    return _unknown(name, f"{text}: above {t.latency_tolerance:.2f}x, {_WITHIN_CHANCE}", **numbers)
-
-
-def _probes_of(baseline: BaselineView | None) -> int:
-    return 0 if baseline is None else baseline.probes
+        return undecided(name, "no data on the trigger or the tokens", **numbers)
+    return passing(name, "the trigger is enabled; no token wrongly invalid", **numbers)
 
 
 def error_rate_within_baseline(o: Observation, t: Thresholds) -> Decision:
@@ -340,5 +197,5 @@ def error_rate_within_baseline(o: Observation, t: Thresholds) -> Decision:
         text += f" (the error budget alone: baseline unusable, {problem})"
     judged = _errors_against(o, limit, t)
     if judged == "inconclusive":
-        return _unknown(name, f"{text}: above the limit, {_WITHIN_CHANCE}", **numbers)
+        return undecided(name, f"{text}: above the limit, {WITHIN_CHANCE}", **numbers)
     return Decision(name, judged, text + (_run(o) if judged == "fail" else ""), numbers)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from monitor.config.schema import BaselineSettings
 from monitor.judge.baseline import ANSWERED_PROBES, QUANTILES, Fetch, Summary
-from monitor.judge.criteria import BaselineView
+from monitor.judge.observation import BaselineView
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
-from monitor.promql.query import Selector, exact_increase
+from monitor.promql.query import Selector, exact_increase, promql_duration
 
 if TYPE_CHECKING:
     from monitor.promql.api import Prometheus, Sample
@@ -93,8 +93,28 @@ def last_pending(prom: Prometheus, select: Selector, applied_at: float) -> float
     return None if found is None else min(found, applied_at)
 
 
+def first_applied(
+    prom: Prometheus, select: Selector, applied_at: float, end: float
+) -> float | None:
+    """When a replica first exported the migration applied, from the applied time to `end`:
+    the scrape from which its counters hold no more of the run's probes (a probe answered just
+    before the applied time is counted at the scrape after it, and the schema check sees the
+    application a look late). None when none did."""
+    if end <= applied_at:
+        return None
+    applied = select(STATE, state="applied")
+    span = promql_duration(end - applied_at)
+    seen = f"(timestamp({applied}) and {applied} == 1)[{span}:{PENDING_STEP}]"
+    found = prom.scalar(f"min(min_over_time({seen}))", end)
+    return None if found is None or found < applied_at else found
+
+
 def baseline_before(
-    prom: Prometheus, selector: str, applied_at: float, window_seconds: float = HISTORY_SECONDS
+    prom: Prometheus,
+    selector: str,
+    applied_at: float,
+    window_seconds: float = HISTORY_SECONDS,
+    started_at: float | None = None,
 ) -> Summary | None:
     """The callback's summary over the window before the migration, or None without a probe.
 
@@ -103,12 +123,16 @@ def baseline_before(
     same computations as the verdict's window (exact counter increases over every replica,
     histogram_quantile over the summed buckets), so like compares with like. `selector` is
     --selector's label matchers ("" for none). Raises PrometheusError when Prometheus cannot
-    answer, SelectorError (a ValueError) for matchers that are not.
+    answer, SelectorError (a ValueError) for matchers that are not. With the run's start known,
+    the window ends there at the latest: the schema check sees the run a look late, and the
+    probes meanwhile are the run's, not the baseline's.
     """
     select = Selector.parse(selector)
     end = last_pending(prom, select, applied_at)
     if end is None:
         return None
+    if started_at is not None and started_at <= applied_at:
+        end = min(end, started_at)
     probes, successes, quantiles = window_counts(prom, select, end, window_seconds)
     if probes <= 0:
         return None
@@ -173,8 +197,13 @@ def _replica(labels: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k not in ("__name__", "quantile", "source", "le")}
 
 
-def choose_baseline(
-    prom: Prometheus, select: Selector, applied_at: float, at: float, min_probes: int
+def choose_baseline(  # noqa: PLR0917  # the window's parts, in its order
+    prom: Prometheus,
+    select: Selector,
+    applied_at: float,
+    at: float,
+    min_probes: int,
+    started_at: float | None = None,
 ) -> BaselineView | None:
     """The monitor's exported baseline if it has enough probes, else Prometheus's history.
 
@@ -183,7 +212,7 @@ def choose_baseline(
     exported = exported_baseline(prom, select, at)
     if exported is not None and exported.probes >= min_probes:
         return exported
-    history = baseline_before(prom, select.matchers, applied_at)
+    history = baseline_before(prom, select.matchers, applied_at, started_at=started_at)
     candidates = (None if history is None else history.view("prometheus_history"), exported)
     return max((c for c in candidates if c is not None), key=lambda v: v.probes, default=None)
 

@@ -7,15 +7,15 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import Metric
 
-from monitor.judge.criteria import (
+from monitor.judge.criteria import decide
+from monitor.judge.live import LiveView
+from monitor.judge.observation import (
     BASELINE_HEALTH,
     Decision,
     Observation,
     Thresholds,
-    decide,
     judge_baseline,
 )
-from monitor.judge.live import LiveView
 from monitor.observe.metrics import labelled_gauge, one_hot
 
 HEALTH_STATES = ("learning", *BASELINE_HEALTH)

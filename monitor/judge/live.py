@@ -14,14 +14,14 @@ import itertools
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.judge import window_state
 from monitor.judge.baseline import Baseline
-from monitor.judge.criteria import BaselineView, Observation
+from monitor.judge.observation import BaselineView, Observation
 from monitor.judge.rollout import WINDOW_SECONDS
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
@@ -43,6 +43,18 @@ class Counted:
     highest_wrongly_invalid: float | None
 
 
+@dataclass(frozen=True)
+class AfterRun:
+    """The window split at the applied time: the run's length and answered probes, those after
+    it, and the minutes since it that saw a probe."""
+
+    run_seconds: float = 0.0
+    run_latencies: Latencies | None = None
+    post_latencies: Latencies | None = None
+    covered_minutes: int | None = None
+    window_minutes: int | None = None
+
+
 class ProbeWindow:
     """Probes in the window with running totals, so that a scrape does not walk a day of them."""
 
@@ -52,6 +64,8 @@ class ProbeWindow:
         self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
         # Probes whose wrongly_invalid no later probe matches or exceeds: the first is the max.
         self._highest: deque[Observed] = deque()
+        # Probes per minute (the multiple of 60 s that ends it), for the window's coverage.
+        self.minutes: Counter[int] = Counter()
 
     def add(self, seen: Observed) -> None:
         """Count a probe in; the oldest falls out beyond MAX_PROBES."""
@@ -109,6 +123,30 @@ class ProbeWindow:
         self.successes += sign * seen.success
         if (bucket := seen.bucket) is not None:
             self.buckets[bucket] += sign
+        minute = math.ceil(seen.at / 60)
+        self.minutes[minute] += sign
+        if self.minutes[minute] <= 0:
+            del self.minutes[minute]
+
+    def started_before(self, moment: float, longest: float) -> list[float]:
+        """The answer times of the probes logged at or after the moment that had started before
+        it (a probe is logged when answered, at most `longest` after it started)."""
+        found = []
+        for seen in self.probes:
+            if seen.at < moment:
+                continue
+            if seen.at > moment + longest:
+                break
+            if seen.answered is not None and seen.at - seen.answered < moment:
+                found.append(seen.answered)
+        return found
+
+    def probed_minutes(self, start: float, end: float) -> tuple[int, int]:
+        """Of the minutes (multiples of 60 s) in [start, end], how many a probe counted here
+        ends in, and how many there are: the verdict's measure of the same thing."""
+        first, last = math.ceil(start / 60), math.floor(end / 60)
+        probed = sum(1 for minute in self.minutes if first <= minute <= last)
+        return probed, max(0, last - first + 1)
 
 
 class LiveView:
@@ -125,8 +163,10 @@ class LiveView:
         *,
         state_path: Path | None = None,
         migration: str = "",
+        longest_probe: float = 60.0,
     ) -> None:
         self._log = log
+        self._longest_probe = longest_probe  # the callback's timeout: no answer comes later
         self._readings = readings
         self._tracker = tracker
         self._baseline = baseline
@@ -244,6 +284,7 @@ class LiveView:
             counted = self._window.counted(math.inf if start is None else start)
             stayed = None if start is None else self._left_at is None or self._left_at < start
             run_probes, run_failures = self._run_counts(start)
+            after = self._after_run(start, counted)
         return Observation(
             state=state,
             stayed_applied=stayed,
@@ -260,8 +301,33 @@ class LiveView:
             baseline=self.baseline_view(),
             run_probes=run_probes,
             run_failures=run_failures,
+            run_seconds=after.run_seconds,
+            run_latencies=after.run_latencies,
+            post_latencies=after.post_latencies,
+            covered_minutes=after.covered_minutes,
+            window_minutes=after.window_minutes,
             database_elsewhere=database_elsewhere,
         )
+
+    def _after_run(self, start: float | None, counted: Counted) -> AfterRun:
+        """The run's answered probes apart from those after the applied time, and how much of
+        the time since then was probed (lock held)."""
+        applied = self._applied_at
+        if start is None:
+            return AfterRun()
+        if applied is None:  # still running: every probe so far is the run's
+            none = Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)
+            return AfterRun(max(0.0, self._clock() - start), counted.latencies, none)
+        after = self._window.counted(applied).latencies
+        end = min(self._clock(), applied + WINDOW_SECONDS)
+        covered, minutes = self._window.probed_minutes(applied, end)
+        if applied <= start:
+            return AfterRun(0.0, None, after, covered, minutes)
+        # A probe is the run's when it started before the applied time, answered after or not.
+        answers = self._window.started_before(applied, self._longest_probe)
+        late = Latencies.of(answers, PROBE_BUCKETS)
+        run = counted.latencies.minus(after).plus(late)
+        return AfterRun(applied - start, run, after.minus(late), covered, minutes)
 
     def _run_counts(self, start: float | None) -> tuple[int, int]:
         """Probes of the window taken before the applied time (all of them while it runs), and

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.judge.criteria import BaselineView, Decision, Result, Thresholds, overall
+from monitor.judge.criteria import overall
+from monitor.judge.observation import BaselineView, Decision, Result, Thresholds
 from monitor.judge.window import Window
 
 SCHEMA_VERSION = 1

@@ -4,7 +4,7 @@ thresholds it is judged by."""
 from __future__ import annotations
 
 from monitor.config.schema import Config
-from monitor.judge.criteria import Thresholds
+from monitor.judge.observation import Thresholds
 from monitor.observe.migration import MigrationView
 
 CRITICAL_SECONDS = 3600.0  # the plan's first hour after the migration, as the recording rule

@@ -40,6 +40,22 @@ class Latencies:
         """The q-quantile as histogram_quantile computes it; None without an answered probe."""
         return counts_quantile(q, self.bounds, self.cumulative, self.total)
 
+    def minus(self, other: Latencies) -> Latencies:
+        """These probes without the other's (a part of them: the same bounds, fewer of each)."""
+        counts = tuple(a - b for a, b in zip(self.cumulative, other.cumulative, strict=True))
+        return Latencies(self.bounds, counts, self.total - other.total)
+
+    def plus(self, other: Latencies) -> Latencies:
+        """These probes and the other's together (the same bounds)."""
+        counts = tuple(a + b for a, b in zip(self.cumulative, other.cumulative, strict=True))
+        return Latencies(self.bounds, counts, self.total + other.total)
+
+    def slower_than(self, seconds: float) -> int:
+        """Probes known to have taken longer than `seconds`: those in buckets whose lower
+        bound is at or above it (a bucket straddling it may hold faster ones)."""
+        first = bisect.bisect_left(self.bounds, seconds)
+        return 0 if first >= len(self.bounds) else self.total - self.cumulative[first]
+
 
 def counts_quantile(
     q: float, bounds: Sequence[float], counts: Sequence[int], total: int

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from monitor.judge.criteria import Observation, Thresholds
 from monitor.judge.history import (
+    REQUESTS,
     STATE,
     choose_baseline,
+    first_applied,
     last_pending,
     window_counts,
     window_latencies,
 )
+from monitor.judge.observation import Observation, Thresholds
+from monitor.judge.stats import Latencies
 from monitor.promql.api import Prometheus
 from monitor.promql.query import Selector, promql_duration
 
+INTERVAL = "rollout_check_interval_seconds"
+DEFAULT_LOOK_SECONDS = 30.0  # the schema check's interval, when no replica exports its own
+SCRAPE_SECONDS = 15.0  # a scrape after the look (history.PENDING_STEP finds scrapes this often)
 # How far before --at to look for the applied time: it is exported only while the migration is
 # applied, so after a roll-back the last value seen stands in (as in the recording rules).
 APPLIED_LOOKBACK = "7d"
@@ -75,9 +82,13 @@ def find_window(prom: Prometheus, select: Selector, name: str, seconds: float, a
     started_at = prom.scalar(f"min({started}[{APPLIED_LOOKBACK}]))", at)
     if started_at is not None and applied_at is not None:
         # A start from before the migration last looked quiet is another run's (one that was
-        # not one, or an earlier attempt): this application's run started after it.
+        # not one, or an earlier attempt): this application's run started after it. The schema
+        # check sees a run a look late, and a scrape shows that look later still: a start up to
+        # a look and a scrape before the last quiet scrape is this run's.
         quiet = last_pending(prom, select, applied_at)
-        if quiet is not None and started_at < quiet:
+        look = prom.scalar(f"max({select(INTERVAL, check='schema')})", applied_at)
+        late = (look or DEFAULT_LOOK_SECONDS) + SCRAPE_SECONDS
+        if quiet is not None and started_at < quiet - late:
             started_at = None
     return Window(name, seconds, at, applied_at, started_at)
 
@@ -93,11 +104,9 @@ def observe(
     range_ = f"[{promql_duration(span)}]" if span >= 0.001 else None
     # p95 comes from the bucket counts themselves, computed as histogram_quantile does.
     probes, successes, _ = window_counts(prom, select, end, span, ()) if range_ else (0, 0, {})
-    run = window.run_seconds
-    run_probes, run_successes, _ = (
-        window_counts(prom, select, window.applied_at, run, ()) if run >= 0.001 else (0, 0, {})
-    )
     latencies = window_latencies(prom, select, end, span) if range_ else None
+    run = split_run(prom, select, window.applied_at, window.run_seconds, end)
+    covered, minutes = probed_minutes(prom, select, window.applied_at, end)
     wrongly = select("rollout_token_validity_drift", kind="wrongly_invalid")
     state = state_at(prom, select, end)
     return Observation(
@@ -113,11 +122,70 @@ def observe(
         probes=probes,
         successes=successes,
         latencies=latencies,
-        baseline=choose_baseline(prom, select, window.applied_at, end, thresholds.min_probes),
+        baseline=choose_baseline(
+            prom, select, window.applied_at, end, thresholds.min_probes, window.start
+        ),
         window_complete=window.complete,
-        run_probes=run_probes,
-        run_failures=run_probes - run_successes,
+        run_probes=run.probes,
+        run_failures=run.failures,
+        run_seconds=window.run_seconds,
+        run_latencies=run.latencies,
+        post_latencies=run.after,
+        covered_minutes=covered,
+        window_minutes=minutes,
     )
+
+
+@dataclass(frozen=True)
+class RunSplit:
+    """The window's probes split at the run's end: its probes and failures up to the applied
+    time, its answered ones up to where their answers end, and the answered ones after."""
+
+    probes: int = 0
+    failures: int = 0
+    latencies: Latencies | None = None
+    after: Latencies | None = None
+
+
+def split_run(
+    prom: Prometheus, select: Selector, applied_at: float, run_seconds: float, end: float
+) -> RunSplit:
+    """The run's probes are those the scrapes counted until one showed the migration applied,
+    a probe interval at least after the applied time: a probe started during the run is
+    answered within its interval, and counted at the scrape after that."""
+    if run_seconds < 0.001:
+        after = window_latencies(prom, select, end, end - applied_at)
+        return RunSplit(after=after if end - applied_at >= 0.001 else None)
+    interval = prom.scalar(f"max({select(INTERVAL, check='callback')})", end) or 0.0
+    found = first_applied(prom, select, applied_at + interval, end)
+    split = end if found is None else min(found, end)
+    start = applied_at - run_seconds
+    # Failures are told at the applied time, as the error criteria count them; latencies where
+    # the run's answers end.
+    probes, successes, _ = window_counts(prom, select, applied_at, run_seconds, ())
+    latencies = window_latencies(prom, select, split, split - start)
+    after = window_latencies(prom, select, end, end - split) if end - split >= 0.001 else None
+    return RunSplit(probes, probes - successes, latencies, after)
+
+
+def probed_minutes(
+    prom: Prometheus, select: Selector, applied_at: float, end: float
+) -> tuple[int, int]:
+    """Of the whole minutes (Unix time multiples of 60) from the applied time to the end, how
+    many saw a probe counted, every replica together; and how many there are."""
+    minutes = minute_steps(applied_at, end)
+    if minutes <= 0:
+        return 0, max(0, minutes)
+    # The subquery's steps are the multiples of 60 s in (last - span, last]: exactly `minutes`.
+    span = promql_duration((minutes - 1) * 60.0 + 30.0)
+    probed = f"sum(increase({select(REQUESTS)}[1m])) > 0"
+    found = prom.scalar(f"count_over_time(({probed})[{span}:1m])", math.floor(end / 60) * 60)
+    return min(minutes, round(found or 0)), minutes
+
+
+def minute_steps(start: float, end: float) -> int:
+    """The multiples of 60 s in [start, end]: the minutes whose probes are counted."""
+    return math.floor(end / 60) - math.ceil(start / 60) + 1
 
 
 def state_at(prom: Prometheus, select: Selector, at: float) -> str | None:

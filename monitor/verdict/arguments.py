@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import durations
-from monitor.judge.criteria import Thresholds
+from monitor.judge.observation import Thresholds
 from monitor.promql.query import Selector, SelectorError
 
 URL_VARIABLE = "ROLLOUT_PROMETHEUS_URL"

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor.judge.criteria import Thresholds, decide
+from monitor.judge.criteria import decide
+from monitor.judge.observation import Thresholds
 from monitor.judge.report import Verdict, as_json, as_table
 from monitor.judge.window import find_window, observe
 from monitor.output.redact import Redactor, userinfo_secrets

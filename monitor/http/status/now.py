@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from monitor.judge.criteria import Decision, Observation, Thresholds, decide
+from monitor.judge.criteria import decide
+from monitor.judge.observation import Decision, Observation, Thresholds
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.probelog import Observed

@@ -28,15 +28,15 @@ from monitor.http.status.charts import (
 from monitor.http.status.history import DRIFT_KINDS, Minute, drift_of, last_hour, per_minute
 from monitor.http.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
 from monitor.judge.baseline import Baseline, Summary
-from monitor.judge.criteria import (
+from monitor.judge.criteria import overall
+from monitor.judge.judgement import Judgement
+from monitor.judge.observation import (
     BaselineView,
     Decision,
     Thresholds,
     baseline_problem,
     baseline_usable,
-    overall,
 )
-from monitor.judge.judgement import Judgement
 from monitor.judge.rollout import PHASES, phase
 from monitor.observe.migration import MigrationTracker, MigrationView
 from monitor.observe.probelog import Observed, ProbeLog

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from monitor.judge.criteria import BaselineView
+from monitor.judge.observation import BaselineView
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.probelog import Around, Observed
