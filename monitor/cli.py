@@ -57,6 +57,15 @@ CONNECTION = (
         " default: the built-in defaults for migration 001",
     ),
 )
+# `plan` reads SQL alone; a database only adds what it says now.
+PLAN_CONNECTION = (
+    (
+        "--database-url",
+        "URL",
+        "the watched database, for its sizes and blockers; env DATABASE_URL; default none",
+    ),
+    *CONNECTION[1:],
+)
 CALLBACK = (
     (
         "--callback-url",
@@ -137,7 +146,7 @@ def parser() -> Parser:
     assets.add_argument("folder", metavar="FOLDER", help="where to write them (made if missing)")
     assets.add_argument("--force", action="store_true", help="replace files that exist")
     add_preflight_parser(commands, options(CONNECTION, CALLBACK))
-    add_plan_parser(commands, options(CONNECTION))
+    add_plan_parser(commands, options(PLAN_CONNECTION))
     add_verdict_parser(commands)
     add_demo_parser(commands)
     return main

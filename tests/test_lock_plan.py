@@ -6,6 +6,8 @@ SQL and the database's facts, as `rollout-monitor plan` makes it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,7 @@ from monitoring import make_config
 from monitor.assets import sql_file
 from monitor.db.catalog import gather
 from monitor.db.pool import Database
-from monitor.lockplan.modes import strongest
+from monitor.lockplan.modes import spoken, strongest
 from monitor.lockplan.plan import build
 from monitor.lockplan.reading import read_statements
 
@@ -175,3 +177,54 @@ def test_each_statement_locks_and_rewrites_what_the_plan_says(
             wrong.append(f"{planned.index} {planned.text[:60]!r}: {truth} != planned {expected}")
         conn.execute(planned.text.encode())
     assert wrong == []
+
+
+CONCURRENTLY = """
+CREATE INDEX CONCURRENTLY idx_users_name ON users ("threadsUsername");
+REINDEX INDEX CONCURRENTLY idx_users_name;
+DROP INDEX CONCURRENTLY idx_users_name;
+"""
+WAITING = """
+SELECT c.relname, l.mode FROM pg_locks AS l JOIN pg_class AS c ON c.oid = l.relation
+WHERE l.pid = %s AND NOT l.granted
+"""
+
+
+def waited_for(conn: psycopg.Connection[Any], pid: int) -> tuple[str, str] | None:
+    """The lock the session waits for, once it waits (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = conn.execute(WAITING, (pid,)).fetchone()
+        if row is not None:
+            return row[0], row[1]
+        time.sleep(0.02)
+    return None
+
+
+def test_concurrently_cannot_run_in_prismas_transaction_and_takes_what_the_plan_says(
+    fresh_db: FreshDatabase, database: Database
+) -> None:
+    """A CONCURRENTLY statement refuses a transaction block (SQLSTATE 25001, prisma/prisma#14456),
+    so it cannot be observed in a rolled-back one: the lock it asks for is seen instead by
+    making it wait behind a session that holds the same mode on the table."""
+    conn, holder = fresh_db.conn(), fresh_db.conn()
+    statements = read_statements(CONCURRENTLY)
+    conn.execute(statements[0].text.encode())  # the index the others need, for the plan's facts
+    plan = build("concurrently", statements, gather(database, "public", statements, sample=0))
+    conn.execute(statements[2].text.encode())
+    for planned in plan.statements:
+        assert planned.outside_transaction
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction), conn.transaction():
+            conn.execute(planned.text.encode())
+        ((table, mode),) = planned.locks
+        holder.execute("BEGIN")
+        holder.execute(f"LOCK TABLE {table} IN {spoken(mode)} MODE")
+        runner = psycopg.connect(fresh_db.url, autocommit=True)
+        thread = threading.Thread(target=runner.execute, args=(planned.text.encode(),))
+        thread.start()
+        try:
+            assert waited_for(conn, runner.info.backend_pid) == (table, mode), planned.text
+        finally:
+            holder.execute("ROLLBACK")
+            thread.join(10)
+            runner.close()
