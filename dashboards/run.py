@@ -19,12 +19,17 @@ def run_row() -> list[Item]:
         stat_panel(
             "Statement",
             "The migration's statement (numbered as `rollout-monitor plan` numbers them) that "
-            "its session runs or waits on, with its line and kind, and the lock it waits for "
-            "(rollout_migration_statement_info). NOT RUNNING: no session of the migration is "
-            "seen. Bad: the same statement for long with a lock named (it waits).",
+            "its session runs or waits on, with its kind, and the lock it waits for "
+            "(rollout_migration_statement_info; its line is a label there). NOT RUNNING: no "
+            "session of the migration is seen. Bad: the same statement for long with a lock "
+            "named (it waits).",
+            # Not running: the statement gauge's 0, named so (the query always has data).
             Query(
-                series("rollout_migration_statement_info"),
-                "{{statement}} (line {{line}}, {{kind}}) {{mode}} {{table}}",
+                f"{series('rollout_migration_statement_info')}\nor on (instance, job)\n"
+                "label_replace("
+                f"{series('rollout_migration_statement')} == 0, "
+                '"kind", "NOT RUNNING", "", "")',
+                "{{statement}} {{kind}} {{mode}} {{table}}",
             ),
             width=6,
             no_value="NOT RUNNING",
@@ -50,11 +55,15 @@ def run_row() -> list[Item]:
             "Index build",
             "How far the index the migration builds is through its phase "
             "(pg_stat_progress_create_index: the table's blocks while scanning it, the tuples "
-            "while loading them). Empty when no index is being built. Bad: a build on a large "
+            'while loading them). "none" when no index is being built. Bad: a build on a large '
             "table while the migration holds an ACCESS EXCLUSIVE lock: everything waits for it.",
+            # No build: a bar at 0 named "none" (the query always has data).
             Query(
-                series("rollout_migration_index_build_progress_ratio"),
-                "{{index}}: {{phase}} {{instance}}",
+                f"{series('rollout_migration_index_build_progress_ratio')}\nor on (instance, job)\n"
+                "label_replace("
+                f"0 * {series('rollout_migration_statement')}, "
+                '"index", "none", "", "")',
+                "{{index}} {{phase}} {{instance}}",
             ),
             width=6,
             unit="percentunit",

@@ -55,7 +55,7 @@ def test_a_criterion_without_a_panel_stops_the_build(tmp_path: Path) -> None:
     result = build(
         "--output",
         str(output),
-        before="import monitor.judge.criteria as c\n"
+        before="import monitor.judge.observation as c\n"
         "c.CRITERIA += (('rollback_possible', 'Rollback possible'),)",
     )
     assert result.returncode == 2
