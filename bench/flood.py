@@ -51,7 +51,7 @@ from common import (
     stop_process,
     wait_http,
 )
-from exporters import MONITOR_CONFIG, scrape, start
+from exporters import MONITOR_CONFIG, SCRAPE_P99_RATIO, SETTLE_SECONDS, scrape, start
 from make_db import add_db_arguments, open_db
 from targets import Targets
 
@@ -61,8 +61,6 @@ HOST, OTHER_HOST = "127.0.0.1", "127.0.0.2"
 USERS = {"prometheus": "c0rrect-h0rse-battery", "late": "an0ther-g00d-one"}
 TARGET_SCRAPE_SECONDS = 1.0
 TARGET_RSS_MB = 5.0
-TARGET_RATIO = 0.2
-SETTLE_SECONDS = 0.05
 
 
 def get(port: int, user: str | None, password: str = "", source: str = HOST) -> tuple[int, float]:
@@ -309,7 +307,7 @@ def report(rows: int, during: During, times: dict[str, list[float]], targets: Ta
         "RSS after the floods above before", after - before, TARGET_RSS_MB, "MiB", digits=1
     )
     targets.at_most(
-        "/metrics p99, rollout-monitor / postgres_exporter", ratio, TARGET_RATIO, digits=3
+        "/metrics p99, rollout-monitor / postgres_exporter", ratio, SCRAPE_P99_RATIO, digits=3
     )
     return targets.finish()
 

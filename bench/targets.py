@@ -67,6 +67,7 @@ class Target:
     unit: str = ""
     digits: int = 2
     shown: str | None = None  # the measured value in words, when the number alone says little
+    # (shown only when there is a figure: else "not measured")
     impossible: bool = False
 
     @property
@@ -87,10 +88,10 @@ class Target:
 
     def row(self) -> list[str]:
         """The table's cells: what, measured, limit, met."""
-        if self.shown is not None:
-            measured = self.shown
-        elif self.measured is None or not self.measurable:
+        if self.measured is None or not self.measurable:
             measured = "not measured"
+        elif self.shown is not None:
+            measured = self.shown
         else:
             measured = number(self.measured, self.unit, self.digits)
         limit = IMPOSSIBLE if self.impossible else self.limit_text()
