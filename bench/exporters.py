@@ -163,6 +163,24 @@ def role_time(db: BenchDb) -> dict[str, tuple[float, int]]:
     return {name: (float(ms), int(calls)) for name, ms, calls in rows}
 
 
+def costliest(db: BenchDb, role: str, count: int = 8) -> list[list[Any]]:
+    """The role's costliest statements since the reset: [ms, calls, the statement's start]."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT total_exec_time + total_plan_time, calls, query FROM pg_stat_statements"
+            " WHERE userid = %s::regrole ORDER BY 1 DESC LIMIT %s",
+            (role, count),
+        ).fetchall()
+    return [[float(ms), int(calls), statement_start(text)] for ms, calls, text in rows]
+
+
+def statement_start(query: str, width: int = 80) -> str:
+    """A statement's code on one line, its comment lines left out (the monitor's queries open
+    with theirs), cut to `width`."""
+    code = [line for line in query.splitlines() if not line.strip().startswith("--")]
+    return " ".join(" ".join(code).split())[:width]
+
+
 def arguments() -> argparse.Namespace:
     """The database, the window, the scrapes, the probes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -335,6 +353,14 @@ def database_window(db: BenchDb, args: Any, report: Report, exporters: dict[str,
         ["exporter", "scrapes", "db calls", "db ms", "db ms/min", "% of a core"],
         rows,
     )
+    for name, role in ROLES.items():
+        statements = costliest(db, role)
+        report.data["database_window"][name]["costliest"] = statements
+        report.table(
+            f"{name}'s costliest statements over the window",
+            ["ms", "calls", "statement"],
+            statements,
+        )
 
 
 def scrape_latency(
