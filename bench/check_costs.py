@@ -31,7 +31,7 @@ forced off) is the reference the estimates are measured against: printed, not ju
 when every target is met, 1 otherwise (or when no judged mode ran).
 
     .venv/bin/python bench/check_costs.py --rows 20000 --repeat 1 --modes default,estimated
-                                                                  # a dry run, about 15 s
+                                                                  # a dry run, a few seconds
 """
 
 from __future__ import annotations

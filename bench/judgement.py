@@ -34,7 +34,7 @@ error_rate_within_baseline in at least 95%; a wrongly invalid token reported in 
 users_can_authenticate in every run (both token scenarios). Exit status 0 when every target is
 met, 1 otherwise. Deterministic for a seed: every scenario and interval has its own
 random.Random, seeded from --seed, the scenario and the interval, so a scenario's figures do not
-depend on which others run. The defaults (2000 runs, 4 s and 15 s) take about 25 s on the
+depend on which others run. The defaults (2000 runs, 4 s and 15 s) take about 28 s on the
 reference machine (2 vCPUs). Prints to stdout only.
 """
 

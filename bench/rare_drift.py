@@ -1,6 +1,6 @@
 """Rare wrongly invalid tokens at scale: reported, exactly, and at what cost?
 
-    .venv/bin/python bench/rare_drift.py [--rows 10000000] [--planted 100] [--runs 5]
+    .venv/bin/python bench/rare_drift.py [--rows 2000000] [--planted 100] [--runs 5]
     .venv/bin/python bench/rare_drift.py --rows 120000 --planted 10 --runs 2   # a dry run
 
 A throwaway PostgreSQL with the demo's schema after migration 001, `--rows` users and tokens,
