@@ -105,6 +105,7 @@ class Flood:
             self.answers.append(status)
 
     def stop(self) -> None:
+        """End the guessing, then close the idle connections."""
         self._stop.set()
         for thread in self._threads:
             thread.join()

@@ -245,6 +245,7 @@ def judge_targets(targets: Targets, tallies: dict[str, Tally]) -> None:
     """The targets, judged on the tallies of the target interval (shares in percent)."""
 
     def failed(scenario: Scenario, name: str) -> float:
+        """The percentage of runs of the scenario in which the criterion failed."""
         return 100 * share(tallies[scenario.name][name], "fail")
 
     for scenario in (HEALTHY, HEALTHY_WIDE):

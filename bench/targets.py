@@ -191,6 +191,7 @@ class Targets:
         widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
         def line(cells: list[str]) -> str:
+            """One row, each cell padded to its column."""
             return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
         lines = [
