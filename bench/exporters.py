@@ -1,21 +1,33 @@
 """rollout-monitor against prometheus-postgres-exporter and prometheus-blackbox-exporter, same run.
 
     .venv/bin/python bench/exporters.py --db bench/results/db-1000000.json
-    .venv/bin/python bench/exporters.py --rows 100000 --scrapes 50 --probes 20   # a dry run
+    .venv/bin/python bench/exporters.py --rows 200000 --minutes 3
+    .venv/bin/python bench/exporters.py --rows 10000 --minutes 0.25 --scrape-interval 5s \
+        --warmup 2 --scrapes 10 --probes 5                                # a dry run, ~50 s
 
-On one database, at the same time:
-- `rollout-monitor run` (the database checks at their default intervals, the callback probe every
-  second so that it probes as often as the bench asks blackbox to) and
-  `prometheus-postgres-exporter`
-  (DATA_SOURCE_NAME, --web.listen-address, defaults otherwise): /metrics latency over --scrapes
-  sequential scrapes of each, alternating, each on a fresh connection, after --warmup scrapes;
-  RSS (VmRSS) after the warm-up and after the scrapes; pg_stat_statements time of each role;
-- a callback server answering 401 after a fixed --delay, probed by rollout-monitor's callback
-  check and by `prometheus-blackbox-exporter` (an http_post module like the plan's curl) through
-  /probe, once a second for --probes seconds; compared: rollout-monitor's
-  rollout_auth_callback_last_duration_seconds after each of its probes (and histogram_quantile over
-  its histogram), blackbox's probe_duration_seconds, and this process's own POST on a fresh
-  connection, against the server's true delay.
+On one database, at the same time, `rollout-monitor run` (the database checks at their default
+intervals, the callback probe every second so that it probes as often as the bench asks blackbox
+to), `prometheus-postgres-exporter` (DATA_SOURCE_NAME, --web.listen-address, defaults otherwise),
+`prometheus-blackbox-exporter` (an http_post module like the plan's curl) and a callback server
+answering 401 after a fixed --delay. After --warmup scrapes of each, three phases:
+
+1. database time: for --minutes, both exporters scraped every --scrape-interval (15 s, as a
+   Prometheus would), side by side; then each role's pg_stat_statements time (execution and
+   planning) per minute of the window. postgres_exporter queries the database on every scrape;
+   the monitor's checks run on their own schedule, whatever the scrapes.
+2. /metrics latency: --scrapes sequential scrapes of each, alternating, each on a fresh
+   connection, 50 ms apart (as flood.py: the other's work settles on a small machine); RSS
+   (VmRSS) before and after.
+3. probe latency: once a second for --probes seconds, blackbox's probe_duration_seconds,
+   rollout-monitor's rollout_auth_callback_last_duration_seconds after each of its probes (and
+   histogram_quantile over its histogram), and this process's own POST on a fresh connection,
+   against the server's true delay.
+
+Targets (bench/targets.py): the monitor's database time at most 60 ms a minute (0.1% of one
+core; its ratio to postgres_exporter's is shown beside it); rollout-monitor's /metrics p99 at most
+a fifth of postgres_exporter's (issue 11, as flood.py); rollout-monitor's median probe duration at
+most 1 ms above blackbox_exporter's for the same callback. RSS is shown; footprint.py judges it.
+Exit 0 when every target is met, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -48,7 +60,9 @@ from common import (
     wait_http,
 )
 from make_db import add_db_arguments, open_db
+from targets import Targets
 
+from monitor.config.durations import argument as duration
 from monitor.demo.postgres import free_port
 from tests.callback_servers import delayed_server
 
@@ -72,6 +86,11 @@ checks:
   callback: {interval: 1s, timeout: 900ms}
 log: {level: info, format: json}
 """
+DB_MS_PER_MINUTE_TARGET = 60.0  # 0.1% of one core
+SCRAPE_P99_RATIO = 0.2  # issue 11: rollout-monitor's /metrics p99 against postgres_exporter's
+PROBE_OVERHEAD_MS = 1.0  # rollout-monitor's median probe above blackbox_exporter's
+SETTLE_SECONDS = 0.05  # between two sequential scrapes
+ROLES = {"rollout-monitor": MONITOR_ROLE, "postgres_exporter": EXPORTER_ROLE}
 
 
 def start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -144,15 +163,51 @@ def role_time(db: BenchDb) -> dict[str, tuple[float, int]]:
     return {name: (float(ms), int(calls)) for name, ms, calls in rows}
 
 
-def main() -> int:
-    """Start everything, measure, stop everything, print."""
+def costliest(db: BenchDb, role: str, count: int = 8) -> list[list[Any]]:
+    """The role's costliest statements since the reset: [ms, calls, the statement's start]."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT total_exec_time + total_plan_time, calls, query FROM pg_stat_statements"
+            " WHERE userid = %s::regrole ORDER BY 1 DESC LIMIT %s",
+            (role, count),
+        ).fetchall()
+    return [[float(ms), int(calls), statement_start(text)] for ms, calls, text in rows]
+
+
+def statement_start(query: str, width: int = 80) -> str:
+    """A statement's code on one line, its comment lines left out (the monitor's queries open
+    with theirs), cut to `width`."""
+    code = [line for line in query.splitlines() if not line.strip().startswith("--")]
+    return " ".join(" ".join(code).split())[:width]
+
+
+def arguments() -> argparse.Namespace:
+    """The database, the window, the scrapes, the probes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_db_arguments(parser)
-    parser.add_argument("--scrapes", type=int, default=200, help="/metrics scrapes of each")
+    parser.add_argument(
+        "--minutes", type=float, default=3.0, help="the database time window (default 3)"
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        type=duration(bare_seconds=True),
+        default="15s",
+        help="both exporters scraped this often in the window (default 15s)",
+    )
+    parser.add_argument("--scrapes", type=int, default=200, help="sequential scrapes of each")
     parser.add_argument("--warmup", type=int, default=20, help="scrapes of each before measuring")
     parser.add_argument("--probes", type=int, default=120, help="seconds of probing (1 a second)")
     parser.add_argument("--delay", type=float, default=0.05, help="callback server delay, s")
     args = parser.parse_args()
+    if args.minutes <= 0 or args.scrapes < 1 or args.probes < 1:
+        parser.error("--minutes, --scrapes and --probes must be positive")
+    return args
+
+
+def main() -> int:
+    """Start everything, measure, stop everything, print, judge."""
+    args = arguments()
+    targets = Targets()
     ensure_exporters()
     db = open_db(args)
     report = Report("exporters", db.rows)
@@ -161,6 +216,8 @@ def main() -> int:
     try:
         with delayed_server(401, args.delay) as callback:
             run(db, args, report, workdir, callback.url, children)
+        judge(report, targets)
+        return targets.finish(report)
     finally:
         for name, proc in children.items():
             seconds = stop_process(proc)
@@ -170,7 +227,6 @@ def main() -> int:
         report.save()
         db.close()
         say(f"results: {report.path} (child logs in {workdir})")
-    return 0
 
 
 def start_exporters(
@@ -234,20 +290,84 @@ def run(  # noqa: PLR0917 - one call site
     report.data.update(
         {"rows": db.rows, "versions": versions, "args": vars(args) | {"db": str(args.db)}}
     )
-
-    exporters = {
-        "rollout-monitor": ports["rollout-monitor"],
-        "postgres_exporter": ports["postgres_exporter"],
-    }
+    exporters = {name: ports[name] for name in ROLES}
     say(f"warm-up: {args.warmup} scrapes of each")
     for _ in range(args.warmup):
         for port in exporters.values():
             scrape(port)
-    time.sleep(1)
-    rss_before = {name: proc_status(children[name].pid) for name in exporters}
+    report.print(
+        f"# exporters: {db.rows:,} rows; {versions['prometheus-postgres-exporter']};"
+        f" {versions['prometheus-blackbox-exporter']}"
+    )
+    database_window(db, args, report, exporters)
+    scrape_latency(args, report, exporters, children)
+    say(f"probing for {args.probes} s: rollout-monitor every 1 s, blackbox and a plain POST")
+    probe_rows = probe(args, report, ports, callback_url)
+    report.table(
+        f"callback probe latency, server delay {args.delay * 1000:.0f} ms (ms)",
+        ["source", "probes", "p50", "p99", "min", "max", "p50 - delay"],
+        probe_rows,
+    )
+    rss_end = {name: proc_status(children[name].pid) for name in children}
+    report.data["rss_end_kb"] = rss_end
+    report.table(
+        "RSS at the end (MiB; judged by footprint.py)",
+        ["process", "VmRSS", "VmHWM", "threads"],
+        [[name, s["VmRSS"] / 1024, s["VmHWM"] / 1024, s["Threads"]] for name, s in rss_end.items()],
+    )
+
+
+def database_window(db: BenchDb, args: Any, report: Report, exporters: dict[str, int]) -> None:
+    """Both scraped every --scrape-interval for --minutes; each role's database time a minute."""
+    seconds = args.minutes * 60
+    say(f"database window: {args.minutes:g} min, both scraped every {args.scrape_interval:g} s")
     with db.connect() as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
-    window_started = time.monotonic()
+    started = time.monotonic()
+    end, due = started + seconds, started
+    scrapes = dict.fromkeys(exporters, 0)
+    while time.monotonic() < end:
+        for name, port in exporters.items():
+            scrape(port)
+            scrapes[name] += 1
+        due += args.scrape_interval
+        time.sleep(max(0.0, min(due, end) - time.monotonic()))
+    window = time.monotonic() - started
+    spent = role_time(db)
+    rows, found = [], {}
+    for name, role in ROLES.items():
+        ms, calls = spent.get(role, (0.0, 0))
+        per_minute = ms / window * 60
+        found[name] = {
+            "ms": ms,
+            "calls": calls,
+            "ms_per_minute": per_minute,
+            "scrapes": scrapes[name],
+        }
+        rows.append([name, scrapes[name], calls, ms, per_minute, f"{per_minute / 600:.3f}"])
+    report.data["database_window"] = {"seconds": window, "interval": args.scrape_interval, **found}
+    report.table(
+        f"database time over {window:.0f} s, both scraped every {args.scrape_interval:g} s"
+        " (pg_stat_statements, execution + planning, of each role; rollout-monitor's checks run"
+        " on their own schedule, never per scrape)",
+        ["exporter", "scrapes", "db calls", "db ms", "db ms/min", "% of a core"],
+        rows,
+    )
+    for name, role in ROLES.items():
+        statements = costliest(db, role)
+        report.data["database_window"][name]["costliest"] = statements
+        report.table(
+            f"{name}'s costliest statements over the window",
+            ["ms", "calls", "statement"],
+            statements,
+        )
+
+
+def scrape_latency(
+    args: Any, report: Report, exporters: dict[str, int], children: dict[str, Any]
+) -> None:
+    """Sequential scrapes of each, alternating, 50 ms apart: latency, size, RSS around them."""
+    rss_before = {name: proc_status(children[name].pid) for name in exporters}
     latencies: dict[str, list[float]] = {name: [] for name in exporters}
     sizes: dict[str, tuple[int, int]] = {}
     say(f"{args.scrapes} sequential scrapes of each, alternating")
@@ -257,15 +377,12 @@ def run(  # noqa: PLR0917 - one call site
             seconds, body = scrape(port)
             latencies[name].append(seconds)
             sizes[name] = (len(body), sample_count(body))
-    window = time.monotonic() - window_started
-    db_time = role_time(db)
+            time.sleep(SETTLE_SECONDS)
     rss_after = {name: proc_status(children[name].pid) for name in exporters}
-    roles = {"rollout-monitor": MONITOR_ROLE, "postgres_exporter": EXPORTER_ROLE}
-    scrape_rows = []
+    rows = []
     for name in exporters:
         values = [s * 1000 for s in latencies[name]]
-        ms, calls = db_time.get(roles[name], (0.0, 0))
-        scrape_rows.append(
+        rows.append(
             [
                 name,
                 len(values),
@@ -276,9 +393,6 @@ def run(  # noqa: PLR0917 - one call site
                 sizes[name][1],
                 rss_before[name]["VmRSS"] / 1024,
                 rss_after[name]["VmRSS"] / 1024,
-                ms,
-                calls,
-                ms / len(values) if name == "postgres_exporter" else None,
             ]
         )
         report.data.setdefault("scrapes", {})[name] = {
@@ -287,52 +401,46 @@ def run(  # noqa: PLR0917 - one call site
             "samples": sizes[name][1],
             "rss_before_kb": rss_before[name],
             "rss_after_kb": rss_after[name],
-            "db_ms_in_window": ms,
-            "db_calls_in_window": calls,
         }
-    report.data["scrape_window_seconds"] = window
+    report.table(
+        f"/metrics, {args.scrapes} sequential scrapes each, {SETTLE_SECONDS * 1000:.0f} ms apart,"
+        f" after {args.warmup} warm-up (ms; RSS MiB)",
+        ["exporter", "scrapes", "p50", "p99", "max", "bytes", "samples", "RSS before", "RSS after"],
+        rows,
+    )
 
-    say(
-        f"probing for {args.probes} s: rollout-monitor every 1 s, blackbox and a plain POST"
-        " each second"
-    )
-    probe_rows = probe(args, report, ports, callback_url)
-    rss_end = {name: proc_status(children[name].pid) for name in children}
-    report.data["rss_end_kb"] = rss_end
 
-    report.print(
-        f"# exporters: {db.rows:,} rows; {versions['prometheus-postgres-exporter']};"
-        f" {versions['prometheus-blackbox-exporter']}"
+def judge(report: Report, targets: Targets) -> None:
+    """The database time, the scrape latency and the probe overhead against their targets."""
+    window = report.data["database_window"]
+    ours, theirs = (window[name]["ms_per_minute"] for name in ROLES)
+    ratio = f"{ours / theirs:.2f}x postgres_exporter's {theirs:,.1f} ms" if theirs else "-"
+    targets.at_most(
+        "rollout-monitor database time a minute",
+        ours,
+        DB_MS_PER_MINUTE_TARGET,
+        "ms",
+        shown=f"{ours:,.1f} ms ({ratio})",
     )
-    report.table(
-        f"/metrics, {args.scrapes} sequential scrapes each after {args.warmup} warm-up"
-        f" (ms; RSS MiB; db = pg_stat_statements of its role over the {window:.1f} s window:"
-        " rollout-monitor's checks run on their own schedule, never per scrape)",
-        [
-            "exporter",
-            "scrapes",
-            "p50",
-            "p99",
-            "max",
-            "bytes",
-            "samples",
-            "RSS warm",
-            "RSS after",
-            "db ms",
-            "db calls",
-            "db ms/scrape",
-        ],
-        scrape_rows,
+    scrapes = report.data["scrapes"]
+    p99 = {name: quantile(scrapes[name]["latency_ms"], 0.99) for name in ROLES}
+    targets.at_most(
+        "/metrics p99, rollout-monitor / postgres_exporter",
+        p99["rollout-monitor"] / p99["postgres_exporter"],
+        SCRAPE_P99_RATIO,
+        digits=3,
+        shown=f"{p99['rollout-monitor']:.2f} / {p99['postgres_exporter']:.2f} ms = "
+        f"{p99['rollout-monitor'] / p99['postgres_exporter']:.3f}",
     )
-    report.table(
-        f"callback probe latency, server delay {args.delay * 1000:.0f} ms (ms)",
-        ["source", "probes", "p50", "p99", "min", "max", "p50 - delay"],
-        probe_rows,
-    )
-    report.table(
-        "RSS at the end (MiB)",
-        ["process", "VmRSS", "VmHWM", "threads"],
-        [[name, s["VmRSS"] / 1024, s["VmHWM"] / 1024, s["Threads"]] for name, s in rss_end.items()],
+    probes = report.data["probes"]
+    ours_ms = median(probes["monitor_last_duration_ms"])
+    blackbox_ms = median(probes["blackbox_ms"])
+    targets.at_most(
+        "probe p50, rollout-monitor above blackbox_exporter",
+        ours_ms - blackbox_ms,
+        PROBE_OVERHEAD_MS,
+        "ms",
+        shown=f"{ours_ms - blackbox_ms:+.2f} ms ({ours_ms:.2f} vs {blackbox_ms:.2f} ms)",
     )
 
 

@@ -1,7 +1,8 @@
 """A bounded soak: `rollout-monitor run` with every check every second, scraped every second.
 
     .venv/bin/python bench/soak.py --db bench/results/db-1000000.json            # 30 minutes
-    .venv/bin/python bench/soak.py --rows 100000 --minutes 2 --warmup 20         # a dry run
+    .venv/bin/python bench/soak.py --rows 10000 --minutes 0.25 --warmup 10 --sample-every 5
+                                                                    # a dry run, about 30 s
 
 Against the bench database, with the demo's stand-in app serving the OAuth callback (a fake code
 is looked up and refused with 400, as the real app does), it runs the daemon with every check and
@@ -12,6 +13,14 @@ connections in pg_stat_activity (application_name rollout-monitor) by state, che
 outcome, scrape latency and errors, log lines by level. The JSON is rewritten after every sample,
 so an interrupted soak still leaves its figures. At the end it stops the daemon with SIGTERM and
 checks its sessions are gone. It stops by itself.
+
+Targets (bench/targets.py), from the first sample to the last: RSS grows at most 10 MiB (the
+probe records alone grow by design, about 0.6 MiB an hour each for the log and the live window
+at one probe a second: views.py), open fds and threads at most 2; the monitor's sessions at most
+its pool's cap (database.pool_max_size, 3) throughout; no scrape error, no check run that
+failed, no probe that did not succeed, no log line at level error or above; SIGTERM: exit code
+0 within the HTTP server's graceful stop and a second (6 s), and no session left behind. Exit 0
+when every target is met, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -41,9 +50,12 @@ from common import (
 )
 from exporters import start
 from make_db import add_db_arguments, open_db
+from targets import Targets
 
+from monitor.config.schema import DatabaseConfig
 from monitor.demo.app import StandInApp
 from monitor.demo.postgres import free_port
+from monitor.http.exporter import STOP_TIMEOUT
 
 APPLICATION_NAME = "rollout-monitor"
 SOAK_CONFIG = """\
@@ -58,6 +70,11 @@ checks:
   callback: {interval: 1s, timeout: 900ms}
 log: {level: info, format: json}
 """
+RSS_GROWTH_MIB = 10.0
+FDS_GROWTH = 2  # a scrape's connection, a pool's reconnection in flight
+THREADS_GROWTH = 2
+STOP_SECONDS = STOP_TIMEOUT + 1  # the HTTP server's graceful stop, and a second
+ERROR_LEVELS = ("error", "critical")
 
 
 class Scraper:
@@ -162,6 +179,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=60, help="seconds before the first sample")
     parser.add_argument("--sample-every", type=float, default=60, help="seconds between samples")
     args = parser.parse_args()
+    targets = Targets()
     db = open_db(args)
     report = Report("soak", db.rows)
     workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
@@ -187,25 +205,7 @@ def main() -> int:
         wait_http(port, "/readyz", 120)
         scraper = Scraper(port)
         scraper.start()
-        say(f"warm-up {args.warmup:.0f} s, then {args.minutes:g} minutes (pid {monitor.pid})")
-        time.sleep(args.warmup)
-        scraper.take()
-        began = time.monotonic()
-        end = began + args.minutes * 60
-        rows: list[dict[str, Any]] = []
-        while True:
-            rows.append(sample(db, monitor.pid, scraper, workdir, began))
-            report.data["samples"] = rows
-            report.save()
-            last = rows[-1]
-            say(
-                f"t={last['minute']:.1f} min: RSS {last['rss_mb']:.1f} MiB, fds {last['fds']},"
-                f" pg {last['pg']['total']}, scrape p99 {last['scrape_p99_ms']:.1f} ms,"
-                f" failures {last['runs'].get('checks_failure', 0):.0f}"
-            )
-            if time.monotonic() >= end - 1:
-                break
-            time.sleep(max(0.0, min(args.sample_every, end - time.monotonic())))
+        rows = soak(args, db, monitor.pid, scraper, workdir, report)
         scraper.stop()
         stop_seconds = stop_process(monitor)
         time.sleep(1)
@@ -215,6 +215,8 @@ def main() -> int:
             "sessions_after": connections(db),
         }
         print_report(report, rows)
+        judge(targets, rows, report.data["stop"])
+        return targets.finish(report)
     finally:
         if monitor is not None:
             stop_process(monitor)
@@ -222,7 +224,32 @@ def main() -> int:
         report.save()
         db.close()
         say(f"results: {report.path} (daemon log in {workdir})")
-    return 0
+
+
+def soak(  # noqa: PLR0917 - one call site
+    args: Any, db: BenchDb, pid: int, scraper: Scraper, workdir: Path, report: Report
+) -> list[dict[str, Any]]:
+    """The warm-up, then a sample every --sample-every until --minutes have passed; the JSON
+    rewritten after each."""
+    say(f"warm-up {args.warmup:.0f} s, then {args.minutes:g} minutes (pid {pid})")
+    time.sleep(args.warmup)
+    scraper.take()
+    began = time.monotonic()
+    end = began + args.minutes * 60
+    rows: list[dict[str, Any]] = []
+    while True:
+        rows.append(sample(db, pid, scraper, workdir, began))
+        report.data["samples"] = rows
+        report.save()
+        last = rows[-1]
+        say(
+            f"t={last['minute']:.1f} min: RSS {last['rss_mb']:.1f} MiB, fds {last['fds']},"
+            f" pg {last['pg']['total']}, scrape p99 {last['scrape_p99_ms']:.1f} ms,"
+            f" failures {last['runs'].get('checks_failure', 0):.0f}"
+        )
+        if time.monotonic() >= end - 1:
+            return rows
+        time.sleep(max(0.0, min(args.sample_every, end - time.monotonic())))
 
 
 def sample(db: BenchDb, pid: int, scraper: Scraper, workdir: Path, began: float) -> dict[str, Any]:
@@ -322,6 +349,27 @@ def print_report(report: Report, rows: list[dict[str, Any]]) -> None:
         f"log lines by level: { {k: v for k, v in last['log'].items() if ':' not in k} }"
         + (f"\nwarnings and errors: {other}" if other else "")
     )
+
+
+def judge(targets: Targets, rows: list[dict[str, Any]], stop: dict[str, Any]) -> None:
+    """Growth from the first sample to the last, errors over the whole run, the stop."""
+    first, last = rows[0], rows[-1]
+    targets.at_most("RSS growth", last["rss_mb"] - first["rss_mb"], RSS_GROWTH_MIB, "MiB", digits=1)
+    targets.at_most("open fds growth", last["fds"] - first["fds"], FDS_GROWTH)
+    targets.at_most("threads growth", last["threads"] - first["threads"], THREADS_GROWTH)
+    cap = DatabaseConfig.model_fields["pool_max_size"].default
+    most = max(r["pg"]["total"] for r in rows)
+    targets.at_most("the monitor's sessions, most at any sample", most, cap)
+    targets.equal("scrape errors", last["scrape_errors"], 0)
+    runs = last["runs"]
+    targets.equal("check runs that failed", runs.get("checks_failure", 0), 0)
+    failed = sum(v for k, v in runs.items() if k.startswith("probe_") and k != "probe_success")
+    targets.equal("probes not successful", failed, 0)
+    errors = sum(last["log"].get(level, 0) for level in ERROR_LEVELS)
+    targets.equal("log lines at level error or above", errors, 0)
+    targets.equal("exit code after SIGTERM", stop["exit_code"], 0)
+    targets.at_most("seconds to exit after SIGTERM", stop["seconds"], STOP_SECONDS, "s")
+    targets.equal("sessions left after the stop", stop["sessions_after"]["total"], 0)
 
 
 if __name__ == "__main__":

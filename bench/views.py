@@ -7,7 +7,13 @@ a second, and reports per call: recording (the probe log, the baseline and the l
 probe), collect() (every scrape), render() (every page load), and the memory they hold
 (tracemalloc). No database: the views read memory only.
 
+Targets, at every interval (bench/targets.py; medians, so that one preempted call on a shared
+machine does not decide): recording a probe at most 0.1 ms, a scrape's collect() at most 1 ms, a
+page load at most 25 ms, the memory held at most 16 MiB (a full day at one probe a second, the
+most the probe records hold: MAX_PROBES). Exit 0 when every target is met, 1 otherwise.
+
     .venv/bin/python bench/views.py [--repeat 50]
+    .venv/bin/python bench/views.py --repeat 3          # a dry run, about 5 s
 """
 
 from __future__ import annotations
@@ -22,23 +28,33 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH = Path(__file__).resolve().parent
+for folder in (BENCH.parent, BENCH):  # the repository (monitor) and bench/ (targets)
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-from monitor.config.schema import Config
-from monitor.daemon.memory import Memory
-from monitor.http.status.history import last_hour
-from monitor.http.status.now import read_vitals
-from monitor.http.status.page import StatusPage
-from monitor.judge.judgement import Judgement
-from monitor.judge.observation import Thresholds
-from monitor.judge.rollout import WINDOW_SECONDS
-from monitor.observe.migration import MigrationView
-from monitor.observe.probe import ProbeResult
-from monitor.observe.readings import Backfill, Drift, Readings
-from monitor.output.redact import Redactor
+from targets import Targets  # noqa: E402
+
+from monitor.config.schema import Config  # noqa: E402
+from monitor.daemon.memory import Memory  # noqa: E402
+from monitor.http.status.history import last_hour  # noqa: E402
+from monitor.http.status.now import read_vitals  # noqa: E402
+from monitor.http.status.page import StatusPage  # noqa: E402
+from monitor.judge.judgement import Judgement  # noqa: E402
+from monitor.judge.observation import Thresholds  # noqa: E402
+from monitor.judge.rollout import WINDOW_SECONDS  # noqa: E402
+from monitor.observe.migration import MigrationView  # noqa: E402
+from monitor.observe.probe import ProbeResult  # noqa: E402
+from monitor.observe.readings import Backfill, Drift, Readings  # noqa: E402
+from monitor.output.redact import Redactor  # noqa: E402
 
 HOUR = 3600.0
 START = 1_800_000_000.0
+MIB = 2**20
+RECORD_MS = 0.1  # per probe recorded
+COLLECT_MS = 1.0  # per scrape of rollout_success_criterion
+RENDER_MS = 25.0  # per status page load
+HELD_MIB = 16.0  # a full day at one probe a second
 
 
 class Clock:
@@ -81,8 +97,9 @@ def timed(call: object, repeat: int) -> list[float]:
     return times
 
 
-def run(interval: float, repeat: int) -> None:
-    """A live view full of a day of probes and a page full of an hour, at this probe interval."""
+def run(interval: float, repeat: int, targets: Targets) -> None:
+    """A live view full of a day of probes and a page full of an hour, at this probe interval;
+    its costs judged."""
     rng, clock = random.Random(1), Clock()  # noqa: S311  # not secrets
     config = Config.model_validate(
         {
@@ -128,21 +145,34 @@ def run(interval: float, repeat: int) -> None:
     print(
         f"  record (the log, the baseline, the live view), per probe: {milliseconds(record_times)}"
     )
-    scrape = milliseconds(timed(lambda: list(judgement.collect()), repeat))
-    print(f"  collect (rollout_success_criterion), per scrape: {scrape}")
-    load = milliseconds(timed(page.render, repeat))
-    print(f"  render the status page, per load: {load}, {len(body) / 1024:.1f} KiB")
-    print(f"  memory held by the log and the views: {held_bytes / 2**20:.1f} MiB")
+    scrapes = timed(lambda: list(judgement.collect()), repeat)
+    print(f"  collect (rollout_success_criterion), per scrape: {milliseconds(scrapes)}")
+    loads = timed(page.render, repeat)
+    print(f"  render the status page, per load: {milliseconds(loads)}, {len(body) / 1024:.1f} KiB")
+    print(f"  memory held by the log and the views: {held_bytes / MIB:.1f} MiB")
+    every = f"probe every {interval:g} s"
+    ms = statistics.median
+    targets.at_most(
+        f"{every}: record a probe, median", ms(record_times) * 1000, RECORD_MS, "ms", digits=3
+    )
+    targets.at_most(
+        f"{every}: collect per scrape, median", ms(scrapes) * 1000, COLLECT_MS, "ms", digits=3
+    )
+    targets.at_most(f"{every}: page load, median", ms(loads) * 1000, RENDER_MS, "ms")
+    targets.at_most(f"{every}: memory held", held_bytes / MIB, HELD_MIB, "MiB", digits=1)
 
 
-def main() -> None:
-    """Each interval, one after the other, in one process (compare them, not machines)."""
+def main() -> int:
+    """Each interval, one after the other, in one process (compare them, not machines); the
+    targets' exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50, help="calls timed per figure")
     args = parser.parse_args()
+    targets = Targets()
     for interval in (15.0, 4.0, 1.0):
-        run(interval, args.repeat)
+        run(interval, args.repeat, targets)
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
