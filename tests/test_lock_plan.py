@@ -167,7 +167,7 @@ def test_each_statement_locks_and_rewrites_what_the_plan_says(
     if setup:
         conn.execute(ALREADY[setup].encode())
     statements = read_statements(text)
-    plan = build(name, statements, gather(database, "public", statements, sample=0))
+    plan = build(name, statements, gather(database, "public", statements))
     wrong = []
     for planned in plan.statements:
         truth = observe(conn, planned.text)
@@ -210,7 +210,7 @@ def test_concurrently_cannot_run_in_prismas_transaction_and_takes_what_the_plan_
     conn, holder = fresh_db.conn(), fresh_db.conn()
     statements = read_statements(CONCURRENTLY)
     conn.execute(statements[0].text.encode())  # the index the others need, for the plan's facts
-    plan = build("concurrently", statements, gather(database, "public", statements, sample=0))
+    plan = build("concurrently", statements, gather(database, "public", statements))
     conn.execute(statements[2].text.encode())
     for planned in plan.statements:
         assert planned.outside_transaction

@@ -158,3 +158,29 @@ def test_an_unreachable_database_is_a_problem_without_its_password(tmp_path: Pat
     assert found["result"] == "risky"
     assert found["problems"][0].startswith("could not reach the database:")
     assert "s3cret-pw" not in done.stdout + done.stderr
+
+
+AVERAGE = """
+SELECT s.seq_scan + coalesce(s.idx_scan, 0) + s.n_tup_ins + s.n_tup_upd + s.n_tup_del,
+       extract(epoch FROM now() - coalesce(d.stats_reset, pg_postmaster_start_time()))
+FROM pg_stat_user_tables AS s, pg_stat_database AS d
+WHERE s.relname = 'users' AND d.datname = current_database()
+"""
+
+
+def test_a_tables_traffic_is_its_average_since_the_statistics_reset(
+    fresh_db: FreshDatabase,
+) -> None:
+    """The same counters and clock the plan reads, read just before and just after it."""
+    conn = fresh_db.conn()
+    for _ in range(30):
+        conn.execute('SELECT count(*) FROM "users"')
+    time.sleep(1.1)  # each backend flushes its counters at most once a second
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    operations, before = conn.execute(AVERAGE).fetchone() or (0, 0)
+    found = document(plan("--format", "json", DATABASE_URL=fresh_db.url))
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    after_operations, after = conn.execute(AVERAGE).fetchone() or (0, 0)
+    rate = found["database"]["tables"]["users"]["operations_per_second"]
+    assert operations >= 30
+    assert operations / float(after) <= rate <= after_operations / float(before)

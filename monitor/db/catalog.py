@@ -4,8 +4,7 @@ statistics: none of it opens a table, so none of it waits behind a lock on one."
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from monitor.db import sql
 from monitor.db.pool import Database, Session
@@ -14,50 +13,29 @@ from monitor.lockplan.facts import Blocker, Facts, TableFacts
 from monitor.lockplan.modes import strongest
 from monitor.lockplan.reading import Statement
 
-SAMPLE_SECONDS = 0.5  # between the two reads of the tables' activity counters
 
-
-def gather(
-    db: Database,
-    schema: str,
-    statements: Sequence[Statement],
-    *,
-    sample: float = SAMPLE_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Facts:
-    """Every fact the plan of these statements uses; the activity sampled over `sample` seconds
-    (0: not sampled), outside any transaction."""
+def gather(db: Database, schema: str, statements: Sequence[Statement]) -> Facts:
+    """Every fact the plan of these statements uses, in one read-only session. The app's
+    activity on each table is its average since the statistics were reset: the counters are
+    flushed by each backend at most once a second (PostgreSQL 15+), so a sample short enough
+    to keep a plan within a second would read noise."""
     tables = sorted({t for s in statements for t in s.analysis.locks if "." not in t})
     questions = [q for s in statements for q in s.analysis.questions]
     with db.session() as session:
-        before = table_rows(session, schema, tables)
+        found = session.rows(sql.query("plan_tables"), {"schema": schema, "tables": tables})
         timezone = str(session.row(sql.query("plan_timezone"))["timezone"])
         answers = answer_all(session, schema, questions)
         blockers = find_blockers(session, schema, planned_modes(statements), db)
         prisma = prisma_holder(session)
-    rates: dict[str, float] = {}
-    if sample > 0 and tables:
-        started = time.monotonic()
-        sleep(sample)
-        with db.session() as session:
-            after = table_rows(session, schema, tables)
-        elapsed = time.monotonic() - started
-        rates = {t: max(0.0, after[t][2] - before[t][2]) / elapsed for t in after if t in before}
     facts = {
-        table: TableFacts(rows, size, rates.get(table) if sample > 0 else None)
-        for table, (rows, size, _) in before.items()
+        r["table_name"]: TableFacts(
+            float(r["rows"]),
+            int(r["bytes"]),
+            float(r["operations"]) / r["seconds"] if r["seconds"] and r["seconds"] > 0 else None,
+        )
+        for r in found
     }
     return Facts(facts, blockers, prisma, timezone, answers)
-
-
-def table_rows(
-    session: Session, schema: str, tables: list[str]
-) -> dict[str, tuple[float, int, int]]:
-    """table -> (rows, bytes, activity counter)."""
-    found = session.rows(sql.query("plan_tables"), {"schema": schema, "tables": tables})
-    return {
-        r["table_name"]: (float(r["rows"]), int(r["bytes"]), int(r["operations"])) for r in found
-    }
 
 
 def planned_modes(statements: Sequence[Statement]) -> dict[str, str]:

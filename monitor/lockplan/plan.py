@@ -404,13 +404,16 @@ def sized(table: str, facts: Facts | None) -> str:
 
 
 def queued(table: str, facts: Facts | None) -> str:
-    """' (at 40 operations a second, a 10 s wait queues about 400)' when it was sampled."""
+    """' (at 40 operations a second on average, a 10 s wait queues about 400)' when known."""
     if facts is None or table not in facts.tables:
         return ""
     rate = facts.tables[table].per_second
     if rate is None:
         return ""
-    return f" (at {rate:,.0f} operations a second, a 10 s wait queues about {rate * 10:,.0f})"
+    return (
+        f" (at {rate:,.0f} operations a second on average, a 10 s wait queues about"
+        f" {rate * 10:,.0f})"
+    )
 
 
 def held_words(index: int, held_to: int) -> str:

@@ -17,7 +17,7 @@ def add_plan_parser(commands: Any, shared: argparse.ArgumentParser) -> None:
         " rewrites, how long each lock is held (Prisma runs the file as one transaction), the"
         " risk and the advice that removes it. With a database (--database-url or"
         " DATABASE_URL; read-only, time-boxed, never waiting on a lock) also each table's size"
-        " and recent traffic, and the sessions that would make each lock wait now. Exit 0 safe,"
+        " and average traffic, and the sessions that would make each lock wait now. Exit 0 safe,"
         " 1 risky (a live blocker; a rewrite or ACCESS EXCLUSIVE on a table with rows without"
         " lock_timeout; a statement that cannot run in Prisma's transaction), 2 on bad usage or"
         " SQL that does not parse (one line: file, line, column).",

@@ -102,7 +102,11 @@ def header(plan: Plan) -> list[str]:
     if facts is None:
         return [*lines, "no database: sizes, blockers and types not read (--database-url)"]
     for name, table in sorted(facts.tables.items()):
-        rate = "" if table.per_second is None else f", {table.per_second:,.0f} operations/s"
+        rate = (
+            ""
+            if table.per_second is None
+            else f", {table.per_second:,.1f} operations/s on average since the statistics reset"
+        )
         lines.append(f"{name}: {table.rows:,.0f} rows, {table.bytes / 2**20:.1f} MiB{rate}")
     blockers = [blocker_line(b) for b in plan.blockers] or ["blockers: none now"]
     return [*lines, *blockers]

@@ -24,7 +24,7 @@ def check_lock_plan(db: Database, config: Config) -> CheckResult:
         statements = read_statements(text)
     except SqlError as error:
         return failed(NAME, f"{where}:{error.line}:{error.column}: {error.message}")
-    facts = gather(db, config.app.schema_name, statements, sample=0)
+    facts = gather(db, config.app.schema_name, statements)
     plan = build(config.migration.name, statements, facts)
     observed = {
         "result": plan.result,
