@@ -65,13 +65,13 @@ from exporters import BLACKBOX_MODULE, scrape, start, start_exporters
 from make_db import add_db_arguments, open_db
 from targets import Targets
 
+from monitor.config.checks import CallbackSettings
 from monitor.config.durations import argument as duration
-from monitor.config.schema import CallbackSettings
 from monitor.demo.postgres import free_port
 from tests.callback_servers import delayed_server
 
 PYTHON = str(VENV_BIN / "python")
-RUN_PATH = "import monitor.cli, monitor.daemon.reload"
+RUN_PATH = "import monitor.cli, monitor.daemon.commands, monitor.daemon.setup"
 LEADER_RSS_RATIO = 1.8  # each replica's RSS against postgres_exporter + blackbox_exporter
 FOLLOWER_RSS_RATIO = 1.5
 OWN_RSS_MIB = 10.0  # the leader's RSS above the floor

@@ -18,6 +18,11 @@ one a second). Each scenario draws its baseline and its window independently, af
     tokens: 1 for one drift run  a healthy callback, but the drift check reports one wrongly
                                  invalid token at one of its runs (a random one), 0 at the others
     tokens: 81 from then on      81 wrongly invalid tokens from a random drift run to the end
+    run: waits within it        a 2 s run before the window, probed by 5 replicas: each login
+                                 during it waits for the migration's locks up to the run's end
+                                 (uniform over what is left of it), then answers as healthy
+    run: 2.5 s past it           the same run probed by 10 replicas, its logins answered 2.5 s
+                                 after the run would let them: more than its locks explain
 
 The token half of users_can_authenticate goes through the daemon's own path: the drift check
 reports once a minute (its default interval), each probe is recorded with the latest report
@@ -29,7 +34,8 @@ For each scenario and interval it prints the share of runs in which each callbac
 (users_can_authenticate, latency_within_10pct, error_rate_within_baseline) fails, is
 inconclusive, or passes; then the targets at the 4 s interval (bench/targets.py): a healthy
 rollout (both spreads; the drift check reporting 0) fails each criterion in at most 0.5% of
-runs; latency +30% (sigma 0.35) fails latency_within_10pct in at least 95%; errors 3x fails
+runs, and so does a healthy run's lock waits; latency +30% (sigma 0.35) fails
+latency_within_10pct in at least 95%, and so do a run's logins 2.5 s past it; errors 3x fails
 error_rate_within_baseline in at least 95%; a wrongly invalid token reported in the window fails
 users_can_authenticate in every run (both token scenarios). Exit status 0 when every target is
 met, 1 otherwise. Deterministic for a seed: every scenario and interval has its own
@@ -89,6 +95,9 @@ class Scenario:
     errors: float = HEALTHY_ERRORS  # share of the probes after the migration that time out
     wrongly_invalid: float = 0.0  # what the drift check reports at its runs with the fault
     reported_runs: int | None = None  # how many runs report it, from a random one; None: to the end
+    run_seconds: float = 0.0  # the migration's run, before the window (0: applied at once)
+    run_replicas: int = 1  # monitors probing during the run, each every interval
+    run_late: float = 0.0  # seconds a run's login answers after its wait for the locks ends
 
 
 HEALTHY = Scenario("healthy")
@@ -102,6 +111,8 @@ ERRORS_3X = Scenario("errors 3% (3x)", errors=0.03)
 TOKEN_ONCE = Scenario("tokens: 1 for one drift run", wrongly_invalid=1.0, reported_runs=1)
 TOKENS_ON = Scenario("tokens: 81 from then on", wrongly_invalid=81.0)
 TOKEN_SCENARIOS = (TOKEN_ONCE, TOKENS_ON)
+RUN_HEALTHY = Scenario("run: waits within it", run_seconds=2.0, run_replicas=5)
+RUN_LATE = Scenario("run: 2.5 s past it", run_seconds=2.0, run_replicas=10, run_late=2.5)
 SCENARIOS = (
     HEALTHY,
     HEALTHY_WIDE,
@@ -112,6 +123,8 @@ SCENARIOS = (
     ERRORS_2X,
     ERRORS_3X,
     *TOKEN_SCENARIOS,
+    RUN_HEALTHY,
+    RUN_LATE,
 )
 
 
@@ -164,8 +177,31 @@ def wrongly_seen(reports: list[float], probes: int) -> float | None:
     return highest([reports[-1], window.counted(0.0).highest_wrongly_invalid])
 
 
-def observation(before: Hour, after: Hour, wrongly_invalid: float | None) -> Observation:
-    """What the daemon observes an hour after an otherwise flawless migration."""
+def run_latencies(
+    rng: random.Random, scenario: Scenario, interval: float
+) -> tuple[int, Latencies] | None:
+    """The run's probes, answered after waiting for its locks (and `run_late` more)."""
+    if scenario.run_seconds <= 0:
+        return None
+    mu, answers = math.log(MEDIAN_SECONDS), []
+    for _ in range(scenario.run_replicas):
+        at = rng.uniform(0, interval)  # each replica's probes on its own offset
+        while at < scenario.run_seconds:
+            wait = scenario.run_seconds - at + scenario.run_late
+            answers.append(wait + math.exp(rng.gauss(mu, scenario.sigma)))
+            at += interval
+    return len(answers), Latencies.of(answers, PROBE_BUCKETS)
+
+
+def observation(
+    before: Hour,
+    after: Hour,
+    wrongly_invalid: float | None,
+    run: tuple[int, Latencies] | None = None,
+    run_seconds: float = 0.0,
+) -> Observation:
+    """What the daemon observes an hour after an otherwise flawless migration (its run, when
+    there is one, before the hour: its probes answered, judged apart)."""
     baseline = BaselineView(
         probes=before.probes,
         success_ratio=before.successes / before.probes,
@@ -181,11 +217,15 @@ def observation(before: Hour, after: Hour, wrongly_invalid: float | None) -> Obs
         wrongly_invalid=wrongly_invalid,
         logins=10.0,
         logins_missing_field=0.0,
-        probes=after.probes,
-        successes=after.successes,
-        latencies=after.latencies,
+        probes=after.probes + (0 if run is None else run[0]),
+        successes=after.successes + (0 if run is None else run[0]),
+        latencies=after.latencies if run is None else after.latencies.plus(run[1]),
         baseline=baseline,
         window_complete=True,
+        run_probes=0 if run is None else run[0],
+        run_seconds=run_seconds,
+        run_latencies=None if run is None else run[1],
+        post_latencies=None if run is None else after.latencies,
     )
 
 
@@ -194,9 +234,9 @@ def judge(rng: random.Random, scenario: Scenario, probes: int) -> dict[str, Resu
     before = probe_hour(rng, probes, scenario.sigma, 1.0, HEALTHY_ERRORS)
     after = probe_hour(rng, probes, scenario.sigma, scenario.slowdown, scenario.errors)
     wrongly = wrongly_seen(drift_reports(rng, scenario), probes)
-    results = {
-        d.criterion: d.result for d in decide(observation(before, after, wrongly), Thresholds())
-    }
+    run = run_latencies(rng, scenario, HOUR / probes)
+    observed = observation(before, after, wrongly, run, scenario.run_seconds)
+    results = {d.criterion: d.result for d in decide(observed, Thresholds())}
     return {name: results[name] for name in CALLBACK_CRITERIA}
 
 
@@ -249,7 +289,7 @@ def judge_targets(targets: Targets, tallies: dict[str, Tally]) -> None:
         """The percentage of runs of the scenario in which the criterion failed."""
         return 100 * share(tallies[scenario.name][name], "fail")
 
-    for scenario in (HEALTHY, HEALTHY_WIDE):
+    for scenario in (HEALTHY, HEALTHY_WIDE, RUN_HEALTHY):
         for name in CALLBACK_CRITERIA:
             what = f"{scenario.name}: {name} fails"
             targets.at_most(
@@ -258,6 +298,7 @@ def judge_targets(targets: Targets, tallies: dict[str, Tally]) -> None:
     for scenario, name in (
         (LATENCY_30, "latency_within_10pct"),
         (ERRORS_3X, "error_rate_within_baseline"),
+        (RUN_LATE, "latency_within_10pct"),
     ):
         what = f"{scenario.name}: {name} fails"
         targets.at_least(what, failed(scenario, name), 100 * DETECTED_AT_LEAST, "%", digits=1)
