@@ -21,8 +21,13 @@ plan's POST, exporters.py's module). During --warmup seconds all four are scrape
 - the leader's idle CPU over --seconds (utime + stime from /proc/<pid>/stat, over the wall time,
   as a share of one core);
 - import time of the run path: the median of --imports runs of
-  `python -c "import monitor.cli, monitor.daemon.reload"` less the median of `python -c pass`,
-  and beside it the floor's own import time (the runs interleaved).
+  `python -c "import monitor.cli, monitor.daemon.commands, monitor.daemon.setup"` less the
+  median of `python -c pass`, and beside it the floor's own import time (the runs interleaved).
+
+All of it in a runtime-only virtualenv, `.venv-runtime/` (rebuilt when uv.lock changes): what
+the image and a `pip install` carry, from uv.lock without the dev extras, the project installed
+as a wheel. The dev virtualenv holds test tools (selenium's trio and wsproto, pygments) that
+libraries load when they find them installed; --dev-venv measures there instead.
 
 Targets (bench/targets.py; the project's lean-run targets): the leader's and the follower's RSS
 each at most 1.8x the two exporters' together, the follower's at most 1.5x; the project's own RSS
@@ -34,11 +39,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -50,6 +58,7 @@ from urllib.parse import quote
 
 from common import (
     MONITOR_ROLE,
+    REPO,
     VENV_BIN,
     BenchDb,
     Report,
@@ -70,7 +79,9 @@ from monitor.config.durations import argument as duration
 from monitor.demo.postgres import free_port
 from tests.callback_servers import delayed_server
 
-PYTHON = str(VENV_BIN / "python")
+PYTHON = str(VENV_BIN / "python")  # the dev virtualenv; main() picks the runtime one
+RUNTIME_VENV = REPO / ".venv-runtime"
+OWN_PACKAGES = {"monitor"}
 RUN_PATH = "import monitor.cli, monitor.daemon.commands, monitor.daemon.setup"
 LEADER_RSS_RATIO = 1.8  # each replica's RSS against postgres_exporter + blackbox_exporter
 FOLLOWER_RSS_RATIO = 1.5
@@ -149,6 +160,9 @@ def arguments() -> argparse.Namespace:
         help="everything scraped this often during the warm-up (15s)",
     )
     parser.add_argument("--imports", type=int, default=10, help="runs of each import timing")
+    parser.add_argument(
+        "--dev-venv", action="store_true", help="measure in .venv, not the runtime virtualenv"
+    )
     args = parser.parse_args()
     if args.warmup < 0 or args.seconds <= 0 or args.imports < 1:
         parser.error("--seconds and --imports must be positive, --warmup at least 0")
@@ -157,8 +171,11 @@ def arguments() -> argparse.Namespace:
 
 def main() -> int:
     """Start the four and the callback, warm up, sit idle, measure, stop, judge."""
+    global PYTHON  # noqa: PLW0603  # every measurement runs this interpreter
     args = arguments()
     targets = Targets()
+    if not args.dev_venv:
+        PYTHON = str(runtime_venv() / "bin" / "python")
     ensure_exporters()
     db = open_db(args)
     report = Report("footprint", db.rows)
@@ -177,6 +194,31 @@ def main() -> int:
         report.save()
         db.close()
         say(f"results: {report.path} (child logs in {workdir})")
+
+
+def runtime_venv() -> Path:
+    """.venv-runtime: uv.lock's runtime dependencies (hashes checked) and the project as a
+    wheel; built again when uv.lock changed since it was built."""
+    lock = (REPO / "uv.lock").read_bytes()
+    stamp = RUNTIME_VENV / "uv.lock.sha256"
+    digest = hashlib.sha256(lock).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return RUNTIME_VENV
+    say(f"building the runtime-only virtualenv {RUNTIME_VENV}")
+    shutil.rmtree(RUNTIME_VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(RUNTIME_VENV)], check=True)
+    requirements = RUNTIME_VENV / "requirements.txt"
+    subprocess.run(
+        [str(VENV_BIN / "uv"), "export", "--quiet", "--frozen", "--no-dev", "--no-emit-project",
+         "--no-header", "--format", "requirements-txt", "--output-file", str(requirements)],
+        cwd=REPO,
+        check=True,
+    )  # fmt: skip
+    pip = [str(RUNTIME_VENV / "bin" / "pip"), "install", "--quiet"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(requirements)], check=True)
+    subprocess.run([*pip, "--no-deps", str(REPO)], check=True)
+    stamp.write_text(digest)
+    return RUNTIME_VENV
 
 
 def run(
@@ -289,7 +331,8 @@ def floor_modules(replicas: list[Replica]) -> list[str]:
     held: set[str] = set()
     for replica in replicas:
         held.update(json.loads(replica.modules_file.read_text(encoding="utf-8")))
-    return sorted(held - set(python_modules(BARE_MODULES)))
+    # In the runtime virtualenv the project is a wheel in site-packages too: it is no floor.
+    return sorted(held - set(python_modules(BARE_MODULES)) - OWN_PACKAGES)
 
 
 def run_path_modules() -> list[str]:
@@ -302,7 +345,7 @@ def run_path_modules() -> list[str]:
         "print(json.dumps(sorted({n.split('.')[0] for n, m in list(sys.modules.items())"
         " if (getattr(m, '__file__', None) or '').startswith(sites)})))"
     )
-    return sorted(set(python_modules(code)) - set(python_modules(BARE_MODULES)))
+    return sorted(set(python_modules(code)) - set(python_modules(BARE_MODULES)) - OWN_PACKAGES)
 
 
 @contextlib.contextmanager

@@ -277,6 +277,7 @@ class Exporter:
         config = uvicorn.Config(
             self._app,
             http=GuardedH11Protocol,
+            ws="none",  # no websockets: wsproto or websockets, where installed, stay unloaded
             lifespan="off",
             log_config=None,
             access_log=False,
