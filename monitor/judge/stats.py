@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Literal
 
 # One-sided false-alarm rates: a rollout exactly at its limit fails a criterion this often at
 # most, a healthy one far less. The latency test's error is estimated from bucketed ranks and
@@ -106,6 +107,9 @@ def errors_exceed(errors: int, probes: int, limit: float, alpha: float = ERRORS_
     return binomial_at_least(errors, probes, limit) < alpha
 
 
+Side = Literal["low", "high"]
+
+
 @dataclass(frozen=True)
 class Ratio:
     """One quantile of the window over the baseline's: the estimate and a one-sided bound."""
@@ -115,24 +119,28 @@ class Ratio:
 
 
 def quantile_log_error(
-    latencies: Latencies, q: float, alpha: float = LATENCY_ALPHA
+    latencies: Latencies, q: float, alpha: float = LATENCY_ALPHA, side: Side = "low"
 ) -> float | None:
-    """Standard error of the log of the q-quantile, from its distribution-free rank interval.
+    """Standard error of the log of the q-quantile on one side, from its distribution-free
+    rank interval.
 
-    The count of probes below the true quantile is Binomial(n, q): the quantiles at the ranks
-    z standard deviations either side bracket it; their log spread over 2z is the error.
+    The count of probes below the true quantile is Binomial(n, q): the quantile at the rank z
+    standard deviations below (side "low") or above ("high") bounds it on that side; its log
+    distance from the estimate over z is the error. One side only: a heavy tail of timeouts
+    above the quantile says nothing about how low it could be (issue 20: both sides together
+    let a window of timeouts never fail).
     """
     n = latencies.total
     if n == 0:
         return None
     z = NormalDist().inv_cdf(1 - alpha)
     spread = z * math.sqrt(q * (1 - q) / n)
-    low = latencies.quantile(max(0.0, q - spread))
-    high = latencies.quantile(min(1.0, q + spread))
-    if low is None or high is None:
+    estimate = latencies.quantile(q)
+    bound = latencies.quantile(max(0.0, q - spread) if side == "low" else min(1.0, q + spread))
+    if estimate is None or bound is None:
         return None
     floor = latencies.bounds[0] / 1000  # interpolation can reach 0 in the first bucket
-    return (math.log(max(high, floor)) - math.log(max(low, floor))) / (2 * z)
+    return abs(math.log(max(estimate, floor)) - math.log(max(bound, floor))) / z
 
 
 def quantile_ratio(
@@ -148,8 +156,11 @@ def quantile_ratio(
     """
     ours = window.quantile(q)
     theirs = baseline if isinstance(baseline, float) else baseline.quantile(q)
-    our_error = quantile_log_error(window, q, alpha)
-    their_error = 0.0 if isinstance(baseline, float) else quantile_log_error(baseline, q, alpha)
+    # The ratio's lower bound: how low the window's quantile could be, how high the baseline's.
+    our_error = quantile_log_error(window, q, alpha, "low")
+    their_error = (
+        0.0 if isinstance(baseline, float) else quantile_log_error(baseline, q, alpha, "high")
+    )
     if ours is None or theirs is None or our_error is None or their_error is None:
         return None
     floor = window.bounds[0] / 1000
