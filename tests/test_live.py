@@ -44,6 +44,7 @@ from monitor.judge.probewindow import ProbeWindow
 from monitor.judge.rollout import WINDOW_SECONDS, thresholds
 from monitor.judge.stats import Latencies, counts_quantile
 from monitor.observe.metrics import PROBE_BUCKETS
+from monitor.observe.probe import ProbeResult
 from monitor.observe.probelog import MAX_PROBES
 from monitor.output.redact import Redactor
 
@@ -507,13 +508,14 @@ def test_the_window_is_the_last_24_hours_since_applied() -> None:
     applied = parts.clock.now
     parts.publish("applied", applied)
     parts.probe(0.2, after=1)  # at +1 s
-    parts.probe(5.0, "timeout", after=3600)  # at +1 h 1 s, no answer
+    parts.probe(5.0, "timeout", after=3600)  # at +1 h 1 s, no answer after 5 s
     parts.probe(0.012, after=WINDOW_SECONDS - 3599)  # at +24 h 2 s: the first has left
     observed = parts.judgement.observation()
     assert (observed.probes, observed.successes) == (2, 1)
-    # The one answer left is in (0.01, 0.015]: 0.01 + 0.005 * 0.95.
-    assert observed.p95_seconds == pytest.approx(0.01475)
-    assert observed.p95_seconds == bucket_quantile(0.95, PROBE_BUCKETS, [0.012])
+    # The timeout counts as its 5 s wait, in (2.5, 5]; the answer left is in (0.01, 0.015]:
+    # rank 0.95 x 2 = 1.9 is in the timeout's bucket, 2.5 + 2.5 x 0.9.
+    assert observed.p95_seconds == pytest.approx(4.75)
+    assert observed.p95_seconds == bucket_quantile(0.95, PROBE_BUCKETS, [0.012, 5.0])
 
 
 def test_applied_again_later_starts_a_new_window() -> None:
@@ -779,3 +781,20 @@ def test_a_restarted_monitor_reads_its_window_back(fresh_db: FreshDatabase, tmp_
             after = again.judgement.observation()
     assert (after.probes, after.successes) == (before.probes, before.successes) == (10, 0)
     assert reasons(again)["users_can_authenticate"][0] == "fail"
+
+
+def test_timeouts_count_in_p95_as_at_least_the_deadline() -> None:
+    """Issue 20, finding 6: in the lock queue 58 of 149 probes timed out and the latency
+    criterion passed on the 91 answers' p95 of 18.5 ms. A timeout counts as its wait (at least
+    the 3 s deadline), so the slowest are in p95: (2.5, 5] is where its rank falls."""
+    parts = Watching(fixed={"success_ratio": 1.0, "p95": "20ms"})
+    parts.publish("applied", parts.clock.now)
+    for i in range(149):
+        parts.clock.now += 4
+        timed_out = ProbeResult("timeout", 3.0)
+        parts.log.record(timed_out if i < 58 else ProbeResult("success", 0.0185, 401))
+    decision = next(d for d in parts.judgement.decisions() if d.criterion == "latency_within_10pct")
+    # rank 0.95 x 149 = 141.55: past the 91 answers, the 50.55th of 58 in (2.5, 5].
+    p95 = 2.5 + 2.5 * (141.55 - 91) / 58
+    assert decision.result == "fail"
+    assert decision.observed["p95_seconds"] == pytest.approx(p95)

@@ -33,7 +33,10 @@ def test_a_record_keeps_the_probe_and_what_the_checks_reported_around_it() -> No
     second = log.record(answer(None, 3.0))
     expected_around = Around(4, 1, (("threadsFullName", 3),), 0.002, ("Index Scan", "idx"), 0.2)
     assert first == Observed(NOW, "success", 401, 0.02, "", True, expected_around)
-    assert second == Observed(NOW, "timeout", None, None, "no answer by then", True, first.around)
+    assert second == Observed(
+        NOW, "timeout", None, None, "no answer by then", True, first.around, waited=3.0
+    )
+    assert (first.latency, second.latency) == (0.02, 3.0)
     assert second.around is first.around  # shared until a check reports again
     readings.publish("drift", Drift(4, 2))
     assert log.record(answer()).around.wrongly_invalid == 2

@@ -234,7 +234,7 @@ def test_history_keeps_each_probe_with_the_drift_and_backfill_of_the_moment() ->
         moment(NOW, "success", 0.031, {"stale_valid": 4, "wrongly_invalid": 0},
                {"threadsFullName": 7, "threadsProfilePic": 9}, 401),
         moment(NOW + 10, "timeout", None, {"stale_valid": 4, "wrongly_invalid": 0},
-               {"threadsFullName": 7, "threadsProfilePic": 9}, None),
+               {"threadsFullName": 7, "threadsProfilePic": 9}, None, waited=5.0),
     ]  # fmt: skip
 
 

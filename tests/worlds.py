@@ -126,6 +126,8 @@ def moment(  # noqa: PLR0917  # the record's own fields, in its order
     missing: dict[str, float] | None = None,
     status: int | None = None,
     detail: str = "",
+    *,
+    waited: float | None = None,
 ) -> Observed:
     """A probe's record as the log would keep it, with the drift and backfill reported then."""
     drift = drift or {}
@@ -134,4 +136,4 @@ def moment(  # noqa: PLR0917  # the record's own fields, in its order
         wrongly_invalid=drift.get("wrongly_invalid"),
         missing=tuple((missing or {}).items()),
     )
-    return Observed(at, outcome, status, answered, detail, around=around)
+    return Observed(at, outcome, status, answered, detail, around=around, waited=waited)

@@ -28,11 +28,13 @@ class CallbackCheck:
         self.interval = interval
 
     def run(self) -> Sequence[Metric]:
-        """Probe, count the outcome, observe the latency of answered probes, log the probe."""
+        """Probe, count the outcome, observe the latency (of an answer, or the wait of a probe
+        that timed out: at least the deadline, so that the slowest are not left out of p95),
+        log the probe."""
         result = self._probe.probe()
         self._metrics.callback_requests.labels(result.outcome).inc()
-        if result.status is not None:
-            self._metrics.callback_duration.observe(result.duration)
+        if (latency := result.latency) is not None:
+            self._metrics.callback_duration.observe(latency)
         self._log.record(result)
         families = last_probe_families(result)
         if result.outcome != "success":

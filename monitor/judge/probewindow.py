@@ -13,6 +13,8 @@ from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.probelog import MAX_PROBES, Observed
 
+LOGGED_WITHIN = 1.0  # seconds from a probe's deadline to its record: a timeout's is a bit late
+
 
 @dataclass(frozen=True)
 class Counted:
@@ -127,16 +129,17 @@ class ProbeWindow:
             del self.minutes[minute]
 
     def started_before(self, moment: float, longest: float) -> list[float]:
-        """The answer times of the probes logged at or after the moment that had started before
-        it (a probe is logged when answered, at most `longest` after it started)."""
+        """The latencies of the probes logged at or after the moment that had started before it
+        (a probe is logged when answered or given up, `longest` after it started at the most,
+        plus the moment it takes to log it)."""
         found = []
         for seen in self.probes:
             if seen.at < moment:
                 continue
-            if seen.at > moment + longest:
+            if seen.at > moment + longest + LOGGED_WITHIN:
                 break
-            if seen.answered is not None and seen.at - seen.answered < moment:
-                found.append(seen.answered)
+            if (latency := seen.latency) is not None and seen.at - latency < moment:
+                found.append(latency)
         return found
 
     def probed_minutes(self, start: float, end: float) -> tuple[int, int]:

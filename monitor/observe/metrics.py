@@ -112,7 +112,8 @@ class Metrics:
         )
         self.callback_duration = Histogram(
             "rollout_auth_callback_duration_seconds",
-            "Wall time of each callback probe that got an answer, request sent to response read.",
+            "Wall time of each callback probe that got an answer, request sent to response read;"
+            " a probe that timed out counts at the time it gave up (at least the deadline).",
             buckets=PROBE_BUCKETS,
             registry=registry,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from monitor.config.checks import CallbackSettings
@@ -32,6 +32,15 @@ class ProbeResult:
     status: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
     detail: str = ""
+
+    @property
+    def latency(self) -> float | None:
+        """What the probe's latency counts as: the answer's, or for a probe that timed out the
+        time it gave up (at least the deadline); None when it failed without waiting (refused,
+        reset)."""
+        if self.status is not None or self.outcome == "timeout":
+            return self.duration
+        return None
 
 
 DETAIL_MAX = 160  # characters of an error's text kept: a server echoing garbage is cut short
@@ -109,7 +118,9 @@ class CallbackProbe:
         try:
             status = await asyncio.wait_for(self._exchange(timings, tls), self._settings.timeout)
         except (TimeoutError, httpx.TimeoutException):
-            return self._result("timeout", timings, detail="no answer by the deadline")
+            waited = self._result("timeout", timings, detail="no answer by the deadline")
+            # Its latency counts as at least the deadline (the clock started a moment late).
+            return replace(waited, duration=max(waited.duration, self._settings.timeout))
         except httpx.HTTPError as error:
             return self._result("connection_error", timings, detail=describe(error))
         return self._result(self._classify(status), timings, status=status)

@@ -74,6 +74,12 @@ class Observed:
     detail: str = ""  # why no answer came (the probe's own words; redacted where shown)
     quiet: bool = False  # the migration pending with no run under way, as last seen
     around: Around = NOTHING
+    waited: float | None = None  # when it timed out: how long it waited (at least the deadline)
+
+    @property
+    def latency(self) -> float | None:
+        """What its latency counts as: the answer's, or the wait of a probe that timed out."""
+        return self.answered if self.answered is not None else self.waited
 
     @property
     def success(self) -> bool:
@@ -82,8 +88,9 @@ class Observed:
 
     @property
     def bucket(self) -> int | None:
-        """Its latency's bucket (index into PROBE_BUCKETS; their count is +Inf), if answered."""
-        return None if self.answered is None else bisect.bisect_left(PROBE_BUCKETS, self.answered)
+        """Its latency's bucket (index into PROBE_BUCKETS; their count is +Inf), if it has one."""
+        latency = self.latency
+        return None if latency is None else bisect.bisect_left(PROBE_BUCKETS, latency)
 
 
 Listener = Callable[[Observed], None]
@@ -127,6 +134,7 @@ class ProbeLog:
             detail=result.detail,
             quiet=self._quiet(),
             around=self._around_now(),
+            waited=result.duration if result.outcome == "timeout" else None,
         )
         with self._lock:
             self._entries.append(observed)

@@ -54,7 +54,7 @@ def per_minute(samples: Sequence[Observed]) -> list[Minute]:
 
 def minute(start: float, samples: Sequence[Observed]) -> Minute:
     """One minute's summary; p95 from the histogram's buckets, as the criteria judge it."""
-    answered = [s.answered for s in samples if s.answered is not None]
+    answered = [latency for s in samples if (latency := s.latency) is not None]
     return Minute(
         start=start,
         probes=len(samples),

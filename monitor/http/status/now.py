@@ -75,7 +75,7 @@ class Recent:
 def recent(samples: Sequence[Observed], now: float, seconds: float = NOW_SECONDS) -> Recent:
     """The probes of the last `seconds` before now."""
     kept = [s for s in samples if s.at > now - seconds]
-    answered = [s.answered for s in kept if s.answered is not None]
+    answered = [latency for s in kept if (latency := s.latency) is not None]
     failures = sum(1 for s in kept if s.outcome != "success")
     return Recent(seconds, len(kept), failures, Latencies.of(answered, PROBE_BUCKETS))
 

@@ -104,7 +104,7 @@ def probe_of(observed: Observed) -> Probe:
     return Probe(
         at=observed.at,
         outcome=observed.outcome,
-        duration_seconds=observed.answered,
+        duration_seconds=observed.latency,
         user_lookup_seconds=around.lookup_seconds,
         user_lookup_plan=None if plan is None else Plan(node=plan[0], index=plan[1]),
         db_connections_ratio=around.connections_ratio,
@@ -119,6 +119,8 @@ def observed_of(probe: Probe) -> Observed:
         lookup_plan=None if plan is None else (plan.node, plan.index),
         connections_ratio=probe.db_connections_ratio,
     )
-    answered = probe.duration_seconds
-    status = None if answered is None else 0  # answered, the status not kept
-    return Observed(probe.at, probe.outcome, status, answered, quiet=True, around=around)
+    latency = probe.duration_seconds
+    if probe.outcome == "timeout":  # its wait, not an answer
+        return Observed(probe.at, probe.outcome, quiet=True, around=around, waited=latency)
+    status = None if latency is None else 0  # answered, the status not kept
+    return Observed(probe.at, probe.outcome, status, latency, quiet=True, around=around)

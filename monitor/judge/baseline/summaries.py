@@ -22,7 +22,8 @@ def bucket_quantile(q: float, bounds: Sequence[float], values: Sequence[float]) 
 
 
 def summarize(probes: Sequence[Probe], bounds: Sequence[float] = PROBE_BUCKETS) -> Summary:
-    """The summary of these probes; latency from the answered ones only, like the histogram."""
+    """The summary of these probes; latency from those that have one (answered,
+    or timed out: their wait), like the histogram."""
     answered = [p.duration_seconds for p in probes if p.duration_seconds is not None]
     successes = sum(1 for p in probes if p.outcome == "success")
     latencies = Latencies.of(answered, bounds)
