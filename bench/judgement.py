@@ -63,8 +63,9 @@ for folder in (BENCH.parent, BENCH):  # the repository (monitor) and bench/ (tar
 from targets import Targets  # noqa: E402
 
 from monitor.judge.criteria import decide  # noqa: E402
-from monitor.judge.live import ProbeWindow, highest  # noqa: E402
+from monitor.judge.live import highest  # noqa: E402
 from monitor.judge.observation import BaselineView, Observation, Result, Thresholds  # noqa: E402
+from monitor.judge.probewindow import ProbeWindow  # noqa: E402
 from monitor.judge.stats import Latencies  # noqa: E402
 from monitor.observe.metrics import PROBE_BUCKETS  # noqa: E402
 from monitor.observe.probelog import Around, Observed  # noqa: E402

@@ -43,13 +43,17 @@ from prometheus_blocks import (
 from worlds import Watching
 
 from monitor.cli import main
+from monitor.config.schema import BaselineSettings
 from monitor.demo.postgres import free_port
+from monitor.http.gates import respond
 from monitor.judge.baseline import Summary
+from monitor.judge.gate import Gate
 from monitor.judge.history import baseline_before
 from monitor.judge.observation import Thresholds
 from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult
 from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth
+from monitor.output.redact import Redactor
 from monitor.promql.api import Prometheus
 
 AT = "2026-11-01T02:30:00Z"
@@ -1011,9 +1015,16 @@ def test_the_installed_command_gates_a_pipeline(prometheus: LoadedPrometheus) ->
 
 
 def daemon_decisions(scenario: Scenario, instance: str, until: int) -> dict[str, tuple[str, str]]:
+    """The daemon's decisions at `until` on one replica of the scenario replayed (what
+    rollout_success_criterion and the page say)."""
+    world = replayed(scenario, instance, until)
+    return {d.criterion: (d.result, d.reason) for d in world.judgement.decisions()}
+
+
+def replayed(scenario: Scenario, instance: str, until: int) -> Watching:
     """Replay one replica of the scenario through a real LiveView, scrape by scrape: the state and
-    the checks' gauges as its schema, drift and activity checks would report them, and each probe;
-    the daemon's decisions at `until` (what rollout_success_criterion and the page say)."""
+    the checks' gauges as its schema, drift and activity checks would report them, and each probe,
+    up to `until`."""
     clock = Clock()
     fixed = {"success_ratio": 1.0, "p95": f"{EXPORTED_BASELINE[instance]['0.95'] * 1000}ms"}
     world = Watching(
@@ -1029,7 +1040,8 @@ def daemon_decisions(scenario: Scenario, instance: str, until: int) -> dict[str,
                 None if probe.duration is None else (500 if probe.outcome != "success" else 401)
             )
             world.log.record(ProbeResult(probe.outcome, probe.duration or 0.0, status))
-    return {d.criterion: (d.result, d.reason) for d in world.judgement.decisions()}
+    clock.now = float(until)
+    return world
 
 
 def utc_or_none(unix: float | None) -> datetime | None:
@@ -1099,3 +1111,40 @@ def test_the_daemon_and_the_verdict_decide_the_same_rollout_alike(
     assert code in (0, 1)
     verdict_says = {c["criterion"]: (c["result"], c["reason"]) for c in document["criteria"]}
     assert daemon_decisions(scenario, "a", end) == verdict_says
+
+
+# -- the gate on the daemon: the command's decision, over HTTP ----------------------------------
+
+
+@pytest.mark.parametrize("job", ["healthy", "errors", "lock_queue", "rolled_back", "pending"])
+def test_the_gate_asked_of_prometheus_decides_as_the_command(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str], job: str
+) -> None:
+    """A daemon with baseline.prometheus_url answers /verdict with the command's document on the
+    same data (plus its source), at the same evaluation time."""
+    code, expected = as_json(capsys, prometheus, job)
+    settings = BaselineSettings(prometheus_url=prometheus.url, prometheus_selector=f'job="{job}"')
+    at = datetime.fromisoformat(AT).timestamp()
+    gate = Gate(Watching(thresholds=Thresholds()).judgement, settings, Redactor(), lambda: at)
+    status, document = respond(gate, "/verdict", b"window=1h")
+    assert status == 200
+    assert document == {**expected, "source": "prometheus"}
+    promote, _ = respond(gate, "/gate/promote", b"window=1h")
+    rollback, _ = respond(gate, "/gate/rollback", b"window=1h")
+    assert (promote, rollback) == {0: (200, 409), 1: (409, 200), 3: (409, 409)}[code]
+
+
+def test_the_daemons_own_gate_decides_a_replayed_rollout_as_the_command(
+    prometheus: LoadedPrometheus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without Prometheus, the daemon's gate on replica a of the failing rollout, replayed probe
+    by probe, after its hour: the command's verdict and criteria for that replica."""
+    end = APPLIED_AT + HOUR + 60
+    code, expected = as_json(
+        capsys, prometheus, "errors", "--at", str(end), "--selector", 'job="errors",instance="a"'
+    )
+    world = replayed(next(s for s in SCENARIOS if s.job == "errors"), "a", end)
+    document = Gate(world.judgement, BaselineSettings(), Redactor()).answer("1h").document()
+    assert (code, document["verdict"], document["source"]) == (1, "fail", "replica")
+    assert document["criteria"] == expected["criteria"]
+    assert document["window"] == expected["window"]

@@ -28,6 +28,7 @@ from monitor.http.exporter import Exporter
 from monitor.http.status.now import read_vitals
 from monitor.http.status.page import StatusPage
 from monitor.http.webconfig import BasicAuth, load_web_config
+from monitor.judge.gate import Gate
 from monitor.judge.judgement import Judgement
 from monitor.judge.rollout import thresholds
 from monitor.observe.identity import BuildInfo
@@ -68,6 +69,7 @@ class Monitor:
         self.memory.readings.keep_only({runner.check.name for runner in self.runners})
         self.replica = Replica(config, self.db, self.runners, self.metrics)
         self.judgement = Judgement(self.memory.live, thresholds(config), self.replica.follows)
+        self.gate = Gate(self.judgement, config.baseline, redact)
         for collector in (self.memory.baseline, self.judgement, LeaderGauge(self.replica.leads)):
             self.registry.register(collector)
         self.status_page = StatusPage(
@@ -128,6 +130,7 @@ class Monitor:
             page=self.status_page.render,
             auth_before=self._auth_before,
             changes=lambda: self.metrics.changes,
+            gate=self.gate,
         )
         self._scheduler = schedule(self.runners, self._inflight, wrap=self.replica.gated)
         self.replica.start(self._scheduler, self.config.leader.interval)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import socket
 import threading
@@ -31,8 +32,10 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from monitor.http import gates
 from monitor.http.guard import GuardedH11Protocol
 from monitor.http.webconfig import BasicAuth, WebConfig
+from monitor.judge.gate import Gate
 
 log = structlog.get_logger("monitor.http.exporter")
 
@@ -48,6 +51,7 @@ RENDER_THREADS = 4
 RENDER_MAX_AGE = 10.0
 BCRYPT_THREADS = 2
 BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
+BODY_TIMEOUT = 10.0  # seconds to receive a POST's body, as for a request's head
 
 LANDING = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>rollout-monitor</title></head>
@@ -57,6 +61,7 @@ LANDING = b"""<!doctype html>
 <li><a href="/readyz">/readyz</a></li></ul></body></html>
 """
 TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -82,7 +87,8 @@ class Reply:
 
 
 class App:
-    """The ASGI application: authentication, then the four paths, GET and HEAD only."""
+    """The ASGI application: authentication, then the four paths, GET and HEAD only, and the
+    gate paths (with a gate), GET, HEAD and POST alike."""
 
     def __init__(
         self,
@@ -93,8 +99,12 @@ class App:
         *,
         auth_before: BasicAuth | None = None,
         changes: Callable[[], int] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._registry = registry
+        self._gate = gate
+        # A verdict may wait seconds on Prometheus: in a thread of its own, never a render's.
+        self._gating = ThreadPoolExecutor(1, thread_name_prefix="gate")
         self._changes = changes
         self._rendered: dict[str, tuple[int, float, bytes]] = {}  # content type -> rendering
         self._ready = ready
@@ -118,20 +128,43 @@ class App:
         """Let the pools' threads go."""
         self._renders.shutdown(wait=False, cancel_futures=True)
         self._bcrypt.shutdown(wait=False, cancel_futures=True)
+        self._gating.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        reply = await self._answer(scope)
+        reply = await self._answer(scope, receive)
         await self._send(scope, send, reply)
 
-    async def _answer(self, scope: Scope) -> Reply:
+    async def _answer(self, scope: Scope, receive: Receive) -> Reply:
         if self.auth is not None and not await self._authenticated(scope):
             return Reply(401, b"unauthorized\n", headers=(("WWW-Authenticate", CHALLENGE),))
+        if self._gate is not None and scope["path"] in gates.PATHS:
+            return await self._gate_reply(scope, receive)
         if scope["method"] not in ("GET", "HEAD"):
             return Reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
         route = self._routes.get(scope["path"])
         return Reply(404, b"not found\n") if route is None else await route(scope)
+
+    async def _gate_reply(self, scope: Scope, receive: Receive) -> Reply:
+        """A gate path's answer; a POST's body is read (bounded in size and time) and dropped."""
+        assert self._gate is not None
+        if scope["method"] not in ("GET", "HEAD", "POST"):
+            return Reply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD, POST"),))
+        if scope["method"] == "POST":
+            try:
+                complete = await asyncio.wait_for(drain(receive), BODY_TIMEOUT)
+            except TimeoutError:
+                return Reply(408, b"the request body was too slow\n")
+            if not complete:
+                too_big = f"the request body is over {gates.MAX_BODY_BYTES} bytes\n"
+                return Reply(413, too_big.encode())
+        loop = asyncio.get_running_loop()
+        respond = functools.partial(
+            gates.respond, self._gate, scope["path"], scope.get("query_string", b"")
+        )
+        status, document = await loop.run_in_executor(self._gating, respond)
+        return Reply(status, gates.encode(document), JSON)
 
     async def _healthz(self, scope: Scope) -> Reply:
         return Reply(200, b"ok\n")
@@ -204,6 +237,21 @@ class App:
         await send({"type": "http.response.body", "body": body})
 
 
+async def drain(receive: Receive) -> bool:
+    """Read a request's body to its end and drop it; False when it is over MAX_BODY_BYTES or
+    the client left first."""
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        size += len(message.get("body", b""))
+        if size > gates.MAX_BODY_BYTES:
+            return False
+        if not message.get("more_body", False):
+            return True
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """A request header's value (latin-1, as HTTP/1.1 carries it), or None."""
     for key, value in scope["headers"]:
@@ -256,7 +304,8 @@ class Exporter:
 
     `page` renders / (the status page); without it / is a landing page of links. `changes`
     counts what may change the registry's samples; with it, a rendering is served again, for up
-    to RENDER_MAX_AGE, while the count stands."""
+    to RENDER_MAX_AGE, while the count stands. `gate` answers the gate paths (monitor.http.gates);
+    without it they are not found."""
 
     def __init__(
         self,
@@ -269,10 +318,13 @@ class Exporter:
         page: Callable[[], bytes] | None = None,
         auth_before: BasicAuth | None = None,
         changes: Callable[[], int] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         web = web or WebConfig()
         self._socket = bind(host, port)
-        self._app = App(registry, ready, web, page, auth_before=auth_before, changes=changes)
+        self._app = App(
+            registry, ready, web, page, auth_before=auth_before, changes=changes, gate=gate
+        )
         tls = web.tls_server_config
         config = uvicorn.Config(
             self._app,

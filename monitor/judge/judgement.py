@@ -11,11 +11,15 @@ from monitor.judge.criteria import decide
 from monitor.judge.live import LiveView
 from monitor.judge.observation import (
     BASELINE_HEALTH,
+    RESULTS,
     Decision,
     Observation,
     Thresholds,
     judge_baseline,
 )
+from monitor.judge.report import Verdict
+from monitor.judge.rollout import VERDICT_WINDOWS
+from monitor.judge.window import Window
 from monitor.observe.metrics import labelled_gauge, one_hot
 
 HEALTH_STATES = ("learning", *BASELINE_HEALTH)
@@ -39,6 +43,16 @@ class Judgement:
     def observation(self) -> Observation:
         """What the daemon knows now about the window since the migration."""
         return self._live.observation(database_elsewhere=self._elsewhere())
+
+    def verdict(self, name: str, seconds: float) -> Verdict:
+        """The verdict on the window `seconds` after the applied time, from this replica's own
+        view: what `rollout-monitor verdict` decides from Prometheus for one replica."""
+        at, started_at, applied_at = self._live.moments()
+        observation = self._live.observation(database_elsewhere=self._elsewhere(), window=seconds)
+        window = Window(name, seconds, at, applied_at, started_at)
+        return Verdict(
+            window, observation.baseline, self.thresholds, decide(observation, self.thresholds)
+        )
 
     def decisions(self, observation: Observation | None = None) -> list[Decision]:
         """Every criterion's decision on the observation (by default, what is known now)."""
@@ -71,6 +85,20 @@ class Judgement:
             " baseline), else 0.",
             ["criterion"],
             {(d.criterion,): float(d.result == "inconclusive") for d in decisions},
+        )
+        now = {
+            name: self.verdict(name, seconds).result for name, seconds in VERDICT_WINDOWS.items()
+        }
+        yield labelled_gauge(
+            "rollout_verdict",
+            "1 for the verdict on each window after the migration (1h, 24h) as this replica sees"
+            " it (pass, fail or inconclusive), 0 for the other results; always present.",
+            ["window", "result"],
+            {
+                (name, result): float(result == current)
+                for name, current in now.items()
+                for result in RESULTS
+            },
         )
         health, _ = self.baseline_health()
         yield one_hot(

@@ -10,11 +10,9 @@ moves out of the window is left out of the counts, and dropped at the next event
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,25 +20,15 @@ from pathlib import Path
 from monitor.judge import window_state
 from monitor.judge.baseline import Baseline
 from monitor.judge.observation import BaselineView, Observation
-from monitor.judge.rollout import WINDOW_SECONDS
+from monitor.judge.probewindow import Counted, ProbeWindow
+from monitor.judge.rollout import VERDICT_WINDOWS, WINDOW_SECONDS
 from monitor.judge.stats import Latencies
 from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.migration import MigrationTracker, MigrationView
-from monitor.observe.probelog import MAX_PROBES, Around, Observed, ProbeLog
-from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth
+from monitor.observe.probelog import Around, Observed, ProbeLog
+from monitor.observe.readings import Drift, Logins, Readings, SchemaHealth, Snapshot
 
 SAVE_EVERY_SECONDS = 60.0  # how often the window goes to its file while probes come in
-
-
-@dataclass(frozen=True)
-class Counted:
-    """The window's probes from some start on: how many, how many succeeded, their latencies,
-    and the most tokens wrongly invalid any of them saw."""
-
-    probes: int
-    successes: int
-    latencies: Latencies
-    highest_wrongly_invalid: float | None
 
 
 @dataclass(frozen=True)
@@ -53,100 +41,6 @@ class AfterRun:
     post_latencies: Latencies | None = None
     covered_minutes: int | None = None
     window_minutes: int | None = None
-
-
-class ProbeWindow:
-    """Probes in the window with running totals, so that a scrape does not walk a day of them."""
-
-    def __init__(self) -> None:
-        self.probes: deque[Observed] = deque()
-        self.successes = 0
-        self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
-        # Probes whose wrongly_invalid no later probe matches or exceeds: the first is the max.
-        self._highest: deque[Observed] = deque()
-        # Probes per minute (the multiple of 60 s that ends it), for the window's coverage.
-        self.minutes: Counter[int] = Counter()
-
-    def add(self, seen: Observed) -> None:
-        """Count a probe in; the oldest falls out beyond MAX_PROBES."""
-        if len(self.probes) >= MAX_PROBES:
-            self._drop()
-        self.probes.append(seen)
-        self._count(seen, 1)
-        if (value := seen.around.wrongly_invalid) is not None:
-            while self._highest and (self._highest[-1].around.wrongly_invalid or 0.0) <= value:
-                self._highest.pop()
-            self._highest.append(seen)
-
-    @property
-    def last_at(self) -> float:
-        """When the newest probe counted was taken (-inf when none is)."""
-        return self.probes[-1].at if self.probes else -math.inf
-
-    def holds(self, observed: Observed) -> bool:
-        """Whether this very record is counted (looking back only as far as its time)."""
-        for seen in reversed(self.probes):
-            if seen is observed:
-                return True
-            if seen.at < observed.at:
-                return False
-        return False
-
-    def trim(self, start: float) -> None:
-        """Drop the probes taken before start."""
-        while self.probes and self.probes[0].at < start:
-            self._drop()
-
-    def counted(self, start: float) -> Counted:
-        """The counts of the probes from start on, without dropping the older ones: they are
-        taken off the running totals (walking only those, from the oldest)."""
-        probes, successes, buckets = len(self.probes), self.successes, list(self.buckets)
-        for seen in itertools.takewhile(lambda s: s.at < start, self.probes):
-            probes -= 1
-            successes -= seen.success
-            if (bucket := seen.bucket) is not None:
-                buckets[bucket] -= 1
-        # The first of _highest from start on is the largest: any before it is larger still
-        # and earlier, so it left with the probes before start.
-        highest = next((s.around.wrongly_invalid for s in self._highest if s.at >= start), None)
-        running = tuple(itertools.accumulate(buckets))
-        latencies = Latencies(PROBE_BUCKETS, running[:-1], running[-1])
-        return Counted(probes, successes, latencies, highest)
-
-    def _drop(self) -> None:
-        gone = self.probes.popleft()
-        self._count(gone, -1)
-        if self._highest and self._highest[0] is gone:
-            self._highest.popleft()
-
-    def _count(self, seen: Observed, sign: int) -> None:
-        self.successes += sign * seen.success
-        if (bucket := seen.bucket) is not None:
-            self.buckets[bucket] += sign
-        minute = math.ceil(seen.at / 60)
-        self.minutes[minute] += sign
-        if self.minutes[minute] <= 0:
-            del self.minutes[minute]
-
-    def started_before(self, moment: float, longest: float) -> list[float]:
-        """The answer times of the probes logged at or after the moment that had started before
-        it (a probe is logged when answered, at most `longest` after it started)."""
-        found = []
-        for seen in self.probes:
-            if seen.at < moment:
-                continue
-            if seen.at > moment + longest:
-                break
-            if seen.answered is not None and seen.at - seen.answered < moment:
-                found.append(seen.answered)
-        return found
-
-    def probed_minutes(self, start: float, end: float) -> tuple[int, int]:
-        """Of the minutes (multiples of 60 s) in [start, end], how many a probe counted here
-        ends in, and how many there are: the verdict's measure of the same thing."""
-        first, last = math.ceil(start / 60), math.floor(end / 60)
-        probed = sum(1 for minute in self.minutes if first <= minute <= last)
-        return probed, max(0, last - first + 1)
 
 
 class LiveView:
@@ -178,6 +72,9 @@ class LiveView:
         self._left_at: float | None = None  # last seen leaving the applied state
         self._last_look: str | None = None  # the state at the last look
         self._running = False  # the migration's run under way at the last look
+        # Per verdict window (its seconds): the readings and state last seen inside it, as the
+        # verdict reads the gauges at the window's end; kept once the window is over.
+        self._at_end: dict[float, tuple[Snapshot, str | None]] = {}
         self._state_path, self._migration = state_path, migration
         self._saved_at = clock()
         if state_path is not None and (kept := window_state.load(state_path, migration)):
@@ -223,12 +120,15 @@ class LiveView:
             if view.started_at is not None and (view.running or view.state == "applied"):
                 self._started_at = view.started_at.timestamp()
             if view.state == "applied" and view.applied_at is not None:
+                if self._applied_at != view.applied_at.timestamp():
+                    self._at_end = {}  # another application: its own windows
                 self._applied_at = view.applied_at.timestamp()
             elif self._last_look == "applied":
                 # Left the applied state: a transition, not every look at a migration not applied
                 # (a re-apply's own run, still rolled back, is not a departure from its window).
                 self._left_at = now
             self._last_look, self._running = view.state, view.running
+            self._note_window_ends(now, view.state)
             start = self._start(now)
             if start is not None:
                 self._window.trim(start)
@@ -246,12 +146,22 @@ class LiveView:
             start = self._start(self._clock())
             if self._tracker.known_state() is None or start is None:
                 return
+            self._note_window_ends(observed.at, self._tracker.known_state())
             self._window.trim(start)
             if not self._window.holds(observed):
                 self._window.add(observed)
             due = self._save_due()
         if due is not None and self._state_path is not None:
             window_state.save(self._state_path, due)  # outside the lock: scrapes go on
+
+    def _note_window_ends(self, now: float, state: str | None) -> None:
+        """Keep the readings and state seen now for each verdict window still open (lock held):
+        at its end they are what the window is judged on, within a probe or a look."""
+        if self._applied_at is None:
+            return
+        for seconds in VERDICT_WINDOWS.values():
+            if now < self._applied_at + seconds:
+                self._at_end[seconds] = (self._readings.current(), state)
 
     def _save_due(self) -> window_state.WindowState | None:
         """The state to write, at most once a minute and only with a file (lock held)."""
@@ -273,18 +183,32 @@ class LiveView:
         run = 0.0 if self._applied_at is None else max(0.0, self._applied_at - first)
         return max(first, now - WINDOW_SECONDS - run)
 
-    def observation(self, *, database_elsewhere: bool = False) -> Observation:
+    def observation(
+        self, *, database_elsewhere: bool = False, window: float | None = None
+    ) -> Observation:
         """What the daemon knows now about the window since the migration (database_elsewhere:
-        another replica leads and judges the database; this one judges its own callback)."""
-        now = self._readings.current()
-        drift, schema, logins = now.get(Drift), now.get(SchemaHealth), now.get(Logins)
-        state = self._tracker.known_state()
+        another replica leads and judges the database; this one judges its own callback). With
+        `window` seconds, the window that ends that long after the applied time: complete once
+        it is behind now, judged on its probes and on the readings and state last seen in it
+        (today's, when this process did not see its end)."""
+        readings, state = self._readings.current(), self._tracker.known_state()
         with self._lock:
-            start = self._start(self._clock())
-            counted = self._window.counted(math.inf if start is None else start)
-            stayed = None if start is None else self._left_at is None or self._left_at < start
+            now = self._clock()
+            start = self._start(now)
+            ends = None if window is None or self._applied_at is None else self._applied_at + window
+            end = math.inf if ends is None or ends > now else ends
+            if end != math.inf and window in self._at_end:
+                readings, state = self._at_end[window]
+            counted = self._window.counted(math.inf if start is None else start, end)
+            left = self._left_at
+            stayed = None if start is None else left is None or not start <= left < end
             run_probes, run_failures = self._run_counts(start)
-            after = self._after_run(start, counted)
+            after = self._after_run(start, counted, min(end, now))
+        drift, schema, logins = (
+            readings.get(Drift),
+            readings.get(SchemaHealth),
+            readings.get(Logins),
+        )
         return Observation(
             state=state,
             stayed_applied=stayed,
@@ -299,6 +223,7 @@ class LiveView:
             successes=counted.successes,
             latencies=counted.latencies,
             baseline=self.baseline_view(),
+            window_complete=window is None or end != math.inf,
             run_probes=run_probes,
             run_failures=run_failures,
             run_seconds=after.run_seconds,
@@ -309,18 +234,24 @@ class LiveView:
             database_elsewhere=database_elsewhere,
         )
 
-    def _after_run(self, start: float | None, counted: Counted) -> AfterRun:
-        """The run's answered probes apart from those after the applied time, and how much of
-        the time since then was probed (lock held)."""
+    def moments(self) -> tuple[float, float | None, float | None]:
+        """(now, when the run started, when the migration was applied), as this replica knows
+        them."""
+        with self._lock:
+            return self._clock(), self._started_at, self._applied_at
+
+    def _after_run(self, start: float | None, counted: Counted, end: float) -> AfterRun:
+        """The run's answered probes apart from those after the applied time up to `end`, and
+        how much of that time was probed (lock held)."""
         applied = self._applied_at
         if start is None:
             return AfterRun()
         if applied is None:  # still running: every probe so far is the run's
             none = Latencies(PROBE_BUCKETS, (0,) * len(PROBE_BUCKETS), 0)
             return AfterRun(max(0.0, self._clock() - start), counted.latencies, none)
-        after = self._window.counted(applied).latencies
-        end = min(self._clock(), applied + WINDOW_SECONDS)
-        covered, minutes = self._window.probed_minutes(applied, end)
+        bounded = end if end < self._clock() else math.inf
+        after = self._window.counted(applied, bounded).latencies
+        covered, minutes = self._window.probed_minutes(applied, min(end, applied + WINDOW_SECONDS))
         if applied <= start:
             return AfterRun(0.0, None, after, covered, minutes)
         # A probe is the run's when it started before the applied time, answered after or not.

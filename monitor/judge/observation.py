@@ -10,6 +10,7 @@ from typing import Literal
 from monitor.judge.stats import ERRORS_ALPHA, LATENCY_ALPHA, Latencies
 
 Result = Literal["pass", "fail", "inconclusive"]
+RESULTS: tuple[Result, ...] = ("pass", "fail", "inconclusive")
 
 # (name, the plan's own words under "Success Criteria")
 CRITERIA = (

@@ -47,8 +47,13 @@ def rfc3339(unix: float | None) -> str | None:
 
 def as_json(verdict: Verdict) -> str:
     """The stable JSON document (schema_version 1), documented in docs/verdict.md."""
+    return json.dumps(as_document(verdict), indent=2)
+
+
+def as_document(verdict: Verdict) -> dict[str, Any]:
+    """The JSON document's contents (as_json), for a caller that adds keys of its own."""
     w, b, t = verdict.window, verdict.baseline, verdict.thresholds
-    document: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "verdict": verdict.result,
         "exit_code": verdict.exit_code,
@@ -84,7 +89,6 @@ def as_json(verdict: Verdict) -> str:
             for d in verdict.decisions
         ],
     }
-    return json.dumps(document, indent=2)
 
 
 def as_table(verdict: Verdict) -> str:

@@ -9,6 +9,8 @@ from monitor.observe.migration import MigrationView
 
 CRITICAL_SECONDS = 3600.0  # the plan's first hour after the migration, as the recording rule
 WINDOW_SECONDS = 86400.0  # the plan's 24-hour monitoring period: the verdict's longest window
+# The windows a gate asks about (/verdict?window=, rollout_verdict{window}): the plan's two.
+VERDICT_WINDOWS = {"1h": CRITICAL_SECONDS, "24h": WINDOW_SECONDS}
 
 PHASES = {
     "unknown": "unknown: the schema check has not reported yet",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from monitor.judge.history import (
     REQUESTS,
@@ -16,8 +17,10 @@ from monitor.judge.history import (
 )
 from monitor.judge.observation import Observation, Thresholds
 from monitor.judge.stats import Latencies
-from monitor.promql.api import Prometheus
 from monitor.promql.query import Selector, promql_duration
+
+if TYPE_CHECKING:  # httpx is loaded when Prometheus is first asked, not by the daemon's start
+    from monitor.promql.api import Prometheus
 
 INTERVAL = "rollout_check_interval_seconds"
 DEFAULT_LOOK_SECONDS = 30.0  # the schema check's interval, when no replica exports its own

@@ -10,16 +10,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor.judge.criteria import decide
+from monitor.judge.gate import COULD_NOT_EVALUATE, from_prometheus
 from monitor.judge.observation import Thresholds
-from monitor.judge.report import Verdict, as_json, as_table
-from monitor.judge.window import find_window, observe
+from monitor.judge.report import as_json, as_table
 from monitor.output.redact import Redactor, userinfo_secrets
 from monitor.promql.api import Prometheus, PrometheusError
 from monitor.verdict.arguments import URL_VARIABLE
 
 USAGE_ERROR = 2
-COULD_NOT_EVALUATE = 4
 
 
 def run_verdict(args: argparse.Namespace) -> int:
@@ -33,13 +31,11 @@ def run_verdict(args: argparse.Namespace) -> int:
     at = time.time() if args.at is None else args.at
     try:
         with Prometheus(url, args.timeout) as prom:
-            window = find_window(prom, args.selector, name, seconds, at)
-            observation = observe(prom, args.selector, window, thresholds)
+            verdict = from_prometheus(prom, args.selector, (name, seconds), at, thresholds)
     except PrometheusError as error:
         redact = Redactor(userinfo_secrets(url))
         print(f"rollout-monitor verdict: could not evaluate: {redact(str(error))}", file=sys.stderr)
         return COULD_NOT_EVALUATE
-    verdict = Verdict(window, observation.baseline, thresholds, decide(observation, thresholds))
     print(as_json(verdict) if args.format == "json" else as_table(verdict))
     return verdict.exit_code
 
