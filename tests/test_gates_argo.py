@@ -20,14 +20,14 @@ import pytest
 import yaml
 from argo_measure import build_measure, measure
 from gate_documents import (
+    AFTER,
     GAUGE_AT,
     PASSWORD,
     SCENARIOS,
+    STATES,
     USER,
+    gate_daemon,
     gauge_series,
-    unavailable,
-    verdict_documents,
-    verdict_server,
 )
 from prometheus_blocks import LoadedPrometheus, openmetrics, serving
 
@@ -71,11 +71,9 @@ def measure_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
-    """pass, fail, inconclusive: `rollout-monitor verdict` over a real Prometheus; 503's body."""
-    for prometheus in serving(openmetrics(SCENARIOS), tmp_path_factory.mktemp("verdicts")):
-        found = verdict_documents(prometheus.url)
-        yield {**found, "unavailable": unavailable(found["inconclusive"])}
+def rollouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedPrometheus]:
+    """A real Prometheus holding a healthy and a broken rollout (tests/gate_documents.py)."""
+    yield from serving(openmetrics(SCENARIOS), tmp_path_factory.mktemp("rollouts"))
 
 
 @pytest.fixture(scope="module")
@@ -196,36 +194,39 @@ def resolve(text: str, args: dict[str, str]) -> str:
 @pytest.mark.parametrize(
     "case",
     [
-        ("pass", 200, "Successful"),
-        ("fail", 200, "Failed"),
-        ("inconclusive", 200, "Inconclusive"),
-        ("unavailable", 503, "Error"),
+        ("pass", "Successful"),
+        ("fail", "Failed"),
+        ("inconclusive", "Inconclusive"),
+        ("unavailable", "Error"),
     ],
     ids=lambda case: case[0],
 )
-def test_the_web_template_measures_each_verdict(
+def test_the_web_template_measures_each_verdict_of_the_daemon(
     rendered: list[dict[str, Any]],
     measure_binary: Path,
-    documents: dict[str, dict[str, Any]],
-    case: tuple[str, int, str],
+    rollouts: LoadedPrometheus,
+    tmp_path: Path,
+    case: tuple[str, str],
 ) -> None:
-    state, status, phase = case
-    with verdict_server((status, documents[state])) as server:
-        result = measure(measure_binary, web_request(rendered, server.url))
-        assert server.requests[0]["path"] == "/verdict?window=1h"
-        assert server.requests[0]["authorization"] == AUTHORIZATION
+    """The daemon's /verdict, decided from Prometheus: pass, fail, inconclusive while the hour
+    runs, and 503 when Prometheus cannot be asked, which the web provider takes as an Error."""
+    state, phase = case
+    job, now = STATES.get(state, ("healthy", AFTER))
+    prometheus = None if state == "unavailable" else rollouts.url
+    with gate_daemon(prometheus, job, now, tmp_path) as daemon:
+        result = measure(measure_binary, web_request(rendered, daemon.url))
     assert result["phase"] == phase, result
     if phase == "Error":
         assert result["error"] == "received non 2xx response code: 503"
     else:
-        assert result["value"] == documents[state]["verdict"]
+        assert result["value"] == state
 
 
 def test_wrong_credentials_are_an_error_measurement(
-    rendered: list[dict[str, Any]], measure_binary: Path, documents: dict[str, dict[str, Any]]
+    rendered: list[dict[str, Any]], measure_binary: Path, rollouts: LoadedPrometheus, tmp_path: Path
 ) -> None:
-    with verdict_server((200, documents["pass"])) as server:
-        request = web_request(rendered, server.url)
+    with gate_daemon(rollouts.url, "healthy", AFTER, tmp_path) as daemon:
+        request = web_request(rendered, daemon.url)
         request["headers"]["Authorization"] = "Basic " + base64.b64encode(b"gate:wrong").decode()
         result = measure(measure_binary, request)
     assert (result["phase"], result["error"]) == ("Error", "received non 2xx response code: 401")

@@ -19,8 +19,18 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
-from gate_documents import GAUGE_AT, GAUGE_CASES, gauge_series
-from prometheus_blocks import LoadedPrometheus, serving
+from gate_documents import (
+    AFTER,
+    GAUGE_AT,
+    GAUGE_CASES,
+    PASSWORD,
+    SCENARIOS,
+    STATES,
+    USER,
+    gate_daemon,
+    gauge_series,
+)
+from prometheus_blocks import LoadedPrometheus, openmetrics, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "flagger"
@@ -168,3 +178,52 @@ def test_the_metric_fails_a_check_only_on_a_fail(
     assert (values[0] > metric["thresholdRange"]["max"]) is fails
     if namespace == "absent":
         assert values == [0.0]
+
+
+@pytest.fixture(scope="module")
+def rollouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedPrometheus]:
+    """A real Prometheus holding a healthy and a broken rollout (tests/gate_documents.py)."""
+    yield from serving(openmetrics(SCENARIOS), tmp_path_factory.mktemp("rollouts"))
+
+
+def flagger_acts(url: str) -> bool:
+    """Whether Flagger acts on the webhook: it POSTs a JSON payload and reads only the status,
+    200-202 meaning go (promote, or roll back). Credentials ride in the URL (httpx, like Go's
+    client, sends them as basic auth)."""
+    payload = {"name": "threads-app", "namespace": "app", "phase": "Progressing", "metadata": {}}
+    response = httpx.post(url, json=payload, timeout=30)
+    assert response.status_code in (200, 409), response.text
+    return 200 <= response.status_code <= 202
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("pass", True, False),
+        ("fail", False, True),
+        ("inconclusive", False, False),
+        ("unavailable", False, False),
+    ],
+    ids=lambda case: case[0],
+)
+def test_flagger_promotes_only_on_a_pass_and_rolls_back_only_on_a_fail(
+    rendered: list[dict[str, Any]],
+    rollouts: LoadedPrometheus,
+    tmp_path: Path,
+    case: tuple[str, bool, bool],
+) -> None:
+    """The Canary's own webhook URLs, pointed at the daemon's gates deciding from Prometheus."""
+    state, promotes, rolls_back = case
+    job, now = STATES.get(state, ("healthy", AFTER))
+    prometheus = None if state == "unavailable" else rollouts.url
+    webhooks = {
+        w["type"]: w["url"] for w in one(rendered, "Canary")["spec"]["analysis"]["webhooks"]
+    }
+    with gate_daemon(prometheus, job, now, tmp_path) as daemon:
+        host = daemon.url.removeprefix("http://")
+        at = {
+            kind: url.replace("rollout-monitor:9838", f"{USER}:{PASSWORD}@{host}")
+            for kind, url in webhooks.items()
+        }
+        assert flagger_acts(at["confirm-promotion"]) is promotes
+        assert flagger_acts(at["rollback"]) is rolls_back
