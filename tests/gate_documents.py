@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
-from prometheus_blocks import APPLIED, INSTANCES, Families, Probe, Scenario, gauge, healthy_probe
+from prometheus_blocks import (
+    APPLIED,
+    APPLIED_AT,
+    INSTANCES,
+    Families,
+    Probe,
+    Scenario,
+    gauge,
+    healthy_probe,
+)
 from prometheus_client import CollectorRegistry
 from worlds import Watching
 
@@ -41,12 +50,28 @@ def timing_out(instance: str, t: int) -> Probe | None:
     return Probe("timeout", None) if t > APPLIED else healthy_probe(instance, t)
 
 
-SCENARIOS = [Scenario("healthy"), Scenario("broken", probe=timing_out)]
+def applied(instance: str, t: int) -> str:
+    """Applied all along: the monitor started after the migration, never saw it pending."""
+    return "applied"
+
+
+def applied_at(instance: str, t: int) -> float:
+    """The applied time as configured (migration.applied_at): 01:00:07."""
+    return float(APPLIED_AT)
+
+
+SCENARIOS = [
+    Scenario("healthy"),
+    Scenario("broken", probe=timing_out),
+    # No baseline exported and none in history: latency cannot be judged, the hour over or not.
+    Scenario("no_baseline", state=applied, applied_at=applied_at, baseline_gauges=False),
+]
 # state -> (the scenario's job, when the daemon is asked)
 STATES = {
     "pass": ("healthy", AFTER),
     "fail": ("broken", AFTER),
     "inconclusive": ("healthy", DURING),
+    "undecidable": ("no_baseline", AFTER),  # inconclusive over a complete window: final
 }
 
 
