@@ -5,8 +5,9 @@
 generated rollouts (tests/prometheus_blocks.py) over every replica, as `baseline.prometheus_url`
 makes the daemon do. Its clock is settable, so that one daemon can be asked during the hour
 (inconclusive) and after it (a final pass or fail) without waiting an hour; a Prometheus that is
-not there gives the daemon's 503. `gauge_series` is the rollout_verdict gauge of two replicas in
-the cases a gate must tell apart, as OpenMetrics for a real Prometheus.
+not there gives the daemon's 503. `gauge_series` is the rollout_verdict gauge two replicas'
+judgements export (the daemon's collector, over a world with a settable clock), in the cases a
+gate must tell apart, as OpenMetrics for a real Prometheus.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import bcrypt
 from prometheus_blocks import (
     APPLIED,
     APPLIED_AT,
-    INSTANCES,
     Families,
     Probe,
     Scenario,
@@ -36,6 +36,7 @@ from monitor.http.exporter import Exporter
 from monitor.http.webconfig import load_web_config
 from monitor.judge.gate import Gate
 from monitor.judge.observation import Thresholds
+from monitor.observe.readings import Drift, Logins, SchemaHealth
 from monitor.output.redact import Redactor
 
 HOST = "127.0.0.1"
@@ -112,31 +113,59 @@ def gate_daemon(
         exporter.stop()
 
 
-# job -> instance -> window -> the replica's current result; "absent": no series at all.
-GAUGE_CASES: dict[str, dict[str, dict[str, str]]] = {
-    "all_pass": {"a": {"1h": "pass", "24h": "inconclusive"}, "b": {"1h": "pass", "24h": "fail"}},
-    "one_fails": {"a": {"1h": "fail", "24h": "pass"}, "b": {"1h": "inconclusive", "24h": "pass"}},
-    "both_fail": {"a": {"1h": "fail", "24h": "fail"}, "b": {"1h": "fail", "24h": "fail"}},
-    "split": {"a": {"1h": "pass", "24h": "pass"}, "b": {"1h": "inconclusive", "24h": "pass"}},
-    "undecided": {i: {"1h": "inconclusive", "24h": "pass"} for i in INSTANCES},
+def replica_view(result: str) -> dict[tuple[str, str], float]:
+    """rollout_verdict as a replica's own judgement exports it, (window, result) -> value, after
+    an hour that passes (every probe answered), fails (every fifth a 500) or is unknown (nothing
+    seen yet: inconclusive)."""
+    world = Watching(
+        thresholds=Thresholds(min_probes=20), fixed={"success_ratio": 1.0, "p95": "20ms"}
+    )
+    if result != "inconclusive":
+        world.readings.publish("schema", SchemaHealth(True, True, trigger_missing=False))
+        world.readings.publish("drift", Drift(0.0, 0.0))
+        world.readings.publish("activity", Logins(5.0, 0.0))
+        world.publish("applied", world.clock.now)
+        for minute in range(61):
+            failing = result == "fail" and minute % 5 == 0
+            world.probe(0.012, "server_error" if failing else "success", after=60)
+    registry = CollectorRegistry()
+    registry.register(world.judgement)
+    view = {
+        (sample.labels["window"], sample.labels["result"]): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "rollout_verdict"
+    }
+    assert view[("1h", result)] == 1.0, view
+    return view
+
+
+# job -> each replica's own verdict on the 1h window; "absent": no series at all.
+GAUGE_CASES: dict[str, dict[str, str]] = {
+    "all_pass": {"a": "pass", "b": "pass"},
+    "one_fails": {"a": "fail", "b": "inconclusive"},
+    "both_fail": {"a": "fail", "b": "fail"},
+    "split": {"a": "pass", "b": "inconclusive"},
+    "undecided": {"a": "inconclusive", "b": "inconclusive"},
 }
 
 
 def gauge_series() -> str:
-    """rollout_verdict for every case, every 15 s for the 10 minutes up to GAUGE_AT."""
+    """Every case's rollout_verdict, as the replicas' judgements export it, scraped every 15 s
+    for the 10 minutes up to GAUGE_AT with the labels prometheus-operator's PodMonitor adds."""
+    views = {result: replica_view(result) for result in ("pass", "fail", "inconclusive")}
     out = Families()
     for job, replicas in GAUGE_CASES.items():
-        for instance, windows in replicas.items():
-            for window, current in windows.items():
-                for result in ("pass", "fail", "inconclusive"):
-                    labels = (
-                        ("job", job),
-                        ("namespace", job),
-                        ("container", "rollout-monitor"),
-                        ("instance", instance),
-                        ("window", window),
-                        ("result", result),
-                    )
-                    for t in range(GAUGE_AT - 600, GAUGE_AT + 1, 15):
-                        gauge(out, "rollout_verdict", labels, t, float(result == current))
+        for instance, result in replicas.items():
+            for (window, label), value in views[result].items():
+                labels = (
+                    ("job", job),
+                    ("namespace", job),
+                    ("container", "rollout-monitor"),
+                    ("instance", instance),
+                    ("window", window),
+                    ("result", label),
+                )
+                for t in range(GAUGE_AT - 600, GAUGE_AT + 1, 15):
+                    gauge(out, "rollout_verdict", labels, t, value)
     return out.text()
