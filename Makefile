@@ -38,11 +38,13 @@ test-deps:
 
 # bench/ is type-checked on its own: its scripts import each other as top-level modules
 # (run as `python bench/x.py`), which one mypy run beside tests/ would see twice.
+# scripts/rollout-gate (no .py: a command) is named so that ruff and mypy read it.
 lint: $(BIN)/rollout-monitor
-	$(BIN)/ruff check monitor dashboards tests bench
-	$(BIN)/ruff format --check monitor dashboards tests bench
+	$(BIN)/ruff check monitor dashboards tests bench scripts/rollout-gate
+	$(BIN)/ruff format --check monitor dashboards tests bench scripts/rollout-gate
 	$(BIN)/mypy
 	$(BIN)/mypy bench
+	$(BIN)/mypy scripts/rollout-gate
 
 # prometheus-operator's schemas, for the test of deploy/kubernetes (from the npm registry).
 tests/kubernetes/node_modules: tests/kubernetes/package-lock.json

@@ -1,10 +1,13 @@
 // Reads a JSON list of Kubernetes objects on stdin; validates each PodMonitor and PrometheusRule
 // against prometheus-operator's schemas (@kubernetes-models/prometheus-operator, generated from
-// its Go types). Prints one line per object; exits 1 when any is invalid.
+// its Go types), and each AnalysisTemplate against Argo Rollouts' (@kubernetes-models/argo-rollouts,
+// from its CRDs). Other kinds are passed over. Prints one line per object; exits 1 when any is
+// invalid.
 import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import { AnalysisTemplate } from "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/AnalysisTemplate";
 
-const models = { PodMonitor, PrometheusRule };
+const models = { PodMonitor, PrometheusRule, AnalysisTemplate };
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
 let failed = false;
