@@ -72,7 +72,7 @@ LOCK_TARGET_MS = 50.0
 CORE_TARGET_PERCENT = 0.1
 DB_MS_PER_MINUTE_TARGET = CORE_TARGET_PERCENT / 100 * 60_000  # 60 ms of a core's minute
 JUDGED_MODES = ("default", "estimated")  # how the monitor runs; "exact" is the reference
-NOT_DATABASE_CHECKS = ("callback", "pool")
+NOT_DATABASE_CHECKS = ("callback", "pool", "alerts")
 _READS_TABLE = re.compile(
     r'\b(?:FROM|JOIN)\s+(?:"?\w+"?\s*\.\s*)?"?(users|threads_tokens)"?(?![\w"])', re.IGNORECASE
 )

@@ -40,7 +40,7 @@ def build_checks(
     checks = []
     for registration in registered():
         settings = getattr(config.checks, registration.key)
-        if settings.enabled:
+        if settings.wanted:
             checks.append(registration.factory(settings, parts))
     checks += [SqlCheck(db, config.app.schema_name, c) for c in config.checks.sql if c.enabled]
     return checks

@@ -3,7 +3,7 @@ checks that are just a query (`checks.sql`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,6 +17,7 @@ from monitor.config.values import (
     FieldProblem,
     HeaderName,
     HeaderValue,
+    HttpUrl,
     Identifier,
     Interval,
     LabelName,
@@ -31,6 +32,11 @@ class CheckSettings(Section):
 
     enabled: bool = True
     interval: Interval = 30.0
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the check is built: enabled (and, for some, given what it needs)."""
+        return self.enabled
 
 
 class ConnectionsSettings(CheckSettings):
@@ -57,7 +63,21 @@ class QueryPerformanceSettings(CheckSettings):
     threads_user_id: str = "test_user_id"
 
 
-class CallbackSettings(CheckSettings):
+class DeadlineSettings(CheckSettings):
+    """A check that asks a server over the network: a deadline shorter than its interval."""
+
+    timeout: Duration = 3.0
+
+    @model_validator(mode="after")
+    def _deadline_fits_interval(self) -> Self:
+        if self.timeout >= self.interval:
+            raise FieldProblem(
+                "timeout", f"must be shorter than interval ({format_duration(self.interval)})"
+            )
+        return self
+
+
+class CallbackSettings(DeadlineSettings):
     """The synthetic OAuth callback probe (the plan's curl)."""
 
     # 900 probes an hour: enough for the criteria's tests to see 3x the error budget or a 30%
@@ -69,16 +89,7 @@ class CallbackSettings(CheckSettings):
         default_factory=lambda: {"Content-Type": "application/json"}
     )
     body: str = '{"code":"test"}'
-    timeout: Duration = 3.0
     valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
-
-    @model_validator(mode="after")
-    def _deadline_fits_interval(self) -> CallbackSettings:
-        if self.timeout >= self.interval:
-            raise FieldProblem(
-                "timeout", f"must be shorter than interval ({format_duration(self.interval)})"
-            )
-        return self
 
     def is_valid_status(self, status: int) -> bool:
         """Whether an answer with this status counts as the healthy app's answer."""
@@ -86,6 +97,21 @@ class CallbackSettings(CheckSettings):
             status == code if isinstance(code, int) else str(status)[0] == code[0]
             for code in self.valid_status_codes
         )
+
+
+class AlertsSettings(DeadlineSettings):
+    """The rollout's alerts firing, asked of Alertmanager (what pages, inhibited or not) or of
+    Prometheus (its rules' alerts), for the status page; built only with a url."""
+
+    interval: Interval = 15.0
+    url: HttpUrl = None
+    api: Literal["alertmanager", "prometheus"] = "alertmanager"
+    timeout: Duration = 5.0
+
+    @property
+    def wanted(self) -> bool:
+        """Enabled, and told where to ask."""
+        return self.enabled and self.url is not None
 
 
 class SlowCheckSettings(CheckSettings):
@@ -150,6 +176,7 @@ class ChecksConfig(Section):
     query_performance: QueryPerformanceSettings = QueryPerformanceSettings()
     pool: FastCheckSettings = FastCheckSettings()
     callback: CallbackSettings = CallbackSettings()
+    alerts: AlertsSettings = AlertsSettings()
     sql: tuple[SqlCheckSettings, ...] = ()
 
     @model_validator(mode="after")

@@ -19,9 +19,9 @@ from monitor.db.pool import Database
 from monitor.observe.metrics import Metrics
 
 log = structlog.get_logger("monitor")
-# Checks every replica runs for itself: its own pod's callback, its own pool. The others query
-# the database, and only the leader runs them.
-PER_REPLICA = frozenset({"callback", "pool"})
+# Checks every replica runs for itself: its own pod's callback, its own pool, the alerts its
+# status page shows. The others query the database, and only the leader runs them.
+PER_REPLICA = frozenset({"callback", "pool", "alerts"})
 
 
 class Replica:

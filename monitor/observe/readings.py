@@ -73,8 +73,29 @@ class Connections:
         return self.clients / self.max_connections if self.max_connections > 0 else None
 
 
-Reading = SchemaHealth | Drift | Backfill | Logins | Lookup | Connections
-R = TypeVar("R", SchemaHealth, Drift, Backfill, Logins, Lookup, Connections)
+@dataclass(frozen=True)
+class FiredAlert:
+    """One alert of the rollout's rules as Alertmanager or Prometheus has it, by name: how many
+    instances fire (a replica each, or one for the fleet), and whether any of them pages (not
+    silenced or inhibited)."""
+
+    name: str
+    count: int
+    paging: bool
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """The rollout's alerts firing, as the alerts check last asked them of `source`; `error`
+    when it could not (then `firing` is empty, and unknown)."""
+
+    source: str
+    firing: tuple[FiredAlert, ...] = ()
+    error: str | None = None
+
+
+Reading = SchemaHealth | Drift | Backfill | Logins | Lookup | Connections | Alerts
+R = TypeVar("R", SchemaHealth, Drift, Backfill, Logins, Lookup, Connections, Alerts)
 
 
 @dataclass(frozen=True)
