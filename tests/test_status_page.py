@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import bcrypt
 import fixtures
 import httpx
 import pytest
+import yaml
 from browser import PHONE, Browser, browser
 from callback_servers import answering_server
 from clocks import Clock
@@ -58,7 +60,7 @@ from monitor.http.status.charts import (
 )
 from monitor.http.status.history import Minute, drift_of, last_hour, per_minute
 from monitor.http.status.now import Paging, Vitals, now_decisions, would_page
-from monitor.http.status.page import CSS, Status, error_kind, render
+from monitor.http.status.page import CRITERION_ALERTS, CSS, Status, error_kind, render
 from monitor.http.webconfig import WebConfig
 from monitor.judge.baseline import SavedState, Summary
 from monitor.judge.criteria import decide
@@ -69,7 +71,7 @@ from monitor.observe.metrics import PROBE_BUCKETS
 from monitor.observe.migration import MigrationView
 from monitor.observe.probe import ProbeResult
 from monitor.observe.probelog import Observed, ProbeLog
-from monitor.observe.readings import Backfill, Drift, Readings
+from monitor.observe.readings import Alerts, Backfill, Drift, FiredAlert, Readings
 from monitor.output.redact import Redactor
 
 __all__ = ["browser"]  # the fixture, imported so that pytest finds it here
@@ -435,13 +437,30 @@ def test_charts_draw_the_history() -> None:
     ]
     html = render(status(samples=samples))
     assert 'data-series="success" data-points="2"' in html
-    assert "success: now 100.0%" in html
+    # "Now" is the last 5 minutes everywhere on the page: 1 of the 3 probes failed.
+    assert "success: last 5 minutes 66.7%" in html
+    assert "p95: last 5 minutes 19.8 ms" in html
+    assert "1 of 3 probes failed; p95 19.8 ms" in html
     assert "objective: 99.0%" in html
     assert 'data-series="stale_valid" data-points="3"' in html
     assert "wrongly_invalid: now 0" in html
     assert 'data-series="threadsFullName" data-points="3"' in html
     assert "threadsFullName: now 7" in html
     assert "no data yet" not in html
+
+
+def test_a_value_no_longer_reported_is_not_shown_as_now() -> None:
+    """Issue 20, finding 7: "Users missing a new field: now 2,673" stayed after a roll-back
+    dropped the columns (the backfill check withdrew its reading)."""
+    base = NOW - NOW % 60 - 120
+    drift = {"stale_valid": 4.0, "wrongly_invalid": 0.0}
+    samples = [
+        moment(base + 10, "success", 0.02, drift, {"threadsFullName": 2673.0}),
+        moment(base + 70, "success", 0.02, drift),  # the columns are gone
+    ]
+    html = render(status(samples=samples))
+    assert "threadsFullName: not reported now (last 2,673)" in html
+    assert "threadsFullName: now" not in html
 
 
 def an_hour_of_probes() -> list[Observed]:
@@ -565,7 +584,9 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The page a phone shows: every criterion passes, the state, the phase, four charts."""
+    """The page a phone shows: every criterion passing so far, inconclusive as the verdict says
+    until its 24 hours are over (issue 20: the page said pass while the verdict did not), the
+    state, the phase, four charts."""
     migrate(fresh_db)
     with served(fresh_db, tmp_path, WebConfig()) as page:
         browser.credentials(None)
@@ -575,10 +596,12 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
         assert view.applied_at is not None
 
         assert texts(browser, "#criteria .title") == list(TITLES.values())
-        assert texts(browser, "#criteria .result") == ["pass"] * 7  # the verdict and each one
+        # The verdict and each criterion: the 24 hours are not over.
+        assert texts(browser, "#criteria .result") == ["inconclusive"] * 7
         reasons = texts(browser, "#criteria .reason")
-        assert reasons[1] == f"callback success 100.00% of {PROBES} probes"
-        assert reasons[2] == "all 2 users who logged in have both fields"
+        so_far = "passing so far; the window is not over"
+        assert reasons[1] == f"{so_far} (callback success 100.00% of {PROBES} probes)"
+        assert reasons[2] == f"{so_far} (all 2 users who logged in have both fields)"
         assert texts(browser, "#migration dd")[:2] == [
             "applied",
             "critical: the first hour after the migration",
@@ -598,7 +621,7 @@ def test_the_daemon_page_in_chromium_after_a_healthy_migration(
         }  # fmt: skip
         legends = texts(browser, ".legend li")
         for line in (
-            "success: now 100.0%",
+            "success: last 5 minutes 100.0%",
             "objective: 99.0%",
             "baseline p95 (240 probes, monitor): 500.0 ms",
             "limit 1.10x baseline: 550.0 ms",
@@ -704,7 +727,7 @@ def test_the_running_daemon_serves_the_status_page_behind_its_basic_auth(
         monitor.stop()
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert "<h2>Success criteria since the migration: " in response.text
+    assert "<h2>Success criteria, the verdict's 24h window: " in response.text
     assert f"<code>{config.migration.name}</code>" in response.text
 
 
@@ -1014,3 +1037,55 @@ def test_objects_appearing_during_the_run_would_not_page_as_partial() -> None:
 )
 def test_the_page_shows_the_kind_of_a_probe_error_never_its_text(detail: str, shown: str) -> None:
     assert error_kind(detail) == shown
+
+
+def test_the_alerts_firing_are_shown_and_no_criterion_says_passing_now_beside_its_alert() -> None:
+    """Issue 20, finding 7: the token card said "passing now" in green while
+    RolloutTokensWronglyInvalid fired. The alerts Alertmanager has are on the page; a criterion
+    whose alert fires says so instead, and the header is FAILING while one pages."""
+    window = replace(OBSERVED, wrongly_invalid=3, logins_missing_field=0)
+    now = replace(OBSERVED, wrongly_invalid=0, logins_missing_field=0)
+    alerts = Alerts(
+        "Alertmanager at http://am:9093",
+        (
+            FiredAlert("RolloutCallbackDown", 2, paging=False),
+            FiredAlert("RolloutTokensWronglyInvalid", 1, paging=True),
+        ),
+    )
+    shown = replace(status(window), now_decisions=decide(now))
+    assert "passing now" in render(shown)  # before: the own numbers alone
+    html = render(replace(shown, alerts=alerts))
+    assert "passing now" not in html
+    assert '<li id="criterion-token_validity_tracking" class="criterion fail">' in html
+    assert '<p class="now fail">Alert firing: RolloutTokensWronglyInvalid.</p>' in html
+    assert (
+        '<dt>Alerts firing</dt><dd id="now-alerts">RolloutCallbackDown x2 (silenced or'
+        " inhibited); RolloutTokensWronglyInvalid (paging) (Alertmanager at http://am:9093)</dd>"
+    ) in html
+    assert '<span id="now-level" class="level bad">FAILING</span>' in html
+
+
+@pytest.mark.parametrize(
+    ("alerts", "text"),
+    [
+        (None, "not asked: set checks.alerts.url to Alertmanager (or Prometheus)"),
+        (Alerts("Alertmanager at http://am:9093"), "none (Alertmanager at http://am:9093)"),
+        (
+            Alerts("Alertmanager at http://am:9093", error="ConnectError: refused"),
+            "unknown: Alertmanager at http://am:9093 did not answer (ConnectError: refused)",
+        ),
+    ],
+)
+def test_the_alerts_row_says_where_they_come_from(alerts: Alerts | None, text: str) -> None:
+    html = render(replace(status(), alerts=alerts))
+    assert f'<dd id="now-alerts">{escape(text)}</dd>' in html
+
+
+def test_every_alert_a_criterion_names_is_a_rule_of_the_shipped_rules() -> None:
+    rules = yaml.safe_load(
+        files("monitor.assets").joinpath("alerts/alerting.rules.yml").read_text(encoding="utf-8")
+    )
+    shipped = {r["alert"] for group in rules["groups"] for r in group["rules"] if "alert" in r}
+    named = {name for names in CRITERION_ALERTS.values() for name in names}
+    assert named <= shipped, named - shipped
+    assert set(CRITERION_ALERTS) == set(TITLES)

@@ -190,7 +190,9 @@ def timing_out_in_the_lock_queue(instance: str, t: int) -> Probe | None:
 
 def timing_out_half_an_hour_before(instance: str, t: int) -> Probe | None:
     """Timeouts from 00:30 to 00:40, long before the migration: none of its window's business."""
-    return Probe("timeout", DEADLINE) if BASE + 1800 < t <= BASE + 2400 else healthy_probe(instance, t)
+    return (
+        Probe("timeout", DEADLINE) if BASE + 1800 < t <= BASE + 2400 else healthy_probe(instance, t)
+    )
 
 
 def queued_from_0050(instance: str, t: int) -> bool:

@@ -33,6 +33,7 @@ from monitor.judge.judgement import Judgement
 from monitor.judge.rollout import thresholds
 from monitor.observe.identity import BuildInfo
 from monitor.observe.metrics import Metrics
+from monitor.observe.readings import Alerts
 
 log = structlog.get_logger("monitor")
 STOP_GRACE_SECONDS = 2.0
@@ -81,6 +82,7 @@ class Monitor:
             vitals=lambda: read_vitals(self.memory.readings, self.metrics.postgres.up),
             redact=redact,
             replica=self.replica.describe,
+            alerts=lambda: self.memory.readings.get(Alerts),
         )
         self._inflight = Inflight()
         # The passwords the previous monitor's endpoint verified: a reload keeps them.

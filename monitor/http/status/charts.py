@@ -22,10 +22,12 @@ Format = Callable[[float], str]
 
 @dataclass(frozen=True)
 class Series:
-    """One line: its name in the legend and its points, oldest first."""
+    """One line: its name in the legend and its points, oldest first; `now` says what it is
+    now in the legend's words (by default its last point's value)."""
 
     name: str
     points: tuple[Point, ...]
+    now: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,9 @@ def legend(chart: Chart) -> str:
 
 
 def latest(line: Series, fmt: Format) -> str:
-    """The series' last value, or that it has none."""
+    """What the series is now: as it says, else its last value, or that it has none."""
+    if line.now is not None:
+        return line.now
     return f"now {fmt(line.points[-1][1])}" if line.points else "no data"
 
 

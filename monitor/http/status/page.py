@@ -37,11 +37,13 @@ from monitor.judge.observation import (
     baseline_problem,
     baseline_usable,
 )
-from monitor.judge.rollout import PHASES, phase
+from monitor.judge.rollout import PHASES, VERDICT_WINDOWS, phase
 from monitor.observe.migration import MigrationTracker, MigrationView
 from monitor.observe.probelog import Observed, ProbeLog
+from monitor.observe.readings import Alerts
 
 REFRESH_SECONDS = 15
+PAGE_WINDOW = "24h"  # the criteria shown are the verdict's on this window, as `verdict` decides
 CSS = files(__package__).joinpath("page.css").read_text(encoding="utf-8")
 
 
@@ -64,6 +66,7 @@ class Status:
     paging: Sequence[Paging] = ()  # alerts the daemon's own numbers say are due
     last_detail: str = ""  # the last probe's detail, redacted
     replica: str = ""  # which replica runs the database checks, when several monitors share it
+    alerts: Alerts | None = None  # the alerts firing, as checks.alerts last asked; None: not asked
 
     @cached_property
     def minutes(self) -> list[Minute]:
@@ -87,7 +90,9 @@ class StatusPage:
         redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
         replica: Callable[[], str] = lambda: "",
+        alerts: Callable[[], Alerts | None] = lambda: None,
     ) -> None:
+        self._alerts = alerts
         self._migration = migration
         self._replica = replica
         self._tracker = tracker
@@ -105,12 +110,14 @@ class StatusPage:
         view, known = self._tracker.current(), self._tracker.known_state()
         observation = self._judgement.observation()
         thresholds = self._judgement.thresholds
+        # The criteria as the verdict decides them (its default window): a pass only once over.
+        verdict = self._judgement.verdict(PAGE_WINDOW, VERDICT_WINDOWS[PAGE_WINDOW])
         summary, source = self._baseline.frozen()
         return Status(
             migration=self._migration,
             known_state=known,
             view=view,
-            decisions=self._judgement.decisions(observation),
+            decisions=verdict.decisions,
             baseline=summary,
             baseline_source=source,
             samples=samples,
@@ -121,6 +128,7 @@ class StatusPage:
             paging=would_page(samples, vitals, known, now, thresholds, running=view.running),
             last_detail=self._redact(error_kind(samples[-1].detail)) if samples else "",
             replica=self._replica(),
+            alerts=self._alerts(),
         )
 
     def render(self) -> bytes:
@@ -159,7 +167,7 @@ def render(status: Status) -> str:
             "</header>",
             now_section(status, level, last),
             migration_section(status),
-            criteria_section(status.decisions, verdict, status.now_decisions),
+            criteria_section(status.decisions, verdict, status.now_decisions, status.alerts),
             charts_section(status),
             footer(status),
             "</main></body></html>\n",
@@ -198,27 +206,64 @@ def definitions(rows: Sequence[tuple[str, str, str]]) -> str:
 
 
 def criteria_section(
-    decisions: Sequence[Decision], verdict: str, now: Sequence[Decision] = ()
+    decisions: Sequence[Decision],
+    verdict: str,
+    now: Sequence[Decision] = (),
+    alerts: Alerts | None = None,
 ) -> str:
-    """The plan's success criteria, each with its result in words and the reason, and whether
-    one that failed in the window still fails now."""
+    """The plan's success criteria as the verdict decides them over its default window, each
+    with its result in words and the reason, whether one that failed still fails now, and the
+    alerts of it firing."""
     current = {d.criterion: d for d in now}
     items = "".join(
         f'<li id="criterion-{escape(d.criterion)}" class="criterion {escape(d.result)}">'
         f'<span class="result {escape(d.result)}">{escape(d.result)}</span> '
         f'<strong class="title">{escape(d.title)}</strong>'
-        f'<p class="reason">{escape(d.reason)}</p>{now_note(d, current.get(d.criterion))}</li>'
+        f'<p class="reason">{escape(d.reason)}</p>'
+        f"{now_note(d, current.get(d.criterion), firing_for(d.criterion, alerts))}</li>"
         for d in decisions
     )
     return (
-        '<section id="criteria"><h2>Success criteria since the migration: '
+        f'<section id="criteria"><h2>Success criteria, the verdict\'s {PAGE_WINDOW} window: '
         f'<span id="verdict" class="result {escape(verdict)}">{escape(verdict)}</span></h2>'
         f'<ol class="criteria">{items}</ol></section>'
     )
 
 
-def now_note(window: Decision, now: Decision | None) -> str:
-    """For a criterion that failed in the window: does it still fail now, or pass again?"""
+# The alerts of alerts/alerting.rules.yml that speak for each criterion now.
+CRITERION_ALERTS = {
+    "migration_completed": (
+        "RolloutMigrationPartial",
+        "RolloutMigrationRolledBack",
+        "RolloutIndexInvalid",
+    ),
+    "users_can_authenticate": (
+        "RolloutCallbackDown",
+        "RolloutLoginsFailing",
+        "RolloutLoginsFailingSlowly",
+    ),
+    "new_fields_populated": ("RolloutBackfillStalled",),
+    "token_validity_tracking": ("RolloutTokensWronglyInvalid",),
+    "latency_within_10pct": ("RolloutCallbackLatencyRegression",),
+    "error_rate_within_baseline": (
+        "RolloutCallbackErrorBudgetBurnFast",
+        "RolloutCallbackErrorBudgetBurnSlow",
+    ),
+}
+
+
+def firing_for(criterion: str, alerts: Alerts | None) -> list[str]:
+    """The criterion's alerts firing now, as last asked."""
+    names = CRITERION_ALERTS.get(criterion, ())
+    return [] if alerts is None else [a.name for a in alerts.firing if a.name in names]
+
+
+def now_note(window: Decision, now: Decision | None, firing: Sequence[str] = ()) -> str:
+    """The criterion's alerts firing, or, for one that failed in the window: does it still
+    fail now, or pass again? Never "passing now" while an alert of it fires."""
+    if firing:
+        words = f"Alert firing: {', '.join(firing)}."
+        return f'<p class="now fail">{escape(words)}</p>'
     if window.result != "fail" or now is None or now.result == "inconclusive":
         return ""
     words = (
@@ -233,11 +278,13 @@ NOW_WORDS = {"bad": "FAILING", "warn": "DEGRADED", "ok": "OK", "unknown": "NO DA
 
 
 def now_level(status: Status, last: Recent) -> str:
-    """bad: the last probe failed, the database is down or something would page; warn: some
-    probe failed in the last five minutes; ok: none did; unknown: no probe yet."""
+    """bad: the last probe failed, the database is down, something would page or an alert
+    pages; warn: some probe failed in the last five minutes; ok: none did; unknown: no probe
+    yet."""
     samples = status.samples
     last_failed = bool(samples) and samples[-1].outcome != "success"
-    if last_failed or status.paging or status.vitals.postgres_up is False:
+    paging = status.alerts is not None and any(a.paging for a in status.alerts.firing)
+    if last_failed or status.paging or paging or status.vitals.postgres_up is False:
         return "bad"
     if not samples:
         return "unknown"
@@ -250,6 +297,7 @@ def now_section(status: Status, level: str, last: Recent) -> str:
         ("Callback", last_probe_text(status), "now-callback"),
         ("Last 5 minutes", recent_text(last), "now-recent"),
         *database_rows(status.vitals),
+        ("Alerts firing", alerts_text(status.alerts), "now-alerts"),
         ("Would page", paging_text(status.paging), "now-paging"),
     ]
     return (
@@ -309,6 +357,22 @@ def sessions(number: float) -> str:
     return f"{number:g} session" + ("" if number == 1 else "s")
 
 
+def alerts_text(alerts: Alerts | None) -> str:
+    """The rollout's alerts firing and where that comes from, or why it is not known."""
+    if alerts is None:
+        return "not asked: set checks.alerts.url to Alertmanager (or Prometheus)"
+    if alerts.error is not None:
+        return f"unknown: {alerts.source} did not answer ({alerts.error})"
+    if not alerts.firing:
+        return f"none ({alerts.source})"
+    shown = "; ".join(
+        f"{a.name}{f' x{a.count}' if a.count > 1 else ''}"
+        f" ({'paging' if a.paging else 'silenced or inhibited'})"
+        for a in alerts.firing
+    )
+    return f"{shown} ({alerts.source})"
+
+
 def paging_text(paging: Sequence[Paging]) -> str:
     """The alerts due, with why; 'nothing' when none is."""
     if not paging:
@@ -357,15 +421,23 @@ def middle(start: float, end: float) -> float:
 
 
 def success_chart(status: Status, start: float, end: float) -> Chart:
-    """Per-minute share of successful probes against the objective."""
+    """Per-minute share of successful probes against the objective; now: the last 5 minutes,
+    as everywhere on the page."""
     minutes = status.minutes
     points = tuple((middle(m.start, end), m.success_ratio) for m in minutes)
+    last = recent(status.samples, status.now)
+    ratio = last.error_ratio
+    now = (
+        "no probe in the last 5 minutes"
+        if ratio is None
+        else f"last 5 minutes {percent(1 - ratio)}"
+    )
     return Chart(
         "success",
         "Callback success per minute",
         start,
         end,
-        (Series("success", points),),
+        (Series("success", points, now),),
         (Reference("objective", status.thresholds.objective),),
         percent,
         high=1.0,
@@ -373,15 +445,18 @@ def success_chart(status: Status, start: float, end: float) -> Chart:
 
 
 def latency_chart(status: Status, start: float, end: float) -> Chart:
-    """Per-minute p95 latency against the baseline's p95 and the tolerated limit."""
+    """Per-minute p95 latency against the baseline's p95 and the tolerated limit; now: the last
+    5 minutes' p95, as everywhere on the page."""
     minutes = status.minutes
     points = tuple((middle(m.start, end), m.p95_seconds) for m in minutes if m.p95_seconds)
+    p95 = recent(status.samples, status.now).latencies.quantile(0.95)
+    now = "no probe in the last 5 minutes" if p95 is None else f"last 5 minutes {milliseconds(p95)}"
     return Chart(
         "latency",
         "Callback latency, p95 per minute",
         start,
         end,
-        (Series("p95", points),),
+        (Series("p95", points, now),),
         baseline_lines(status),
         milliseconds,
         axis=short_duration,
@@ -411,7 +486,7 @@ def drift(samples: Sequence[Observed]) -> tuple[Series, ...]:
     """Stale-valid and wrongly-invalid tokens as the drift check last reported at each probe."""
     drifts = [(s.at, drift_of(s)) for s in samples]
     return tuple(
-        Series(kind, tuple((at, kinds[kind]) for at, kinds in drifts if kind in kinds))
+        reported(kind, tuple((at, kinds[kind]) for at, kinds in drifts if kind in kinds), samples)
         for kind in DRIFT_KINDS
     )
 
@@ -421,9 +496,21 @@ def backfill(samples: Sequence[Observed]) -> tuple[Series, ...]:
     missing = [(s.at, dict(s.around.missing)) for s in samples]
     columns = list(dict.fromkeys(c for _, users in missing for c in users))
     return tuple(
-        Series(column, tuple((at, users[column]) for at, users in missing if column in users))
+        reported(
+            column, tuple((at, users[column]) for at, users in missing if column in users), samples
+        )
         for column in columns
     )
+
+
+def reported(
+    name: str, points: tuple[tuple[float, float], ...], samples: Sequence[Observed]
+) -> Series:
+    """A series of what a check reported at each probe; not "now" when the last probe had no
+    report of it (the check withdrew it: the column is gone, the check failed)."""
+    if points and samples and points[-1][0] < samples[-1].at:
+        return Series(name, points, f"not reported now (last {count(points[-1][1])})")
+    return Series(name, points)
 
 
 def footer(status: Status) -> str:
