@@ -11,6 +11,7 @@ from monitor.config.durations import format_duration
 from monitor.config.names import is_builtin
 from monitor.config.section import Section
 from monitor.config.values import (
+    ByteSize,
     CallbackUrl,
     CheckName,
     Duration,
@@ -90,6 +91,9 @@ class CallbackSettings(DeadlineSettings):
     )
     body: str = '{"code":"test"}'
     valid_status_codes: tuple[StatusCode, ...] = ("2xx", "3xx", "4xx")
+    # The probe stops reading the answer there (decompressed): a body cut off is its own
+    # outcome, and memory stays flat whatever the callback sends.
+    body_size_limit: ByteSize = 1 << 20
 
     def is_valid_status(self, status: int) -> bool:
         """Whether an answer with this status counts as the healthy app's answer."""

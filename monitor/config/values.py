@@ -112,6 +112,31 @@ Interval = Annotated[float, BeforeValidator(duration), AfterValidator(_at_least_
 PostgresDuration = Annotated[Duration, AfterValidator(_postgres_limit)]
 
 
+_SIZE = re.compile(r"^(\d{1,12})\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
+_SIZE_UNITS = {
+    None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+    "KB": 1000, "MB": 1000**2, "GB": 1000**3,
+}  # fmt: skip
+MAX_SIZE = 1 << 30  # a body or a file the monitor reads whole: 1 GiB is far past any sane one
+
+
+def byte_size(value: object) -> int:
+    """Bytes in a size: a whole number, or one with a unit (512KiB, 1MiB, 2MB), 1 B to 1 GiB."""
+    found = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif found is not None:
+        size = int(found[1]) * _SIZE_UNITS[found[2]]
+    else:
+        raise ValueError(f"invalid size {shown(value)}: a number of bytes, or with a unit (1MiB)")
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"invalid size {shown(value)}: from 1 byte to 1GiB")
+    return size
+
+
+ByteSize = Annotated[int, BeforeValidator(byte_size)]
+
+
 def _identifier(value: str) -> str:
     if not value or len(value.encode()) > _IDENTIFIER_MAX or "\x00" in value:
         raise ValueError(f"invalid identifier {shown(value)}: 1 to 63 bytes")

@@ -11,7 +11,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 CHECK_OUTCOMES = ("success", "failure", "skipped", "not_applicable")
-PROBE_OUTCOMES = ("success", "server_error", "unexpected_status", "timeout", "connection_error")
+PROBE_OUTCOMES = (
+    *("success", "server_error", "unexpected_status", "timeout", "connection_error"),
+    *("body_too_large", "bad_body"),  # cut off at checks.callback.body_size_limit; undecodable
+)
 # 5 ms to 10 s: a healthy callback answers in tens of milliseconds, a sick one times out. Up to
 # 1 s each bucket is at most 1.5x the one below, so histogram_quantile's linear interpolation
 # inside a bucket is off by well under a third: fine enough to see a 10% latency regression.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from monitor.config.checks import CallbackSettings
+from monitor.observe.body import BodyTooLarge, BodyUnreadable, read_bounded
 
 PHASES = ("connect", "tls", "processing", "transfer")
 # Each phase: from the first event that has happened to the event that ends it.
@@ -96,6 +97,14 @@ def tls_context(url: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+class BodyProblem(Exception):
+    """The answer came, but its body was cut off at the limit or does not decompress."""
+
+    def __init__(self, status: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.status, self.cause = status, cause
+
+
 class CallbackProbe:
     """Sends the configured request on a fresh connection and classifies the answer."""
 
@@ -117,6 +126,9 @@ class CallbackProbe:
         timings = Timings()
         try:
             status = await asyncio.wait_for(self._exchange(timings, tls), self._settings.timeout)
+        except BodyProblem as problem:
+            outcome = "body_too_large" if isinstance(problem.cause, BodyTooLarge) else "bad_body"
+            return self._result(outcome, timings, problem.status, str(problem.cause))
         except (TimeoutError, httpx.TimeoutException):
             waited = self._result("timeout", timings, detail="no answer by the deadline")
             # Its latency counts as at least the deadline (the clock started a moment late).
@@ -142,7 +154,10 @@ class CallbackProbe:
             timings.restart()
             response = await client.send(request, stream=True)
             try:
-                await response.aread()
+                encoding = response.headers.get("content-encoding", "identity")
+                await read_bounded(response.aiter_raw(), encoding, settings.body_size_limit)
+            except (BodyTooLarge, BodyUnreadable) as cause:
+                raise BodyProblem(response.status_code, cause) from None
             finally:
                 await response.aclose()
             return response.status_code
