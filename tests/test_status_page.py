@@ -58,9 +58,11 @@ from monitor.http.status.charts import (
     segments,
     short_count,
 )
+from monitor.http.status.criteria_section import CRITERION_ALERTS
 from monitor.http.status.history import Minute, drift_of, last_hour, per_minute
 from monitor.http.status.now import Paging, Vitals, now_decisions, would_page
-from monitor.http.status.page import CRITERION_ALERTS, CSS, Status, error_kind, render
+from monitor.http.status.page import CSS, error_kind, render
+from monitor.http.status.status import Status
 from monitor.http.webconfig import WebConfig
 from monitor.judge.baseline import SavedState, Summary
 from monitor.judge.criteria import decide

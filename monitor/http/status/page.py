@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cached_property
 from html import escape
 from importlib.resources import files
 
@@ -25,53 +22,21 @@ from monitor.http.status.charts import (
     render_chart,
     short_count,
 )
-from monitor.http.status.history import DRIFT_KINDS, Minute, drift_of, last_hour, per_minute
-from monitor.http.status.now import Paging, Recent, Vitals, now_decisions, recent, would_page
-from monitor.judge.baseline import Baseline, Summary
+from monitor.http.status.criteria_section import PAGE_WINDOW, criteria_section
+from monitor.http.status.history import DRIFT_KINDS, drift_of, last_hour
+from monitor.http.status.now import Vitals, now_decisions, recent, would_page
+from monitor.http.status.now_section import NOW_WORDS, now_level, now_section
+from monitor.http.status.status import Status, definitions, utc
+from monitor.judge.baseline import Baseline
 from monitor.judge.criteria import overall
 from monitor.judge.judgement import Judgement
-from monitor.judge.observation import (
-    BaselineView,
-    Decision,
-    Thresholds,
-    baseline_problem,
-    baseline_usable,
-)
+from monitor.judge.observation import BaselineView, baseline_problem, baseline_usable
 from monitor.judge.rollout import PHASES, VERDICT_WINDOWS, phase
-from monitor.observe.migration import MigrationTracker, MigrationView
+from monitor.observe.migration import MigrationTracker
 from monitor.observe.probelog import Observed, ProbeLog
 from monitor.observe.readings import Alerts
 
-REFRESH_SECONDS = 15
-PAGE_WINDOW = "24h"  # the criteria shown are the verdict's on this window, as `verdict` decides
 CSS = files(__package__).joinpath("page.css").read_text(encoding="utf-8")
-
-
-@dataclass(frozen=True)
-class Status:
-    """Everything the page shows, taken from memory at one moment."""
-
-    migration: str
-    known_state: str | None  # None until the schema check first reported
-    view: MigrationView
-    decisions: Sequence[Decision]
-    baseline: Summary | None
-    baseline_source: str
-    samples: Sequence[Observed]
-    thresholds: Thresholds
-    now: float
-    refresh_seconds: int = REFRESH_SECONDS
-    vitals: Vitals = field(default_factory=Vitals)
-    now_decisions: Sequence[Decision] = ()  # the criteria on the last five minutes
-    paging: Sequence[Paging] = ()  # alerts the daemon's own numbers say are due
-    last_detail: str = ""  # the last probe's detail, redacted
-    replica: str = ""  # which replica runs the database checks, when several monitors share it
-    alerts: Alerts | None = None  # the alerts firing, as checks.alerts last asked; None: not asked
-
-    @cached_property
-    def minutes(self) -> list[Minute]:
-        """The samples by minute, for the charts (grouped once a render)."""
-        return per_minute(self.samples)
 
 
 class StatusPage:
@@ -142,12 +107,6 @@ def error_kind(detail: str) -> str:
     return detail.split(":", 1)[0].strip()
 
 
-def utc(moment: float | datetime) -> str:
-    """2026-11-24 03:04:05 UTC."""
-    at = moment if isinstance(moment, datetime) else datetime.fromtimestamp(moment, UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def render(status: Status) -> str:
     """The whole page."""
     verdict = overall(status.decisions)
@@ -194,190 +153,6 @@ def migration_section(status: Status) -> str:
         ("Applied", when, "applied"),
     ]
     return f'<section id="migration"><h2>Migration</h2>{definitions(rows)}</section>'
-
-
-def definitions(rows: Sequence[tuple[str, str, str]]) -> str:
-    """A <dl> of (name, text, id) rows, the text escaped."""
-    items = "".join(
-        f'<dt>{escape(name)}</dt><dd id="{escape(ident)}">{escape(text)}</dd>'
-        for name, text, ident in rows
-    )
-    return f"<dl>{items}</dl>"
-
-
-def criteria_section(
-    decisions: Sequence[Decision],
-    verdict: str,
-    now: Sequence[Decision] = (),
-    alerts: Alerts | None = None,
-) -> str:
-    """The plan's success criteria as the verdict decides them over its default window, each
-    with its result in words and the reason, whether one that failed still fails now, and the
-    alerts of it firing."""
-    current = {d.criterion: d for d in now}
-    items = "".join(
-        f'<li id="criterion-{escape(d.criterion)}" class="criterion {escape(d.result)}">'
-        f'<span class="result {escape(d.result)}">{escape(d.result)}</span> '
-        f'<strong class="title">{escape(d.title)}</strong>'
-        f'<p class="reason">{escape(d.reason)}</p>'
-        f"{now_note(d, current.get(d.criterion), firing_for(d.criterion, alerts))}</li>"
-        for d in decisions
-    )
-    return (
-        f'<section id="criteria"><h2>Success criteria, the verdict\'s {PAGE_WINDOW} window: '
-        f'<span id="verdict" class="result {escape(verdict)}">{escape(verdict)}</span></h2>'
-        f'<ol class="criteria">{items}</ol></section>'
-    )
-
-
-# The alerts of alerts/alerting.rules.yml that speak for each criterion now.
-CRITERION_ALERTS = {
-    "migration_completed": (
-        "RolloutMigrationPartial",
-        "RolloutMigrationRolledBack",
-        "RolloutIndexInvalid",
-    ),
-    "users_can_authenticate": (
-        "RolloutCallbackDown",
-        "RolloutLoginsFailing",
-        "RolloutLoginsFailingSlowly",
-    ),
-    "new_fields_populated": ("RolloutBackfillStalled",),
-    "token_validity_tracking": ("RolloutTokensWronglyInvalid",),
-    "latency_within_10pct": ("RolloutCallbackLatencyRegression",),
-    "error_rate_within_baseline": (
-        "RolloutCallbackErrorBudgetBurnFast",
-        "RolloutCallbackErrorBudgetBurnSlow",
-    ),
-}
-
-
-def firing_for(criterion: str, alerts: Alerts | None) -> list[str]:
-    """The criterion's alerts firing now, as last asked."""
-    names = CRITERION_ALERTS.get(criterion, ())
-    return [] if alerts is None else [a.name for a in alerts.firing if a.name in names]
-
-
-def now_note(window: Decision, now: Decision | None, firing: Sequence[str] = ()) -> str:
-    """The criterion's alerts firing, or, for one that failed in the window: does it still
-    fail now, or pass again? Never "passing now" while an alert of it fires."""
-    if firing:
-        words = f"Alert firing: {', '.join(firing)}."
-        return f'<p class="now fail">{escape(words)}</p>'
-    if window.result != "fail" or now is None or now.result == "inconclusive":
-        return ""
-    words = (
-        f"Still failing now: {now.reason}."
-        if now.result == "fail"
-        else f"Failed earlier in the window, passing now (last 5 minutes): {now.reason}."
-    )
-    return f'<p class="now {escape(now.result)}">{escape(words)}</p>'
-
-
-NOW_WORDS = {"bad": "FAILING", "warn": "DEGRADED", "ok": "OK", "unknown": "NO DATA"}
-
-
-def now_level(status: Status, last: Recent) -> str:
-    """bad: the last probe failed, the database is down, something would page or an alert
-    pages; warn: some probe failed in the last five minutes; ok: none did; unknown: no probe
-    yet."""
-    samples = status.samples
-    last_failed = bool(samples) and samples[-1].outcome != "success"
-    paging = status.alerts is not None and any(a.paging for a in status.alerts.firing)
-    if last_failed or status.paging or paging or status.vitals.postgres_up is False:
-        return "bad"
-    if not samples:
-        return "unknown"
-    return "warn" if last.failures else "ok"
-
-
-def now_section(status: Status, level: str, last: Recent) -> str:
-    """The last probe, the last five minutes, the database, and what would page."""
-    rows = [
-        ("Callback", last_probe_text(status), "now-callback"),
-        ("Last 5 minutes", recent_text(last), "now-recent"),
-        *database_rows(status.vitals),
-        ("Alerts firing", alerts_text(status.alerts), "now-alerts"),
-        ("Would page", paging_text(status.paging), "now-paging"),
-    ]
-    return (
-        f'<section id="now" class="now-{escape(level)}"><h2>Now: '
-        f'<span id="now-level" class="level {escape(level)}">{NOW_WORDS[level]}</span></h2>'
-        f"{definitions(rows)}</section>"
-    )
-
-
-def last_probe_text(status: Status) -> str:
-    """The last probe's outcome, status code or reason, and how long ago."""
-    if not status.samples:
-        return "no probe yet"
-    last = status.samples[-1]
-    answer = f"HTTP {last.status}" if last.status is not None else status.last_detail
-    ago = human_duration(status.now - last.at)
-    return f"{last.outcome} ({answer or 'no answer'}), {ago} ago"
-
-
-def recent_text(last: Recent) -> str:
-    """How many probes, how many failed, their p95."""
-    if not last.probes:
-        return "no probe"
-    p95 = last.latencies.quantile(0.95)
-    latency = "no answer" if p95 is None else f"p95 {milliseconds(p95)}"
-    return f"{last.failures} of {last.probes} probes failed; {latency}"
-
-
-def database_rows(vitals: Vitals) -> list[tuple[str, str, str]]:
-    """Reachable, locks and connections, as the checks last saw them."""
-    reachable = {
-        True: "reachable",
-        False: "UNREACHABLE: the criteria below use the last data seen before",
-        None: "unknown",
-    }[vitals.postgres_up]
-    locks = (
-        "unknown"
-        if vitals.lock_waiting is None
-        else f"{sessions(vitals.lock_waiting)} waiting on a lock,"
-        f" {vitals.blocked_by_ddl or 0:g} of them behind DDL"
-    )
-    ratio = vitals.connections_ratio
-    connections = (
-        "unknown"
-        if ratio is None or vitals.connections is None
-        else f"{vitals.connections:g} of {vitals.max_connections:g} ({ratio:.0%})"
-    )
-    return [
-        ("Database", reachable, "now-database"),
-        ("Locks", locks, "now-locks"),
-        ("Connections", connections, "now-connections"),
-    ]
-
-
-def sessions(number: float) -> str:
-    """'1 session', '3 sessions'."""
-    return f"{number:g} session" + ("" if number == 1 else "s")
-
-
-def alerts_text(alerts: Alerts | None) -> str:
-    """The rollout's alerts firing and where that comes from, or why it is not known."""
-    if alerts is None:
-        return "not asked: set checks.alerts.url to Alertmanager (or Prometheus)"
-    if alerts.error is not None:
-        return f"unknown: {alerts.source} did not answer ({alerts.error})"
-    if not alerts.firing:
-        return f"none ({alerts.source})"
-    shown = "; ".join(
-        f"{a.name}{f' x{a.count}' if a.count > 1 else ''}"
-        f" ({'paging' if a.paging else 'silenced or inhibited'})"
-        for a in alerts.firing
-    )
-    return f"{shown} ({alerts.source})"
-
-
-def paging_text(paging: Sequence[Paging]) -> str:
-    """The alerts due, with why; 'nothing' when none is."""
-    if not paging:
-        return "nothing"
-    return "; ".join(f"{p.alert} ({p.why})" for p in paging)
 
 
 def charts_section(status: Status) -> str:
