@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from monitor.checks.base import CheckRunner
 from monitor.checks.callback import CallbackCheck
 from monitor.config.checks import CallbackSettings
+from monitor.observe.matchers import MATCHER_OUTCOMES
 from monitor.observe.metrics import PROBE_OUTCOMES, Metrics
 from monitor.observe.probe import PHASES, CallbackProbe, ProbeResult
 from monitor.observe.probelog import ProbeLog
@@ -275,6 +276,7 @@ def test_outcome_counts_after_several_probes(registry: CollectorRegistry, metric
         "connection_error": 2.0,
         "body_too_large": 0.0,
         "bad_body": 0.0,
+        **dict.fromkeys(MATCHER_OUTCOMES, 0.0),
     }
     assert sample(registry, "rollout_auth_callback_duration_seconds_count") == 4.0
     # The timeout's 0.5 s is in (0.4, 0.5] or, late, (0.5, 0.75]; the answers far below.

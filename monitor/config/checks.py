@@ -13,6 +13,7 @@ from monitor.config.section import Section
 from monitor.config.values import (
     ByteSize,
     CallbackUrl,
+    CelExpression,
     CheckName,
     Duration,
     FieldProblem,
@@ -23,6 +24,7 @@ from monitor.config.values import (
     Interval,
     LabelName,
     MetricName,
+    Regexp,
     StatusCode,
     reject_repeats,
 )
@@ -64,6 +66,14 @@ class QueryPerformanceSettings(CheckSettings):
     threads_user_id: str = "test_user_id"
 
 
+class HeaderMatch(Section):
+    """A response header and a regular expression for it, as blackbox_exporter's."""
+
+    header: HeaderName
+    regexp: Regexp
+    allow_missing: bool = False
+
+
 class DeadlineSettings(CheckSettings):
     """A check that asks a server over the network: a deadline shorter than its interval."""
 
@@ -94,6 +104,14 @@ class CallbackSettings(DeadlineSettings):
     # The probe stops reading the answer there (decompressed): a body cut off is its own
     # outcome, and memory stays flat whatever the callback sends.
     body_size_limit: ByteSize = 1 << 20
+    follow_redirects: bool = False  # a 3xx is the answer (the app's redirect), as configured
+    # blackbox_exporter's matchers, same names and meaning; each failing with its own outcome.
+    fail_if_body_matches_regexp: tuple[Regexp, ...] = ()
+    fail_if_body_not_matches_regexp: tuple[Regexp, ...] = ()
+    fail_if_header_matches: tuple[HeaderMatch, ...] = ()
+    fail_if_header_not_matches: tuple[HeaderMatch, ...] = ()
+    fail_if_body_json_matches_cel: CelExpression | None = None
+    fail_if_body_json_not_matches_cel: CelExpression | None = None
 
     def is_valid_status(self, status: int) -> bool:
         """Whether an answer with this status counts as the healthy app's answer."""

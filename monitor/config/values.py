@@ -220,3 +220,33 @@ def reject_repeats(kind: str, names: list[str], taken: set[str]) -> None:
         if name in taken:
             raise FieldProblem("sql", f"{kind} name {name!r} is already taken")
         taken.add(name)
+
+
+def re2_pattern(value: str) -> str:
+    """A regular expression RE2 compiles (blackbox_exporter's syntax: Go's regexp is RE2)."""
+    import re2  # noqa: PLC0415  # loaded only where a matcher is configured
+
+    try:
+        re2.compile(value)
+    except re2.error as error:
+        raise ValueError(f"not an RE2 regular expression: {error}") from None
+    return value
+
+
+Regexp = Annotated[str, AfterValidator(re2_pattern)]
+
+
+def cel_expression(value: str) -> str:
+    """A CEL expression cel-python compiles."""
+    import celpy  # noqa: PLC0415  # 18 MiB: loaded only where a CEL matcher is configured
+    from celpy.celparser import CELParseError  # noqa: PLC0415
+
+    try:
+        celpy.Environment().compile(value)
+    except CELParseError as error:
+        where = f"line {getattr(error, 'line', '?')}, column {getattr(error, 'column', '?')}"
+        raise ValueError(f"not a CEL expression: it does not parse at {where}") from None
+    return value
+
+
+CelExpression = Annotated[str, AfterValidator(cel_expression)]

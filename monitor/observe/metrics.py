@@ -10,10 +10,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from monitor.observe.matchers import MATCHER_OUTCOMES
+
 CHECK_OUTCOMES = ("success", "failure", "skipped", "not_applicable")
 PROBE_OUTCOMES = (
     *("success", "server_error", "unexpected_status", "timeout", "connection_error"),
     *("body_too_large", "bad_body"),  # cut off at checks.callback.body_size_limit; undecodable
+    *MATCHER_OUTCOMES,  # blackbox-style matchers, each failing with its own
 )
 # 5 ms to 10 s: a healthy callback answers in tens of milliseconds, a sick one times out. Up to
 # 1 s each bucket is at most 1.5x the one below, so histogram_quantile's linear interpolation

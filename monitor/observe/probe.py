@@ -10,8 +10,10 @@ from typing import Any
 
 from monitor.config.checks import CallbackSettings
 from monitor.observe.body import BodyTooLarge, BodyUnreadable, read_bounded
+from monitor.observe.matchers import Answer, Matchers
 
 PHASES = ("connect", "tls", "processing", "transfer")
+MAX_REDIRECTS = 10  # with follow_redirects, as Go's http client (blackbox_exporter's)
 # Each phase: from the first event that has happened to the event that ends it.
 _PHASE_SPANS = {
     "connect": (("start",), "connect_tcp.complete"),
@@ -111,6 +113,7 @@ class CallbackProbe:
     def __init__(self, settings: CallbackSettings) -> None:
         self._settings = settings
         self._tls: ssl.SSLContext | None = None
+        self._matchers = Matchers(settings)
 
     def probe(self) -> ProbeResult:
         """One probe; returns by the deadline whatever the server does."""
@@ -125,7 +128,7 @@ class CallbackProbe:
 
         timings = Timings()
         try:
-            status = await asyncio.wait_for(self._exchange(timings, tls), self._settings.timeout)
+            answer = await asyncio.wait_for(self._exchange(timings, tls), self._settings.timeout)
         except BodyProblem as problem:
             outcome = "body_too_large" if isinstance(problem.cause, BodyTooLarge) else "bad_body"
             return self._result(outcome, timings, problem.status, str(problem.cause))
@@ -135,14 +138,19 @@ class CallbackProbe:
             return replace(waited, duration=max(waited.duration, self._settings.timeout))
         except httpx.HTTPError as error:
             return self._result("connection_error", timings, detail=describe(error))
-        return self._result(self._classify(status), timings, status=status)
+        outcome, detail = self._classify(answer)
+        return self._result(outcome, timings, answer.status, detail)
 
-    async def _exchange(self, timings: Timings, tls: ssl.SSLContext) -> int:
+    async def _exchange(self, timings: Timings, tls: ssl.SSLContext) -> Answer:
         import httpx  # noqa: PLC0415  # imported by _probe already
 
         settings = self._settings
         async with httpx.AsyncClient(
-            trust_env=False, timeout=settings.timeout, verify=tls
+            trust_env=False,
+            timeout=settings.timeout,
+            verify=tls,
+            follow_redirects=settings.follow_redirects,
+            max_redirects=MAX_REDIRECTS,
         ) as client:
             request = client.build_request(
                 settings.method,
@@ -155,17 +163,22 @@ class CallbackProbe:
             response = await client.send(request, stream=True)
             try:
                 encoding = response.headers.get("content-encoding", "identity")
-                await read_bounded(response.aiter_raw(), encoding, settings.body_size_limit)
+                raw = response.aiter_raw()
+                body = await read_bounded(raw, encoding, settings.body_size_limit)
             except (BodyTooLarge, BodyUnreadable) as cause:
                 raise BodyProblem(response.status_code, cause) from None
             finally:
                 await response.aclose()
-            return response.status_code
+            headers = tuple((k.lower(), v) for k, v in response.headers.items())
+            return Answer(response.status_code, headers, body)
 
-    def _classify(self, status: int) -> str:
-        if self._settings.is_valid_status(status):
-            return "success"
-        return "server_error" if status >= 500 else "unexpected_status"
+    def _classify(self, answer: Answer) -> tuple[str, str]:
+        """The outcome and its detail: the status first, then the matchers."""
+        status = answer.status
+        if not self._settings.is_valid_status(status):
+            return ("server_error" if status >= 500 else "unexpected_status"), ""
+        failed = self._matchers.failure(answer) if self._matchers.configured else None
+        return ("success", "") if failed is None else failed
 
     @staticmethod
     def _result(
