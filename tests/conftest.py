@@ -17,7 +17,7 @@ if str(Path(__file__).parent) not in sys.path:
 import fixtures
 from callback_servers import answering_server
 from databases import SERVER_TIMEZONE, FreshDatabase, drop_database, frozen_baseline_state
-from monitoring import WHILE_RUNNING, make_config, run_once
+from monitoring import OVER_TLS, WHILE_RUNNING, make_config, run_once
 from promql import exposed_names
 
 from monitor.demo.postgres import PostgresServer
@@ -80,5 +80,6 @@ def exported_names(fresh_db: FreshDatabase, tmp_path: Path) -> set[str]:
         )
         monitor, _ = run_once(config)
     # With the migration applied nothing runs it: what is exported only while it runs is
-    # checked by tests/test_migration_run.py.
-    return exposed_names(generate_latest(monitor.registry).decode()) | WHILE_RUNNING
+    # checked by tests/test_migration_run.py; what only an https callback exports, by
+    # tests/test_probe_tls.py.
+    return exposed_names(generate_latest(monitor.registry).decode()) | WHILE_RUNNING | OVER_TLS

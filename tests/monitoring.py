@@ -13,6 +13,13 @@ from monitor.output.redact import Redactor
 WHILE_RUNNING = frozenset(
     {"rollout_migration_statement_info", "rollout_migration_index_build_progress_ratio"}
 )
+# Exported only when the callback is https (tests/test_probe_tls.py shows them there).
+OVER_TLS = frozenset(
+    {
+        "rollout_auth_callback_tls_info",
+        "rollout_auth_callback_ssl_earliest_cert_expiry_timestamp_seconds",
+    }
+)
 
 
 def make_config(url: str, **sections: Any) -> Config:

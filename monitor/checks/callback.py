@@ -10,7 +10,7 @@ from monitor.checks.base import CheckFailed
 from monitor.checks.registry import Parts, register
 from monitor.config.checks import CallbackSettings
 from monitor.observe.metrics import Metrics, gauge, labelled_gauge
-from monitor.observe.probe import CallbackProbe, ProbeResult
+from monitor.observe.probe import CallbackProbe, ProbeResult, TLSSeen
 from monitor.observe.probelog import ProbeLog
 
 
@@ -63,11 +63,56 @@ def last_probe_families(result: ProbeResult) -> list[Metric]:
         ),
         labelled_gauge(
             "rollout_auth_callback_phase_seconds",
-            "Seconds the last probe spent in each phase (connect, tls, processing, transfer).",
+            "Seconds the last probe spent in each phase (resolve, connect, tls, processing,"
+            " transfer).",
             ["phase"],
             {(phase,): seconds for phase, seconds in result.phases.items()},
         ),
+        gauge(
+            "rollout_auth_callback_http_version",
+            "HTTP version of the last probe's answer (1.1, 2); 0 when it got none.",
+            http_version(result.http_version),
+        ),
+        gauge(
+            "rollout_auth_callback_redirects",
+            "Redirects the last probe followed (checks.callback.follow_redirects).",
+            result.redirects,
+        ),
+        *tls_families(result.tls),
     ]
+
+
+def http_version(text: str | None) -> float:
+    """'HTTP/1.1' -> 1.1; 0 without an answer (or a version that is not a number)."""
+    try:
+        return float((text or "").removeprefix("HTTP/"))
+    except ValueError:
+        return 0.0
+
+
+def tls_families(tls: TLSSeen | None) -> list[Metric]:
+    """The last answer's TLS, as blackbox_exporter's probe_tls_* and probe_ssl_*: absent over
+    plain HTTP; the expiry absent when the certificate was not verified."""
+    if tls is None:
+        return []
+    found: list[Metric] = [
+        labelled_gauge(
+            "rollout_auth_callback_tls_info",
+            "1, labelled with the TLS version and cipher of the last probe's answer.",
+            ["version", "cipher"],
+            {(tls.version, tls.cipher): 1.0},
+        )
+    ]
+    if tls.expires_at is not None:
+        found.append(
+            gauge(
+                "rollout_auth_callback_ssl_earliest_cert_expiry_timestamp_seconds",
+                "When the callback's certificate expires (the leaf's notAfter: Python 3.11 does"
+                " not hand out the verified chain), Unix seconds.",
+                tls.expires_at,
+            )
+        )
+    return found
 
 
 @register("callback", order=7)

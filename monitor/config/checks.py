@@ -3,11 +3,14 @@ checks that are just a query (`checks.sql`)."""
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from monitor.config.durations import format_duration
+from monitor.config.files import FileProblem, read_bounded
 from monitor.config.names import is_builtin
 from monitor.config.section import Section
 from monitor.config.values import (
@@ -74,6 +77,38 @@ class HeaderMatch(Section):
     allow_missing: bool = False
 
 
+class TLSClientSettings(Section):
+    """How the probe trusts an https callback's certificate (blackbox_exporter's tls_config)."""
+
+    ca_file: Path | None = None  # the CA to trust instead of certifi's bundle
+    insecure_skip_verify: bool = False  # the certificate unchecked: no expiry to report then
+
+    @field_validator("ca_file")
+    @classmethod
+    def _certificates(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            trusted_context(path)  # read bounded, and parsed: a problem is this field's
+        return path
+
+
+MAX_CA_BYTES = 1 << 20
+
+
+def trusted_context(ca_file: Path) -> ssl.SSLContext:
+    """A client context trusting the certificates of `ca_file` (PEM, at most 1 MiB)."""
+    try:
+        pem = read_bounded(ca_file, MAX_CA_BYTES, "CA file").decode("ascii")
+    except (FileProblem, UnicodeDecodeError) as problem:
+        raise ValueError(
+            str(problem) if isinstance(problem, FileProblem) else f"{ca_file}: not PEM"
+        ) from None
+    try:
+        context = ssl.create_default_context(cadata=pem)
+    except ssl.SSLError:
+        raise ValueError(f"{ca_file}: holds no certificate ssl can read") from None
+    return context
+
+
 class DeadlineSettings(CheckSettings):
     """A check that asks a server over the network: a deadline shorter than its interval."""
 
@@ -105,6 +140,7 @@ class CallbackSettings(DeadlineSettings):
     # outcome, and memory stays flat whatever the callback sends.
     body_size_limit: ByteSize = 1 << 20
     follow_redirects: bool = False  # a 3xx is the answer (the app's redirect), as configured
+    tls_config: TLSClientSettings = TLSClientSettings()
     # blackbox_exporter's matchers, same names and meaning; each failing with its own outcome.
     fail_if_body_matches_regexp: tuple[Regexp, ...] = ()
     fail_if_body_not_matches_regexp: tuple[Regexp, ...] = ()

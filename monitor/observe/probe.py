@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from monitor.config.checks import CallbackSettings
+from monitor.config.checks import CallbackSettings, trusted_context
 from monitor.observe.body import BodyTooLarge, BodyUnreadable, read_bounded
 from monitor.observe.matchers import Answer, Matchers
 
-PHASES = ("connect", "tls", "processing", "transfer")
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 MAX_REDIRECTS = 10  # with follow_redirects, as Go's http client (blackbox_exporter's)
 # Each phase: from the first event that has happened to the event that ends it.
 _PHASE_SPANS = {
-    "connect": (("start",), "connect_tcp.complete"),
+    "resolve": (("start",), "resolved"),
+    "connect": (("resolved", "start"), "connect_tcp.complete"),
     "tls": (("start_tls.started",), "start_tls.complete"),
     "processing": (
         ("send_request_body.complete", "send_request_headers.complete"),
@@ -24,6 +28,26 @@ _PHASE_SPANS = {
     ),
     "transfer": (("receive_response_headers.complete",), "receive_response_body.complete"),
 }
+
+
+@dataclass(frozen=True)
+class TLSSeen:
+    """The TLS of the last answer: version, cipher, and when the certificate expires (None
+    when it was not verified, so not read)."""
+
+    version: str
+    cipher: str
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """The answer, and how it came: the HTTP version, the redirects followed, the TLS."""
+
+    answer: Answer
+    http_version: str
+    redirects: int
+    tls: TLSSeen | None
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,9 @@ class ProbeResult:
     status: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
     detail: str = ""
+    http_version: str | None = None  # "HTTP/1.1", of the answer
+    redirects: int = 0  # followed on the way to the answer
+    tls: TLSSeen | None = None
 
     @property
     def latency(self) -> float | None:
@@ -69,6 +96,10 @@ class Timings:
         """Start the clock as the request is about to be sent, not when the client is made."""
         self.marks = {"start": time.perf_counter()}
 
+    def mark(self, event: str) -> None:
+        """Note an event of our own (the name resolved)."""
+        self.marks.setdefault(event, time.perf_counter())
+
     async def trace(self, event: str, info: dict[str, Any]) -> None:
         """httpx's trace extension callback; drops the protocol prefix (http11., connection.)."""
         self.marks.setdefault(event.split(".", 1)[-1], time.perf_counter())
@@ -87,16 +118,75 @@ class Timings:
         return result
 
 
-def tls_context(url: str) -> ssl.SSLContext:
+def tls_context(settings: CallbackSettings) -> ssl.SSLContext:
     """The probe's TLS context, made once at the first probe (not at start: the first scrape
     needs none of it). Loading the CA bundle took 18 ms of CPU per probe when each new client
     made its own, and holds 2.6 MiB: an http:// callback (a sidecar's localhost) gets a bare
-    context it never uses. Each probe still opens a fresh connection (and TLS session)."""
-    if not url.lower().startswith("https://"):
+    context it never uses. Each probe still opens a fresh connection (and TLS session).
+    tls_config.ca_file trusts that CA instead of certifi's bundle; insecure_skip_verify checks
+    nothing."""
+    if not settings.url.lower().startswith("https://"):
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls = settings.tls_config
+    if tls.insecure_skip_verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if tls.ca_file is not None:
+        return trusted_context(tls.ca_file)
     import certifi  # noqa: PLC0415
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+Target = tuple[str, dict[str, str], dict[str, str]]  # URL, headers, httpcore extensions
+MAX_ADDRESSES = 4  # of a name, tried in the resolver's order while connecting is refused
+
+
+async def resolved(url: str, timings: Timings) -> list[Target]:
+    """The URL with its host resolved, one per address in the resolver's order (each tried
+    until one connects, as a client connecting by name would), with the Host header and the
+    TLS server name that keep the request as written; the resolve phase marked. An address in
+    the URL is used as it is."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [(url, {}, {})]  # no resolve phase
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    timings.mark("resolved")
+    addresses = list(dict.fromkeys(str(entry[4][0]) for entry in found))[:MAX_ADDRESSES]
+    if not addresses:
+        raise OSError(f"{host} resolves to no address")
+    userinfo, at, host_header = parts.netloc.rpartition("@")
+    targets = []
+    for address in addresses:
+        literal = f"[{address}]" if ":" in address else address
+        netloc = userinfo + at + (f"{literal}:{parts.port}" if parts.port else literal)
+        target = urlunsplit(parts._replace(netloc=netloc))
+        targets.append((target, {"Host": host_header}, {"sni_hostname": host}))
+    return targets
+
+
+def tls_seen(stream: Any) -> TLSSeen | None:
+    """The answer's TLS, from httpcore's network stream; None over plain HTTP."""
+    tls = None if stream is None else stream.get_extra_info("ssl_object")
+    if tls is None:
+        return None
+    cipher = tls.cipher()
+    certificate = tls.getpeercert() or {}
+    expiry = certificate.get("notAfter")
+    return TLSSeen(
+        str(tls.version() or ""),
+        str(cipher[0]) if cipher else "",
+        None if not isinstance(expiry, str) else float(ssl.cert_time_to_seconds(expiry)),
+    )
 
 
 class BodyProblem(Exception):
@@ -118,7 +208,7 @@ class CallbackProbe:
     def probe(self) -> ProbeResult:
         """One probe; returns by the deadline whatever the server does."""
         if self._tls is None:
-            self._tls = tls_context(self._settings.url)
+            self._tls = tls_context(self._settings)
         return asyncio.run(self._probe(self._tls))
 
     async def _probe(self, tls: ssl.SSLContext) -> ProbeResult:
@@ -128,7 +218,7 @@ class CallbackProbe:
 
         timings = Timings()
         try:
-            answer = await asyncio.wait_for(self._exchange(timings, tls), self._settings.timeout)
+            got = await asyncio.wait_for(self._exchange(timings, tls), self._settings.timeout)
         except BodyProblem as problem:
             outcome = "body_too_large" if isinstance(problem.cause, BodyTooLarge) else "bad_body"
             return self._result(outcome, timings, problem.status, str(problem.cause))
@@ -136,12 +226,13 @@ class CallbackProbe:
             waited = self._result("timeout", timings, detail="no answer by the deadline")
             # Its latency counts as at least the deadline (the clock started a moment late).
             return replace(waited, duration=max(waited.duration, self._settings.timeout))
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, OSError) as error:  # OSError: the name does not resolve
             return self._result("connection_error", timings, detail=describe(error))
-        outcome, detail = self._classify(answer)
-        return self._result(outcome, timings, answer.status, detail)
+        outcome, detail = self._classify(got.answer)
+        result = self._result(outcome, timings, got.answer.status, detail)
+        return replace(result, http_version=got.http_version, redirects=got.redirects, tls=got.tls)
 
-    async def _exchange(self, timings: Timings, tls: ssl.SSLContext) -> Answer:
+    async def _exchange(self, timings: Timings, tls: ssl.SSLContext) -> Exchanged:
         import httpx  # noqa: PLC0415  # imported by _probe already
 
         settings = self._settings
@@ -152,25 +243,36 @@ class CallbackProbe:
             follow_redirects=settings.follow_redirects,
             max_redirects=MAX_REDIRECTS,
         ) as client:
-            request = client.build_request(
-                settings.method,
-                settings.url,
-                headers=settings.headers,
-                content=settings.body.encode() if settings.body else None,
-                extensions={"trace": timings.trace},
-            )
             timings.restart()
-            response = await client.send(request, stream=True)
+            targets = await resolved(settings.url, timings)
+            for number, (url, headers, extensions) in enumerate(targets, 1):
+                request = client.build_request(
+                    settings.method,
+                    url,
+                    headers={**headers, **settings.headers},
+                    content=settings.body.encode() if settings.body else None,
+                    extensions={"trace": timings.trace, **extensions},
+                )
+                try:
+                    response = await client.send(request, stream=True)
+                    break
+                except httpx.ConnectError:  # nothing sent: the next address, as a connect would
+                    if number == len(targets):
+                        raise
             try:
                 encoding = response.headers.get("content-encoding", "identity")
                 raw = response.aiter_raw()
                 body = await read_bounded(raw, encoding, settings.body_size_limit)
             except (BodyTooLarge, BodyUnreadable) as cause:
+                await response.aclose()
                 raise BodyProblem(response.status_code, cause) from None
+            try:
+                seen_tls = tls_seen(response.extensions.get("network_stream"))
             finally:
                 await response.aclose()
-            headers = tuple((k.lower(), v) for k, v in response.headers.items())
-            return Answer(response.status_code, headers, body)
+            answered = tuple((k.lower(), v) for k, v in response.headers.items())
+            answer = Answer(response.status_code, answered, body)
+            return Exchanged(answer, response.http_version, len(response.history), seen_tls)
 
     def _classify(self, answer: Answer) -> tuple[str, str]:
         """The outcome and its detail: the status first, then the matchers."""
