@@ -19,7 +19,9 @@ For each probe interval it prints:
     pages within D         8% of probes failing from a random onset: the share of onsets paged
                            within the band's detection time D (10 minutes up to 5 s; 30 minutes
                            up to 15 s; an hour up to 30 s), drawn --onsets times (the 15 s lag
-                           of evaluation included)
+                           of evaluation included; the rule waits a minute after each moment
+                           RolloutCallbackDown was pending, and a minute of that pending pages
+                           as RolloutCallbackDown)
     a dip every            8% failing: the mean time between two quiet spells (no failure over the
                            guard plus keep_firing_for), when an ongoing page would resolve
 
@@ -48,6 +50,8 @@ from targets import Targets  # noqa: E402
 MONTH = 30 * 86400
 SCRAPE = 15.0
 KEEP = 90.0  # keep_firing_for of RolloutLoginsFailing
+DOWN_SUPPRESSES = 60.0  # RolloutLoginsFailing waits a minute after RolloutCallbackDown pending
+DOWN_FOR = 4  # evaluations after the first: RolloutCallbackDown's `for: 1m`
 RATIO = 0.04  # 4x the 1% error budget
 HEALTHY = (0.001, 0.005)
 FAILING = 0.08
@@ -113,22 +117,44 @@ def extrapolated(count: int, span: float, window: float) -> float:
 
 
 def paged_in_time(rng: random.Random, interval: float, band: Band) -> bool:
-    """One onset of 8% failures: paged within the band's detection time, evaluation lag included."""
+    """One onset of 8% failures: paged within the band's detection time, evaluation lag included.
+    RolloutLoginsFailing does not start for a minute after RolloutCallbackDown was pending (the
+    last probe failed, two in 2 minutes); a minute of that pending fires RolloutCallbackDown."""
     phase, scrape_phase = rng.uniform(0, interval), rng.uniform(0, SCRAPE)
     horizon = band.detection - SCRAPE
     times = [phase + i * interval for i in range(int(horizon / interval) + 1)]
-    failed = [t for t in times if rng.random() < FAILING]
+    failed = {t for t in times if rng.random() < FAILING}
+    down: list[float] = []  # evaluations at which RolloutCallbackDown was pending
     evaluation = scrape_phase
     while evaluation <= horizon:
-        first = max(scrape_phase, evaluation - band.window + SCRAPE)
-        span = evaluation - first
-        probes = extrapolated(sum(first < t <= evaluation for t in times), span, band.window)
-        count = extrapolated(sum(first < t <= evaluation for t in failed), span, band.window)
-        recent = any(evaluation - band.guard < t <= evaluation for t in failed)
-        if recent and count >= band.k and count > RATIO * probes:
+        if callback_down(times, failed, evaluation):
+            down.append(evaluation)
+            if len(down) > DOWN_FOR and down[-DOWN_FOR - 1] == evaluation - DOWN_FOR * SCRAPE:
+                return True
+        suppressed = any(evaluation - DOWN_SUPPRESSES <= t for t in down)
+        if not suppressed and logins_failing(times, failed, evaluation, scrape_phase, band):
             return True
         evaluation += SCRAPE
     return False
+
+
+def callback_down(times: list[float], failed: set[float], evaluation: float) -> bool:
+    """RolloutCallbackDown's condition (one replica): the last probe failed, two in 2 minutes."""
+    done = [t for t in times if t <= evaluation]
+    recent = sum(evaluation - 120 < t <= evaluation for t in failed)
+    return bool(done) and done[-1] in failed and recent >= 2
+
+
+def logins_failing(
+    times: list[float], failed: set[float], evaluation: float, start: float, band: Band
+) -> bool:
+    """RolloutLoginsFailing's start: k failures and 4x the budget over the window, one recent."""
+    first = max(start, evaluation - band.window + SCRAPE)
+    span = evaluation - first
+    probes = extrapolated(sum(first < t <= evaluation for t in times), span, band.window)
+    count = extrapolated(sum(first < t <= evaluation for t in failed), span, band.window)
+    recent = any(evaluation - band.guard < t <= evaluation for t in failed)
+    return recent and count >= band.k and count > RATIO * probes
 
 
 def detected(interval: float, band: Band, onsets: int, seed: int) -> float:
