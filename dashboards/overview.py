@@ -153,7 +153,8 @@ def callback_row() -> list[Item]:
             "Callback success ratio",
             "Share of synthetic callback probes answered as a healthy app would, over 1 h and "
             "24 h, against the objective (dashed) set once in the recording rules. Bad: the 1 h "
-            "line drops below the objective; the burn-rate alerts page before the 24 h line does.",
+            "line drops below the objective; RolloutLoginsFailing pages (and the burn rates raise "
+            "tickets) before the 24 h line does.",
             [
                 Query(series("rollout:auth_callback_success:ratio_rate1h"), "1h {{instance}}"),
                 Query(series("rollout:auth_callback_success:ratio_rate24h"), "24h {{instance}}"),

@@ -145,6 +145,13 @@ def parser() -> Parser:
     )
     assets.add_argument("folder", metavar="FOLDER", help="where to write them (made if missing)")
     assets.add_argument("--force", action="store_true", help="replace files that exist")
+    assets.add_argument(
+        "--runbook-url",
+        metavar="URL",
+        help="where docs/runbook.md is published (absolute http(s)): every alert's runbook_url"
+        " becomes URL#its-section; without it they stay relative (docs/runbook.md#...), which"
+        " a pager cannot open",
+    )
     add_preflight_parser(commands, options(CONNECTION, CALLBACK))
     add_plan_parser(commands, options(PLAN_CONNECTION))
     add_verdict_parser(commands)
@@ -189,7 +196,7 @@ def run_assets(args: argparse.Namespace) -> int:
     from monitor.assets import AssetsError, write_assets  # noqa: PLC0415
 
     try:
-        written = write_assets(Path(args.folder), overwrite=args.force)
+        written = write_assets(Path(args.folder), overwrite=args.force, url=args.runbook_url)
     except AssetsError as error:
         print(f"rollout-monitor assets: {error}", file=sys.stderr)
         return USAGE_ERROR

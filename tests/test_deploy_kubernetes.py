@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.assets import RULE_FILES, asset, prometheus_rule
+from monitor.assets import EXAMPLE_RUNBOOK_URL, RULE_FILES, asset, prometheus_rule
 from monitor.config.loading import OVERRIDABLE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,11 +114,15 @@ def test_a_wrong_rule_fails_the_operator_schema_validation(
 
 
 def test_the_prometheus_rule_holds_exactly_the_rule_files(rendered: list[dict[str, Any]]) -> None:
+    """The rule files' rules, every runbook link absolute under the example's --runbook-url."""
     groups = [g for name in RULE_FILES for g in yaml.safe_load(asset(name).read_text())["groups"]]
+    for rule in (r for g in groups for r in g["rules"] if "annotations" in r):
+        section = rule["annotations"]["runbook_url"].removeprefix("docs/runbook.md#")
+        rule["annotations"]["runbook_url"] = f"{EXAMPLE_RUNBOOK_URL}#{section}"
     assert one(rendered, "PrometheusRule")["spec"]["groups"] == groups
-    assert (BASE / "prometheusrule.yaml").read_text() == prometheus_rule(), (
-        "deploy/kubernetes/prometheusrule.yaml is stale: `rollout-monitor assets DIR --force`, "
-        "then copy DIR/kubernetes/prometheusrule.yaml there"
+    assert (BASE / "prometheusrule.yaml").read_text() == prometheus_rule(EXAMPLE_RUNBOOK_URL), (
+        "deploy/kubernetes/prometheusrule.yaml is stale: `rollout-monitor assets DIR --force"
+        f" --runbook-url {EXAMPLE_RUNBOOK_URL}`, then copy DIR/kubernetes/prometheusrule.yaml there"
     )
 
 

@@ -155,8 +155,8 @@ def test_a_failing_callback_pages_then_resolves_when_healed(
 
     stack.act("heal")
     wait_for("probes healthy", lambda: prometheus.value(HEALTHY_PROBE) == 1, 30)
-    # keep_firing_for (2m): healed, the page holds a while instead of resolving at the first
-    # good probe (and paging again at the next bad one), then resolves by itself.
+    # Healed, the page holds while two probes failed in the last 2 minutes (and 30 s more)
+    # instead of resolving at the first good probe, then resolves by itself.
     for _ in range(6):
         assert prometheus.alert_state(PAGE_ALERT) == "firing"
         time.sleep(5)

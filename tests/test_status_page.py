@@ -849,6 +849,22 @@ def test_a_timeout_names_its_reason_and_the_database_down_is_said() -> None:
     assert "RolloutPostgresDown (the last poll could not connect and query)" in now
 
 
+@pytest.mark.parametrize(
+    ("every", "failed", "pages"),
+    [(15.0, (5, 20), False), (4.0, (5, 20), False), (4.0, tuple(range(10, 80, 10)), True)],
+)
+def test_logins_failing_wants_seven_failed_probes_in_ten_minutes(
+    every: float, failed: tuple[int, ...], pages: bool
+) -> None:
+    """Issue 20, finding 5: at a probe every 15 s, 2 of 40 probes (5%) would page; as the rule,
+    the page wants 7 failures in 10 minutes and over 4x the budget."""
+    samples = probes_every(every, 600)
+    for i in failed:
+        samples[i] = replace(samples[i], outcome="timeout", answered=None, status=None)
+    due = would_page(samples, HEALTHY_DB, "applied", NOW, Thresholds())
+    assert ("RolloutLoginsFailing" in {p.alert for p in due}) is pages
+
+
 def test_one_failed_probe_in_five_minutes_is_degraded_not_failing() -> None:
     samples = probes_every(4, 300)
     samples[10] = replace(samples[10], outcome="timeout", answered=None, status=None)

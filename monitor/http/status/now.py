@@ -18,10 +18,11 @@ from monitor.observe.probelog import Observed
 from monitor.observe.readings import Connections, Readings
 
 NOW_SECONDS = 300.0  # "now": the last five minutes
-# As in alerts/alerting.rules.yml: RolloutLoginsFailing, and the connection headroom page.
+# As in alerts/alerting.rules.yml: RolloutLoginsFailing (its 10-minute arm, for a probe every
+# 5 s or faster: 7 failures at least, over 4x the budget), and the connection headroom page.
 LOGINS_FAILING_SECONDS = 600.0
 LOGINS_FAILING_BUDGETS = 4.0
-LOGINS_FAILING_MIN_PROBES = 30
+LOGINS_FAILING_MIN_FAILURES = 7
 CONNECTIONS_HIGH_RATIO = 0.8
 
 
@@ -138,7 +139,7 @@ def _callback(samples: Sequence[Observed], now: float, thresholds: Thresholds) -
     window = recent(samples, now, LOGINS_FAILING_SECONDS)
     limit = LOGINS_FAILING_BUDGETS * (1 - thresholds.objective)
     ratio = window.error_ratio
-    if ratio is not None and ratio > limit and window.probes >= LOGINS_FAILING_MIN_PROBES:
+    if ratio is not None and ratio > limit and window.failures >= LOGINS_FAILING_MIN_FAILURES:
         why = f"{window.failures} of {window.probes} probes failed in 10 minutes"
         found.append(Paging("RolloutLoginsFailing", why))
     return found
