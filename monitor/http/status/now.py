@@ -139,10 +139,34 @@ def _callback(samples: Sequence[Observed], now: float, thresholds: Thresholds) -
     window = recent(samples, now, LOGINS_FAILING_SECONDS)
     limit = LOGINS_FAILING_BUDGETS * (1 - thresholds.objective)
     ratio = window.error_ratio
-    if ratio is not None and ratio > limit and window.failures >= LOGINS_FAILING_MIN_FAILURES:
+    enough = ratio is not None and ratio > limit and window.failures >= LOGINS_FAILING_MIN_FAILURES
+    # As the rule: not for the failures of a callback that was down (that page is
+    # RolloutCallbackDown's, and resolved with it), and only with a failure lately.
+    if enough and not down_within(samples, now) and recent(samples, now, DOWN_SECONDS).failures:
         why = f"{window.failures} of {window.probes} probes failed in 10 minutes"
         found.append(Paging("RolloutLoginsFailing", why))
     return found
+
+
+DOWN_SECONDS = 120.0  # RolloutCallbackDown: the last probe failed, and two in two minutes
+DOWN_FOR_SECONDS = 60.0  # its `for:`
+
+
+def down_within(samples: Sequence[Observed], now: float) -> bool:
+    """Whether RolloutCallbackDown fired in the last 10 minutes, as the rule would: failures
+    one after another, the condition (the last failed, and two in two minutes) holding from the
+    second of them for its minute."""
+    streak: list[float] = []
+    for seen in samples:
+        if seen.at <= now - LOGINS_FAILING_SECONDS:
+            continue
+        if seen.success:
+            streak = []
+            continue
+        streak.append(seen.at)
+        if len(streak) >= 2 and streak[-1] - streak[1] >= DOWN_FOR_SECONDS:
+            return True
+    return False
 
 
 def _database(vitals: Vitals) -> list[Paging]:
