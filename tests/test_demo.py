@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import psycopg
 import pytest
 import yaml
 from databases import FreshDatabase, drop_database
+from demo_runs import DEMO, DemoRun
 
 from monitor.demo import data
 from monitor.demo.app import SLOW_DELAY_SECONDS, StandInApp
@@ -251,9 +251,6 @@ def test_an_unknown_action_is_refused_with_the_list_of_actions(app: StandInApp) 
     )
 
 
-DEMO = [sys.executable, "-m", "monitor", "demo"]
-
-
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -305,6 +302,7 @@ def test_the_demo_command_starts_everything_and_ctrl_c_removes_it_all() -> None:
             *("--users", "200", "--migrate-after", "5s", "--check-interval", "1s"),
             "--allow-short-baseline",
         ],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -392,3 +390,41 @@ def test_the_demo_alertmanager_config_is_the_example_with_webhooks_to_its_pager(
         [amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# A console line of the demo's: the seconds since it started, then what happened.
+STEP = r"^\[\s*\d+\.\ds\] "
+
+
+@pytest.fixture(scope="module")
+def piped_demo() -> Iterator[DemoRun]:
+    """`printf 'migrate\\nexplode\\n' | rollout-monitor demo --no-migration ...`, once ready."""
+    run = DemoRun(
+        ["--users", "200", "--no-migration", "--check-interval", "1s"], piped="migrate\nexplode\n"
+    )
+    try:
+        run.wait_for(f"^{READY_LINE}$", timeout=120)
+        yield run
+    finally:
+        run.stop()
+
+
+def test_actions_piped_into_the_demo_are_taken_and_it_runs_on_after_the_pipe_ends(
+    piped_demo: DemoRun,
+) -> None:
+    """Each piped line is an action; the end of input is not a `quit`."""
+    piped_demo.wait_for(STEP + "applied migration 001$", timeout=60)
+    piped_demo.wait_for(STEP + r"migration applied \|", timeout=40)  # a status line, after EOF
+    assert piped_demo.process.poll() is None
+
+
+def test_without_a_terminal_no_prompt_to_type_is_shown_but_how_to_act_is(
+    piped_demo: DemoRun,
+) -> None:
+    """Nobody can type into a pipe; the actions and their curl are still listed."""
+    assert "Type an action" not in piped_demo.output
+    assert re.search(
+        r"^Actions: callback_5xx, .*, heal: curl -X POST http://127\.0\.0\.1:\d+/demo/<action>$",
+        piped_demo.output,
+        re.M,
+    ), piped_demo.output

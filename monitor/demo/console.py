@@ -21,13 +21,17 @@ QUIT_WORDS = frozenset({"q", "quit", "exit"})
 
 
 def run(settings: DemoSettings, commands: TextIO | None, say: Callable[[str], None] = print) -> int:
-    """Run the demo until Ctrl-C, SIGTERM or `quit`; 0 after a clean stop."""
+    """Run the demo until Ctrl-C, SIGTERM or `quit`; 0 after a clean stop.
+
+    `commands` is read to its end (a pipe ends, the demo goes on); the prompt to type an action
+    is shown only when it is a terminal.
+    """
     stop = threading.Event()
     try:
         with DemoStack(settings, say) as stack:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
-            say(where_to_look(stack))
+            say(where_to_look(stack, typing=commands is not None and commands.isatty()))
             say(READY_LINE)
             if commands is not None:
                 threading.Thread(
@@ -46,7 +50,7 @@ def run(settings: DemoSettings, commands: TextIO | None, say: Callable[[str], No
     return 0
 
 
-def where_to_look(stack: DemoStack) -> str:
+def where_to_look(stack: DemoStack, typing: bool) -> str:
     """The addresses of everything the demo started, and how to inject failures."""
     ends = stack.endpoints
     lines = [
@@ -69,12 +73,20 @@ def where_to_look(stack: DemoStack) -> str:
     after = stack.settings.migrate_after
     if after is not None:
         lines.append(f"Migration 001 is applied live {after:g}s after start.")
-    lines += [
-        f"Type an action and Enter: {', '.join(ACTIONS)}, or quit.",
-        f"  or from another shell: curl -X POST {ends.app}/demo/callback_5xx",
-        "",
+    return "\n".join([*lines, *how_to_act(ends.app, typing), ""])
+
+
+def how_to_act(app: str, typing: bool) -> list[str]:
+    """How to take an action: typed when stdin is a terminal, else over HTTP (or piped in)."""
+    if typing:
+        return [
+            f"Type an action and Enter: {', '.join(ACTIONS)}, or quit.",
+            f"  or from another shell: curl -X POST {app}/demo/callback_5xx",
+        ]
+    return [
+        f"Actions: {', '.join(ACTIONS)}: curl -X POST {app}/demo/<action>",
+        "  (standard input is not a terminal: lines piped in are actions too, quit stops)",
     ]
-    return "\n".join(lines)
 
 
 def obey(
