@@ -414,6 +414,7 @@ def test_actions_piped_into_the_demo_are_taken_and_it_runs_on_after_the_pipe_end
 ) -> None:
     """Each piped line is an action; the end of input is not a `quit`."""
     piped_demo.wait_for(STEP + "applied migration 001$", timeout=60)
+    piped_demo.wait_for(STEP + re.escape("unknown action 'explode': expected one of"), timeout=10)
     piped_demo.wait_for(STEP + r"migration applied \|", timeout=40)  # a status line, after EOF
     assert piped_demo.process.poll() is None
 
@@ -428,3 +429,17 @@ def test_without_a_terminal_no_prompt_to_type_is_shown_but_how_to_act_is(
         piped_demo.output,
         re.M,
     ), piped_demo.output
+
+
+def test_an_action_posted_over_http_is_echoed_on_the_console_as_a_typed_one_is(
+    piped_demo: DemoRun,
+) -> None:
+    """What it did, or why it could not, on a console line of the same form as a piped action's."""
+    found = re.search(r"app callback\s+(http://127\.0\.0\.1:\d+)/", piped_demo.output)
+    assert found is not None, piped_demo.output
+    assert post(f"{found[1]}/demo/slow_callback").status_code == 200
+    piped_demo.wait_for(STEP + re.escape("the callback answers 0.4s later") + "$", timeout=10)
+    assert post(f"{found[1]}/demo/implode").status_code == 409
+    piped_demo.wait_for(STEP + re.escape("unknown action 'implode': expected one of"), timeout=10)
+    assert post(f"{found[1]}/demo/heal").status_code == 200
+    piped_demo.wait_for(STEP + "healed slow_callback$", timeout=10)
