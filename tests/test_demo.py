@@ -443,3 +443,20 @@ def test_an_action_posted_over_http_is_echoed_on_the_console_as_a_typed_one_is(
     piped_demo.wait_for(STEP + re.escape("unknown action 'implode': expected one of"), timeout=10)
     assert post(f"{found[1]}/demo/heal").status_code == 200
     piped_demo.wait_for(STEP + "healed slow_callback$", timeout=10)
+
+
+def test_the_printed_verdict_command_runs_without_the_virtualenv_on_path(
+    piped_demo: DemoRun,
+) -> None:
+    """Copied from the console into a shell whose PATH has no rollout-monitor, it runs."""
+    line = piped_demo.wait_for(r"^  verdict\s+", timeout=1)
+    command = line.split(None, 1)[1].split("   (")[0]
+    result = subprocess.run(
+        ["/bin/sh", "-c", command],  # as pasted into a shell
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode in {0, 1, 3, 4}, f"{command}\n{result.stdout}{result.stderr}"

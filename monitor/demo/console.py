@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import httpx
@@ -65,13 +68,23 @@ def where_to_look(stack: DemoStack, typing: bool) -> str:
     if ends.alertmanager:
         lines.append(f"  alertmanager  {ends.alertmanager}")
     if ends.prometheus:
-        verdict = f"rollout-monitor verdict --prometheus-url {ends.prometheus} --window 5m"
+        verdict = shlex.join(
+            [*own_command(), "verdict", "--prometheus-url", ends.prometheus, "--window", "5m"]
+        )
         lines.append(f"  verdict       {verdict}   (5 minutes after the migration)")
     lines.append(f"  logs          {stack.workdir}/*.log")
     after = stack.settings.migrate_after
     if after is not None:
         lines.append(f"Migration 001 is applied live {after:g}s after start.")
     return "\n".join([*lines, *how_to_act(ends.app, typing), ""])
+
+
+def own_command() -> list[str]:
+    """rollout-monitor as a shell runs it without this virtualenv on its PATH."""
+    script = Path(sys.executable).parent / "rollout-monitor"
+    if script.is_file():
+        return [str(script.absolute())]
+    return [sys.executable, "-m", "monitor"]
 
 
 def how_to_act(app: str, typing: bool) -> list[str]:
