@@ -460,3 +460,10 @@ def test_the_printed_verdict_command_runs_without_the_virtualenv_on_path(
         check=False,
     )
     assert result.returncode in {0, 1, 3, 4}, f"{command}\n{result.stdout}{result.stderr}"
+
+
+def test_the_console_says_pages_and_tickets_arrive_on_it(piped_demo: DemoRun) -> None:
+    """Alertmanager's receivers point at the console's stand-in pager, and it says so."""
+    line = piped_demo.wait_for(r"^  pages\s+", timeout=1)
+    assert "PAGER" in line
+    assert "TICKET" in line

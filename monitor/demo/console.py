@@ -67,6 +67,10 @@ def where_to_look(stack: DemoStack, typing: bool) -> str:
         lines.append(f"  prometheus    {ends.prometheus}/alerts   and   {ends.prometheus}/graph")
     if ends.alertmanager:
         lines.append(f"  alertmanager  {ends.alertmanager}")
+        lines.append(
+            "  pages         here, as PAGER and TICKET lines: Alertmanager's receivers post to"
+            " this console's stand-in pager"
+        )
     if ends.prometheus:
         verdict = shlex.join(
             [*own_command(), "verdict", "--prometheus-url", ends.prometheus, "--window", "5m"]
