@@ -24,15 +24,14 @@ from databases import FreshDatabase, drop_database
 from demo_runs import DEMO, DemoRun
 
 from monitor.demo import data
-from monitor.demo.app import SLOW_DELAY_SECONDS, StandInApp
+from monitor.demo.app import ACTIONS, SLOW_DELAY_SECONDS, StandInApp
 from monitor.demo.console import READY_LINE
 from monitor.demo.pager import rewired
 from monitor.demo.postgres import PostgresServer
 
 PLAN_PROBE = {"code": "test"}  # the deployment plan's curl
-ALERTMANAGER_EXAMPLE = (
-    Path(__file__).resolve().parent.parent / "monitor/assets/alerts/alertmanager.example.yml"
-)
+CHECKOUT = Path(__file__).resolve().parent.parent
+ALERTMANAGER_EXAMPLE = CHECKOUT / "monitor/assets/alerts/alertmanager.example.yml"
 
 
 @pytest.fixture
@@ -467,3 +466,15 @@ def test_the_console_says_pages_and_tickets_arrive_on_it(piped_demo: DemoRun) ->
     line = piped_demo.wait_for(r"^  pages\s+", timeout=1)
     assert "PAGER" in line
     assert "TICKET" in line
+
+
+def test_the_readmes_demo_section_has_every_option_of_demo_help_and_every_action() -> None:
+    """No option in one and not the other; one row per action, in the console's order."""
+    readme = (CHECKOUT / "README.md").read_text()
+    section = readme[readme.index("## The two commands") : readme.index("To watch a real database")]
+    usage = subprocess.run(
+        [*DEMO, "--help"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    options = set(re.findall(r"\[(--[a-z-]+)", usage))
+    assert options == set(re.findall(r"`(--[a-z-]+)", section))
+    assert re.findall(r"^\| `(\w+)` \|", section, re.M) == list(ACTIONS)
