@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,17 +21,17 @@ import psycopg
 import pytest
 import yaml
 from databases import FreshDatabase, drop_database
+from demo_runs import DEMO, DemoRun
 
 from monitor.demo import data
-from monitor.demo.app import SLOW_DELAY_SECONDS, StandInApp
+from monitor.demo.app import ACTIONS, SLOW_DELAY_SECONDS, StandInApp
 from monitor.demo.console import READY_LINE
 from monitor.demo.pager import rewired
 from monitor.demo.postgres import PostgresServer
 
 PLAN_PROBE = {"code": "test"}  # the deployment plan's curl
-ALERTMANAGER_EXAMPLE = (
-    Path(__file__).resolve().parent.parent / "monitor/assets/alerts/alertmanager.example.yml"
-)
+CHECKOUT = Path(__file__).resolve().parent.parent
+ALERTMANAGER_EXAMPLE = CHECKOUT / "monitor/assets/alerts/alertmanager.example.yml"
 
 
 @pytest.fixture
@@ -251,9 +250,6 @@ def test_an_unknown_action_is_refused_with_the_list_of_actions(app: StandInApp) 
     )
 
 
-DEMO = [sys.executable, "-m", "monitor", "demo"]
-
-
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -305,6 +301,7 @@ def test_the_demo_command_starts_everything_and_ctrl_c_removes_it_all() -> None:
             *("--users", "200", "--migrate-after", "5s", "--check-interval", "1s"),
             "--allow-short-baseline",
         ],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -392,3 +389,92 @@ def test_the_demo_alertmanager_config_is_the_example_with_webhooks_to_its_pager(
         [amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# A console line of the demo's: the seconds since it started, then what happened.
+STEP = r"^\[\s*\d+\.\ds\] "
+
+
+@pytest.fixture(scope="module")
+def piped_demo() -> Iterator[DemoRun]:
+    """`printf 'migrate\\nexplode\\n' | rollout-monitor demo --no-migration ...`, once ready."""
+    run = DemoRun(
+        ["--users", "200", "--no-migration", "--check-interval", "1s"], piped="migrate\nexplode\n"
+    )
+    try:
+        run.wait_for(f"^{READY_LINE}$", timeout=120)
+        yield run
+    finally:
+        run.stop()
+
+
+def test_actions_piped_into_the_demo_are_taken_and_it_runs_on_after_the_pipe_ends(
+    piped_demo: DemoRun,
+) -> None:
+    """Each piped line is an action; the end of input is not a `quit`."""
+    piped_demo.wait_for(STEP + "applied migration 001$", timeout=60)
+    piped_demo.wait_for(STEP + re.escape("unknown action 'explode': expected one of"), timeout=10)
+    piped_demo.wait_for(STEP + r"migration applied \|", timeout=40)  # a status line, after EOF
+    assert piped_demo.process.poll() is None
+
+
+def test_without_a_terminal_no_prompt_to_type_is_shown_but_how_to_act_is(
+    piped_demo: DemoRun,
+) -> None:
+    """Nobody can type into a pipe; the actions and their curl are still listed."""
+    assert "Type an action" not in piped_demo.output
+    assert re.search(
+        r"^Actions: callback_5xx, .*, heal: curl -X POST http://127\.0\.0\.1:\d+/demo/<action>$",
+        piped_demo.output,
+        re.M,
+    ), piped_demo.output
+
+
+def test_an_action_posted_over_http_is_echoed_on_the_console_as_a_typed_one_is(
+    piped_demo: DemoRun,
+) -> None:
+    """What it did, or why it could not, on a console line of the same form as a piped action's."""
+    found = re.search(r"app callback\s+(http://127\.0\.0\.1:\d+)/", piped_demo.output)
+    assert found is not None, piped_demo.output
+    assert post(f"{found[1]}/demo/slow_callback").status_code == 200
+    piped_demo.wait_for(STEP + re.escape("the callback answers 0.4s later") + "$", timeout=10)
+    assert post(f"{found[1]}/demo/implode").status_code == 409
+    piped_demo.wait_for(STEP + re.escape("unknown action 'implode': expected one of"), timeout=10)
+    assert post(f"{found[1]}/demo/heal").status_code == 200
+    piped_demo.wait_for(STEP + "healed slow_callback$", timeout=10)
+
+
+def test_the_printed_verdict_command_runs_without_the_virtualenv_on_path(
+    piped_demo: DemoRun,
+) -> None:
+    """Copied from the console into a shell whose PATH has no rollout-monitor, it runs."""
+    line = piped_demo.wait_for(r"^  verdict\s+", timeout=1)
+    command = line.split(None, 1)[1].split("   (")[0]
+    result = subprocess.run(
+        ["/bin/sh", "-c", command],  # as pasted into a shell
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode in {0, 1, 3, 4}, f"{command}\n{result.stdout}{result.stderr}"
+
+
+def test_the_console_says_pages_and_tickets_arrive_on_it(piped_demo: DemoRun) -> None:
+    """Alertmanager's receivers point at the console's stand-in pager, and it says so."""
+    line = piped_demo.wait_for(r"^  pages\s+", timeout=1)
+    assert "PAGER" in line
+    assert "TICKET" in line
+
+
+def test_the_readmes_demo_section_has_every_option_of_demo_help_and_every_action() -> None:
+    """No option in one and not the other; one row per action, in the console's order."""
+    readme = (CHECKOUT / "README.md").read_text()
+    section = readme[readme.index("## The two commands") : readme.index("To watch a real database")]
+    usage = subprocess.run(
+        [*DEMO, "--help"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    options = set(re.findall(r"\[(--[a-z-]+)", usage))
+    assert options == set(re.findall(r"`(--[a-z-]+)", section))
+    assert re.findall(r"^\| `(\w+)` \|", section, re.M) == list(ACTIONS)

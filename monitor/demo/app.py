@@ -41,8 +41,11 @@ class ActionError(Exception):
 class StandInApp:
     """The app's callback, its connection pool, and the faults currently injected."""
 
-    def __init__(self, database_url: str, port: int = 0) -> None:
+    def __init__(
+        self, database_url: str, port: int = 0, announce: Callable[[str], None] | None = None
+    ) -> None:
         self._database_url = database_url
+        self._announce = announce or (lambda _: None)
         self._pool = ConnectionPool(
             database_url,
             min_size=2,
@@ -111,7 +114,20 @@ class StandInApp:
             return {"faults": sorted(self._faults)}
 
     def act(self, action: str) -> str:
-        """Inject a fault, heal them all, migrate or roll back; what happened, in words."""
+        """Inject a fault, heal them all, migrate or roll back; what happened, in words.
+
+        Whoever asked (typed, piped, over HTTP, the scheduled migration), the outcome is
+        announced, and so is the refusal or failure, which is raised as well.
+        """
+        try:
+            done = self._act(action)
+        except Exception as error:
+            self._announce(why_not(action, error))
+            raise
+        self._announce(done)
+        return done
+
+    def _act(self, action: str) -> str:
         actions: dict[str, Callable[[], str]] = {
             "callback_5xx": lambda: self._flag("callback_5xx", "the callback answers 503"),
             "slow_callback": lambda: self._flag(
@@ -178,6 +194,11 @@ class StandInApp:
         healed = sorted(self._faults)
         self._faults.clear()
         return f"healed {', '.join(healed)}" if healed else "nothing to heal"
+
+
+def why_not(action: str, error: Exception) -> str:
+    """Why an action was refused, or how it failed, in words."""
+    return str(error) if isinstance(error, ActionError) else f"{action} failed: {error}"
 
 
 def oauth_code(body: bytes) -> str | None:

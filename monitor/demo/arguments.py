@@ -16,10 +16,13 @@ def add_demo_parser(commands: Any) -> None:
         help="run a throwaway rollout on 127.0.0.1: database, app, load, monitor, Prometheus",
         description="A whole rollout on 127.0.0.1: a throwaway PostgreSQL with the app's schema,"
         " a stand-in app with logins, the monitor, Prometheus and Alertmanager; migration 001"
-        " applied after --migrate-after; faults injected by typed commands (type help). Everything"
-        " is removed on Ctrl-C. Durations take a unit: 30s, 2m. Exit 0 after Ctrl-C, 2 on bad"
-        " usage (a baseline too short included), 1 when a part fails to start, 130 when"
-        " interrupted while starting.",
+        " applied after --migrate-after. Actions (faults, heal, migrate, rollback; the console"
+        " lists them) are read from standard input, one a line, from a terminal or a pipe, or"
+        " POSTed to the app's /demo/<action>; the console prints each outcome. Alertmanager's"
+        " receivers post to a stand-in pager that prints pages and tickets on the console."
+        " Everything is removed on Ctrl-C or quit. Durations take a unit: 30s, 2m. Exit 0 after"
+        " Ctrl-C or quit, 2 on bad usage (a baseline too short included), 1 when a part fails"
+        " to start, 130 when interrupted while starting.",
     )
     defaults = DemoSettings()
     demo.add_argument(
@@ -42,7 +45,9 @@ def add_demo_parser(commands: Any) -> None:
         help="apply migration 001 this long after start (default 60s)",
     )
     demo.add_argument(
-        "--no-migration", action="store_true", help="never apply it by itself (type migrate)"
+        "--no-migration",
+        action="store_true",
+        help="never apply it by itself (the migrate action does)",
     )
     demo.add_argument(
         "--allow-short-baseline",

@@ -12,13 +12,12 @@ from monitor.demo.settings import DemoSettings
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run the demo; typed actions are read when stdin is a terminal."""
+    """Run the demo; actions are read from stdin, a terminal or a pipe, one a line."""
     settings = settings_of(args)
     if not args.allow_short_baseline and (problem := short_baseline(settings)) is not None:
         print(f"rollout-monitor demo: {problem} (see --help)", file=sys.stderr)
         return 2
-    commands = sys.stdin if sys.stdin.isatty() else None
-    return console.run(settings, commands, lambda line: print(line, flush=True))
+    return console.run(settings, sys.stdin, lambda line: print(line, flush=True))
 
 
 def short_baseline(settings: DemoSettings) -> str | None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import httpx
 
-from monitor.demo.app import ACTIONS, ActionError
+from monitor.demo.app import ACTIONS
 from monitor.demo.settings import DemoSettings
 from monitor.demo.stack import DemoStack
 
@@ -21,18 +24,20 @@ QUIT_WORDS = frozenset({"q", "quit", "exit"})
 
 
 def run(settings: DemoSettings, commands: TextIO | None, say: Callable[[str], None] = print) -> int:
-    """Run the demo until Ctrl-C, SIGTERM or `quit`; 0 after a clean stop."""
+    """Run the demo until Ctrl-C, SIGTERM or `quit`; 0 after a clean stop.
+
+    `commands` is read to its end (a pipe ends, the demo goes on); the prompt to type an action
+    is shown only when it is a terminal.
+    """
     stop = threading.Event()
     try:
         with DemoStack(settings, say) as stack:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
-            say(where_to_look(stack))
+            say(where_to_look(stack, typing=commands is not None and commands.isatty()))
             say(READY_LINE)
             if commands is not None:
-                threading.Thread(
-                    target=obey, args=(stack, commands, stop, say), daemon=True
-                ).start()
+                threading.Thread(target=obey, args=(stack, commands, stop), daemon=True).start()
             while not stop.wait(STATUS_EVERY):
                 stack.step(status_line(stack))
             say("stopping: every process, the database and the working directory go away ...")
@@ -46,7 +51,7 @@ def run(settings: DemoSettings, commands: TextIO | None, say: Callable[[str], No
     return 0
 
 
-def where_to_look(stack: DemoStack) -> str:
+def where_to_look(stack: DemoStack, typing: bool) -> str:
     """The addresses of everything the demo started, and how to inject failures."""
     ends = stack.endpoints
     lines = [
@@ -62,37 +67,52 @@ def where_to_look(stack: DemoStack) -> str:
         lines.append(f"  prometheus    {ends.prometheus}/alerts   and   {ends.prometheus}/graph")
     if ends.alertmanager:
         lines.append(f"  alertmanager  {ends.alertmanager}")
+        lines.append(
+            "  pages         here, as PAGER and TICKET lines: Alertmanager's receivers post to"
+            " this console's stand-in pager"
+        )
     if ends.prometheus:
-        verdict = f"rollout-monitor verdict --prometheus-url {ends.prometheus} --window 5m"
+        verdict = shlex.join(
+            [*own_command(), "verdict", "--prometheus-url", ends.prometheus, "--window", "5m"]
+        )
         lines.append(f"  verdict       {verdict}   (5 minutes after the migration)")
     lines.append(f"  logs          {stack.workdir}/*.log")
     after = stack.settings.migrate_after
     if after is not None:
         lines.append(f"Migration 001 is applied live {after:g}s after start.")
-    lines += [
-        f"Type an action and Enter: {', '.join(ACTIONS)}, or quit.",
-        f"  or from another shell: curl -X POST {ends.app}/demo/callback_5xx",
-        "",
+    return "\n".join([*lines, *how_to_act(ends.app, typing), ""])
+
+
+def own_command() -> list[str]:
+    """rollout-monitor as a shell runs it without this virtualenv on its PATH."""
+    script = Path(sys.executable).parent / "rollout-monitor"
+    if script.is_file():
+        return [str(script.absolute())]
+    return [sys.executable, "-m", "monitor"]
+
+
+def how_to_act(app: str, typing: bool) -> list[str]:
+    """How to take an action: typed when stdin is a terminal, else over HTTP (or piped in)."""
+    if typing:
+        return [
+            f"Type an action and Enter: {', '.join(ACTIONS)}, or quit.",
+            f"  or from another shell: curl -X POST {app}/demo/callback_5xx",
+        ]
+    return [
+        f"Actions: {', '.join(ACTIONS)}: curl -X POST {app}/demo/<action>",
+        "  (standard input is not a terminal: lines piped in are actions too, quit stops)",
     ]
-    return "\n".join(lines)
 
 
-def obey(
-    stack: DemoStack, commands: TextIO, stop: threading.Event, say: Callable[[str], None]
-) -> None:
-    """Run each typed action until `quit` or the end of input."""
+def obey(stack: DemoStack, commands: TextIO, stop: threading.Event) -> None:
+    """Run each typed action until `quit` or the end of input (the app announces each)."""
     for line in commands:
         word = line.strip().lower().replace("-", "_")
         if word in QUIT_WORDS:
             break
-        if not word:
-            continue
-        try:
-            stack.step(stack.act(word))
-        except ActionError as error:
-            say(str(error))
-        except Exception as error:  # a failed injection must not end the demo
-            say(f"{word} failed: {error}")
+        if word:
+            with contextlib.suppress(Exception):  # a failed injection must not end the demo
+                stack.act(word)
     else:
         return  # end of input: keep running until Ctrl-C
     stop.set()

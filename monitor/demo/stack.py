@@ -115,7 +115,7 @@ class DemoStack:
 
     def _start_app(self, url: str) -> None:
         self.step("starting the stand-in app and its logins ...")
-        app = StandInApp(url)
+        app = StandInApp(url, announce=self.step)
         app.start()
         self._exit.callback(app.stop)
         self._app = app
@@ -244,14 +244,13 @@ class DemoStack:
 
     def _migrate_on_schedule(self) -> None:
         self.step("applying migration 001 (as `prisma migrate deploy` would) ...")
-        while not self._closing.is_set():
+        while not self._closing.is_set():  # the app announces each attempt's outcome
             try:
-                self.step(self.act("migrate"))
-            except ActionError as error:  # locked: retry, as a deploy job would
-                self.step(f"migration 001 not applied: {error}; retrying")
+                self.act("migrate")
+            except ActionError:  # locked: retry, as a deploy job would
+                self.step(f"migration 001 not applied: retrying in {MIGRATION_RETRY_SECONDS:g}s")
                 self._closing.wait(MIGRATION_RETRY_SECONDS)
-            except Exception as error:  # the demo goes on; the monitor reports it
-                self.step(f"migration 001 failed: {error}")
+            except Exception:  # the demo goes on; the monitor reports it
                 return
             else:
                 return
