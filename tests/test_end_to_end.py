@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from dashboard_queries import concrete, dashboard_queries
 from prometheus_api import Prometheus, wait_for
@@ -152,6 +153,12 @@ def test_a_failing_callback_pages_then_resolves_when_healed(
     assert alert["annotations"]["runbook_url"].startswith("docs/runbook.md#")
     assert prometheus.value("rollout_auth_callback_last_status_code == 503") == 503
     wait_for("the pager receiver notified", lambda: paged(stack, PAGE_ALERT), 60)
+    # The daemon's status page shows the page as Alertmanager has it (checks.alerts).
+    wait_for(
+        "the status page shows the alert paging",
+        lambda: f"{PAGE_ALERT} (paging) (Alertmanager at " in status_page(stack),
+        30,
+    )
 
     stack.act("heal")
     wait_for("probes healthy", lambda: prometheus.value(HEALTHY_PROBE) == 1, 30)
@@ -161,6 +168,11 @@ def test_a_failing_callback_pages_then_resolves_when_healed(
         assert prometheus.alert_state(PAGE_ALERT) == "firing"
         time.sleep(5)
     wait_for("alert resolved", lambda: prometheus.alert_state(PAGE_ALERT) is None, 150)
+
+
+def status_page(stack: DemoStack) -> str:
+    """The daemon's status page."""
+    return httpx.get(stack.endpoints.metrics.removesuffix("metrics"), timeout=10).text
 
 
 def paged(stack: DemoStack, alertname: str) -> bool:
@@ -185,3 +197,13 @@ def test_the_verdict_fails_the_criteria_the_callback_failure_broke(
     assert decided["migration_completed"] == "inconclusive"  # passing so far
     daemon = 'rollout_success_criterion{criterion="error_rate_within_baseline"}'
     assert prometheus.value(daemon) == 0
+    # The daemon's gate decides from the same Prometheus: the command's verdict, and a roll-back.
+    base = stack.endpoints.metrics.removesuffix("/metrics")
+    gate = httpx.get(f"{base}/verdict?window=1h", timeout=30)
+    assert (gate.status_code, gate.json()["source"], gate.json()["verdict"]) == (
+        200,
+        "prometheus",
+        "fail",
+    )
+    assert httpx.post(f"{base}/gate/rollback?window=1h", timeout=30).status_code == 200
+    assert httpx.post(f"{base}/gate/promote?window=1h", timeout=30).status_code == 409

@@ -86,8 +86,11 @@ class DemoStack:
         """Bring every part up, in dependency order."""
         url = self._start_postgres()
         self._start_app(url)
-        self._start_monitor(url)
+        # Its address first: Prometheus scrapes it, and it asks Alertmanager for the alerts
+        # firing and Prometheus for the verdict of every replica (/verdict).
+        self.endpoints.metrics = f"http://127.0.0.1:{free_port()}/metrics"
         self._start_prometheus()
+        self._start_monitor(url)
         self._schedule_migration()
 
     def close(self) -> None:
@@ -127,14 +130,13 @@ class DemoStack:
 
     def _start_monitor(self, url: str) -> None:
         self.step("starting rollout-monitor ...")
-        address = f"127.0.0.1:{free_port()}"
+        address = self.endpoints.metrics.removeprefix("http://").removesuffix("/metrics")
         config = self._write("rollout-monitor.yaml", self._monitor_config(address))
         process = self._spawn(
             "rollout-monitor",
             [sys.executable, "-m", "monitor", "run", "--config", str(config)],
             env={**os.environ, "DATABASE_URL": url},
         )
-        self.endpoints.metrics = f"http://{address}/metrics"
         process.wait_ready(f"http://{address}/readyz")
 
     def _monitor_config(self, address: str) -> dict[str, Any]:
@@ -155,11 +157,20 @@ class DemoStack:
             "interval": f"{probe:g}s",
             "timeout": f"{min(probe * 0.75, 5.0):g}s",
         }
+        baseline: dict[str, Any] = {"state_file": str(self.workdir / "baseline.json")}
+        if self.endpoints.alertmanager is not None:
+            checks["alerts"] = {
+                "url": self.endpoints.alertmanager,
+                "interval": every,
+                "timeout": f"{min(self.settings.check_interval * 0.75, 5.0):g}s",
+            }
+        if self.endpoints.prometheus is not None:
+            baseline["prometheus_url"] = self.endpoints.prometheus
         return {
             "listen_address": address,
             "log": {"format": "json"},
             "checks": checks,
-            "baseline": {"state_file": str(self.workdir / "baseline.json")},
+            "baseline": baseline,
         }
 
     def _start_prometheus(self) -> None:
