@@ -277,6 +277,7 @@ def test_outcome_counts_after_several_probes(registry: CollectorRegistry, metric
         "body_too_large": 0.0,
         "bad_body": 0.0,
         **dict.fromkeys(MATCHER_OUTCOMES, 0.0),
+        "unexpected_answer": 0.0,
     }
     assert sample(registry, "rollout_auth_callback_duration_seconds_count") == 4.0
     # The timeout's 0.5 s is in (0.4, 0.5] or, late, (0.5, 0.75]; the answers far below.

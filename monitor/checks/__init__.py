@@ -8,6 +8,7 @@ from monitor.checks.custom import SqlCheck
 from monitor.checks.registry import Parts, registered
 from monitor.config.schema import Config
 from monitor.db.pool import Database
+from monitor.observe.answers import ExpectedAnswers
 from monitor.observe.metrics import Metrics
 from monitor.observe.migration import MigrationTracker
 from monitor.observe.probelog import ProbeLog
@@ -22,6 +23,7 @@ def build_checks(
     tracker: MigrationTracker,
     log: ProbeLog,
     readings: Readings,
+    expected_answers: ExpectedAnswers | None = None,
 ) -> list[Check]:
     """The enabled checks, in the order `once` runs them (schema first: others read its view):
     the schema check publishes the migration's view to `tracker`, the callback check its probes
@@ -36,6 +38,7 @@ def build_checks(
         readings=readings,
         metrics=metrics,
         log=log,
+        expected_answers=expected_answers or ExpectedAnswers(),
     )
     checks = []
     for registration in registered():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from prometheus_client.metrics_core import Metric
 
 from monitor.checks.base import CheckFailed
 from monitor.checks.registry import Parts, register
 from monitor.config.checks import CallbackSettings
+from monitor.observe.answers import Expected, ExpectedAnswers
 from monitor.observe.metrics import Metrics, gauge, labelled_gauge
 from monitor.observe.probe import CallbackProbe, ProbeResult, TLSSeen
 from monitor.observe.probelog import ProbeLog
@@ -20,27 +22,62 @@ class CallbackCheck:
     name = "callback"
 
     def __init__(
-        self, probe: CallbackProbe, metrics: Metrics, interval: float, log: ProbeLog
+        self,
+        probe: CallbackProbe,
+        metrics: Metrics,
+        interval: float,
+        log: ProbeLog,
+        expected: ExpectedAnswers | None = None,
     ) -> None:
         self._probe = probe
         self._metrics = metrics
         self._log = log
+        self._expected = expected or ExpectedAnswers()
         self.interval = interval
 
     def run(self) -> Sequence[Metric]:
         """Probe, count the outcome, observe the latency (of an answer, or the wait of a probe
         that timed out: at least the deadline, so that the slowest are not left out of p95),
         log the probe."""
-        result = self._probe.probe()
+        expected = self._expected.current()
+        result = judged(self._probe.probe(), expected)
         self._metrics.callback_requests.labels(result.outcome).inc()
         if (latency := result.latency) is not None:
             self._metrics.callback_duration.observe(latency)
         self._log.record(result)
-        families = last_probe_families(result)
+        families = [*last_probe_families(result), *expected_families(expected)]
         if result.outcome != "success":
             detail = f" {result.status}" if result.status is not None else f": {result.detail}"
             raise CheckFailed(f"callback probe {result.outcome}{detail}", families)
         return families
+
+
+def judged(result: ProbeResult, expected: Expected) -> ProbeResult:
+    """The probe, an answer healthy by its status but not one of the app's own (as learned
+    before the migration, or configured) made unexpected_answer, saying what changed."""
+    if result.outcome != "success" or not expected.answers or result.answer in expected.answers:
+        return result
+    was = " | ".join(sorted(expected.answers))
+    return replace(result, outcome="unexpected_answer", detail=f"was {was}, now {result.answer}")
+
+
+def expected_families(expected: Expected) -> list[Metric]:
+    """What the app's healthy answer is taken to be, and whether it is known at all."""
+    return [
+        gauge(
+            "rollout_auth_callback_answer_known",
+            "1 when the app's own answer is known (learned before the migration, or configured):"
+            " another answer is unexpected_answer; 0 while only the status codes judge.",
+            float(bool(expected.answers)),
+        ),
+        labelled_gauge(
+            "rollout_auth_callback_expected_answer_info",
+            "1 for each answer of the app's own: its status, media type and body shape, and"
+            " where that comes from (learned, configuration).",
+            ["answer", "source"],
+            {(answer, expected.source): 1.0 for answer in sorted(expected.answers)},
+        ),
+    ]
 
 
 def last_probe_families(result: ProbeResult) -> list[Metric]:
@@ -117,4 +154,10 @@ def tls_families(tls: TLSSeen | None) -> list[Metric]:
 
 @register("callback", order=7)
 def _build(settings: CallbackSettings, parts: Parts) -> CallbackCheck:
-    return CallbackCheck(CallbackProbe(settings), parts.metrics, settings.interval, parts.log)
+    return CallbackCheck(
+        CallbackProbe(settings),
+        parts.metrics,
+        settings.interval,
+        parts.log,
+        parts.expected_answers,
+    )

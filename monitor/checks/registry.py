@@ -14,6 +14,7 @@ from typing import Any
 from monitor.checks.base import Check
 from monitor.config.schema import AppConfig, LargeTablesSettings, MigrationConfig
 from monitor.db.pool import Database
+from monitor.observe.answers import ExpectedAnswers
 from monitor.observe.metrics import Metrics
 from monitor.observe.migration import MigrationTracker
 from monitor.observe.probelog import ProbeLog
@@ -33,6 +34,7 @@ class Parts:
     readings: Readings
     metrics: Metrics
     log: ProbeLog  # where the callback check hands each probe
+    expected_answers: ExpectedAnswers  # the app's own answers, as learned or configured
 
 
 Factory = Callable[[Any, Parts], Check]

@@ -140,6 +140,10 @@ class CallbackSettings(DeadlineSettings):
     # outcome, and memory stays flat whatever the callback sends.
     body_size_limit: ByteSize = 1 << 20
     follow_redirects: bool = False  # a 3xx is the answer (the app's redirect), as configured
+    # The app's own answers, pinned (as the status page and rollout_auth_callback_expected_
+    # answer_info show them learned): any other answer is unexpected_answer. Empty: learned
+    # before the migration with the baseline.
+    expected_answers: tuple[str, ...] = ()
     tls_config: TLSClientSettings = TLSClientSettings()
     # blackbox_exporter's matchers, same names and meaning; each failing with its own outcome.
     fail_if_body_matches_regexp: tuple[Regexp, ...] = ()

@@ -16,6 +16,7 @@ from monitor.judge.baseline import Baseline
 from monitor.judge.history import history_fetch
 from monitor.judge.live import LiveView
 from monitor.judge.window_state import window_path
+from monitor.observe.answers import ExpectedAnswers
 from monitor.observe.migration import MigrationTracker
 from monitor.observe.probelog import Observed, ProbeLog
 from monitor.observe.readings import Readings
@@ -32,9 +33,11 @@ class Memory:
     ) -> None:
         settings = config.baseline
         self.migration = config.migration
+        self.pinned = config.checks.callback.expected_answers  # the app's answers, configured
         self.baseline_settings = settings
         self.readings = Readings()
         self.tracker = MigrationTracker()
+        self.expected_answers = ExpectedAnswers(config.checks.callback.expected_answers)
         self.log = ProbeLog(
             self.readings, self.tracker.quiet, clock, span=settings.window, kept=kept
         )
@@ -45,6 +48,7 @@ class Memory:
             config.migration.name,
             clock,
             fetch=history_fetch(settings),
+            expected=self.expected_answers,
         )
         self.live = LiveView(
             self.log,
@@ -66,7 +70,8 @@ class Memory:
         previous probes when only the baseline changed; a new one otherwise."""
         if previous is None or previous.migration != config.migration:
             return cls(config)
-        if previous.baseline_settings == config.baseline:
+        pinned = config.checks.callback.expected_answers
+        if previous.baseline_settings == config.baseline and previous.pinned == pinned:
             return previous
         return cls(config, kept=previous.log.entries())
 

@@ -62,6 +62,7 @@ class Monitor:
             tracker=self.memory.tracker,
             log=self.memory.log,
             readings=self.memory.readings,
+            expected_answers=self.memory.expected_answers,
         )
         self.runners = [
             CheckRunner(check, self.metrics, redact, readings=self.memory.readings)
@@ -83,6 +84,7 @@ class Monitor:
             redact=redact,
             replica=self.replica.describe,
             alerts=lambda: self.memory.readings.get(Alerts),
+            expected=self.memory.expected_answers.current,
         )
         self._inflight = Inflight()
         # The passwords the previous monitor's endpoint verified: a reload keeps them.

@@ -17,6 +17,7 @@ PROBE_OUTCOMES = (
     *("success", "server_error", "unexpected_status", "timeout", "connection_error"),
     *("body_too_large", "bad_body"),  # cut off at checks.callback.body_size_limit; undecodable
     *MATCHER_OUTCOMES,  # blackbox-style matchers, each failing with its own
+    "unexpected_answer",  # healthy by its status, but not the app's own answer
 )
 # 5 ms to 10 s: a healthy callback answers in tens of milliseconds, a sick one times out. Up to
 # 1 s each bucket is at most 1.5x the one below, so histogram_quantile's linear interpolation

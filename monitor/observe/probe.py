@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from monitor.config.checks import CallbackSettings, trusted_context
+from monitor.observe.answers import answer_shape
 from monitor.observe.body import BodyTooLarge, BodyUnreadable, read_bounded
 from monitor.observe.matchers import Answer, Matchers
 
@@ -62,6 +63,7 @@ class ProbeResult:
     http_version: str | None = None  # "HTTP/1.1", of the answer
     redirects: int = 0  # followed on the way to the answer
     tls: TLSSeen | None = None
+    answer: str | None = None  # its shape (monitor.observe.answers), when an answer came
 
     @property
     def latency(self) -> float | None:
@@ -230,7 +232,14 @@ class CallbackProbe:
             return self._result("connection_error", timings, detail=describe(error))
         outcome, detail = self._classify(got.answer)
         result = self._result(outcome, timings, got.answer.status, detail)
-        return replace(result, http_version=got.http_version, redirects=got.redirects, tls=got.tls)
+        shape = answer_shape(got.answer.status, dict(got.answer.headers), got.answer.body)
+        return replace(
+            result,
+            http_version=got.http_version,
+            redirects=got.redirects,
+            tls=got.tls,
+            answer=shape,
+        )
 
     async def _exchange(self, timings: Timings, tls: ssl.SSLContext) -> Exchanged:
         import httpx  # noqa: PLC0415  # imported by _probe already

@@ -75,6 +75,7 @@ class Observed:
     quiet: bool = False  # the migration pending with no run under way, as last seen
     around: Around = NOTHING
     waited: float | None = None  # when it timed out: how long it waited (at least the deadline)
+    answer: str | None = None  # the answer's shape (monitor.observe.answers), when one came
 
     @property
     def latency(self) -> float | None:
@@ -135,6 +136,7 @@ class ProbeLog:
             quiet=self._quiet(),
             around=self._around_now(),
             waited=result.duration if result.outcome == "timeout" else None,
+            answer=result.answer,
         )
         with self._lock:
             self._entries.append(observed)

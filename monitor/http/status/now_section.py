@@ -10,6 +10,7 @@ from monitor.config.durations import human_duration
 from monitor.http.status.charts import milliseconds
 from monitor.http.status.now import Paging, Recent, Vitals
 from monitor.http.status.status import Status, definitions
+from monitor.observe.answers import Expected
 from monitor.observe.readings import Alerts
 
 NOW_WORDS = {"bad": "FAILING", "warn": "DEGRADED", "ok": "OK", "unknown": "NO DATA"}
@@ -33,6 +34,7 @@ def now_section(status: Status, level: str, last: Recent) -> str:
     """The last probe, the last five minutes, the database, and what would page."""
     rows = [
         ("Callback", last_probe_text(status), "now-callback"),
+        ("Healthy answer", expected_text(status.expected), "now-answer"),
         ("Last 5 minutes", recent_text(last), "now-recent"),
         *database_rows(status.vitals),
         ("Alerts firing", alerts_text(status.alerts), "now-alerts"),
@@ -51,8 +53,23 @@ def last_probe_text(status: Status) -> str:
         return "no probe yet"
     last = status.samples[-1]
     answer = f"HTTP {last.status}" if last.status is not None else status.last_detail
+    if last.outcome == "unexpected_answer":  # what changed: "was 400 ..., now 404 ..."
+        answer = status.last_detail
     ago = human_duration(status.now - last.at)
     return f"{last.outcome} ({answer or 'no answer'}), {ago} ago"
+
+
+def expected_text(expected: Expected) -> str:
+    """What the app's healthy answer is taken to be, and why."""
+    answers = " | ".join(sorted(expected.answers))
+    if expected.source == "learned":
+        return f"{answers}: the app's own, learned before the migration ({expected.probes} answers)"
+    if expected.source == "configuration":
+        return f"{answers}: configured (checks.callback.expected_answers)"
+    return (
+        "any status of checks.callback.valid_status_codes: the app's own answer is learned while"
+        " the migration is pending (none yet, or this monitor started after it)"
+    )
 
 
 def recent_text(last: Recent) -> str:

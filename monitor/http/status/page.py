@@ -32,6 +32,7 @@ from monitor.judge.criteria import overall
 from monitor.judge.judgement import Judgement
 from monitor.judge.observation import BaselineView, baseline_problem, baseline_usable
 from monitor.judge.rollout import PHASES, VERDICT_WINDOWS, phase
+from monitor.observe.answers import Expected
 from monitor.observe.migration import MigrationTracker
 from monitor.observe.probelog import Observed, ProbeLog
 from monitor.observe.readings import Alerts
@@ -56,8 +57,10 @@ class StatusPage:
         clock: Callable[[], float] = time.time,
         replica: Callable[[], str] = lambda: "",
         alerts: Callable[[], Alerts | None] = lambda: None,
+        expected: Callable[[], Expected] = Expected,
     ) -> None:
         self._alerts = alerts
+        self._expected = expected
         self._migration = migration
         self._replica = replica
         self._tracker = tracker
@@ -91,14 +94,21 @@ class StatusPage:
             vitals=vitals,
             now_decisions=now_decisions(observation, samples, now, thresholds),
             paging=would_page(samples, vitals, known, now, thresholds, running=view.running),
-            last_detail=self._redact(error_kind(samples[-1].detail)) if samples else "",
+            last_detail=self._redact(shown_detail(samples[-1])) if samples else "",
             replica=self._replica(),
             alerts=self._alerts(),
+            expected=self._expected(),
         )
 
     def render(self) -> bytes:
         """The page, UTF-8."""
         return render(self.status()).encode()
+
+
+def shown_detail(last: Observed) -> str:
+    """What the page says of the last probe's detail: what changed in an unexpected answer
+    (shapes, no content), else only the error's kind."""
+    return last.detail if last.outcome == "unexpected_answer" else error_kind(last.detail)
 
 
 def error_kind(detail: str) -> str:

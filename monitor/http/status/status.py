@@ -13,6 +13,7 @@ from monitor.http.status.history import Minute, per_minute
 from monitor.http.status.now import Paging, Vitals
 from monitor.judge.baseline import Summary
 from monitor.judge.observation import Decision, Thresholds
+from monitor.observe.answers import Expected
 from monitor.observe.migration import MigrationView
 from monitor.observe.probelog import Observed
 from monitor.observe.readings import Alerts
@@ -40,6 +41,7 @@ class Status:
     last_detail: str = ""  # the last probe's detail, redacted
     replica: str = ""  # which replica runs the database checks, when several monitors share it
     alerts: Alerts | None = None  # the alerts firing, as checks.alerts last asked; None: not asked
+    expected: Expected = field(default_factory=Expected)  # the app's own answers
 
     @cached_property
     def minutes(self) -> list[Minute]:

@@ -25,6 +25,7 @@ from monitor.judge.baseline.records import (
 )
 from monitor.judge.baseline.summaries import configured, summarize
 from monitor.judge.state_files import read_for_migration, write_atomically
+from monitor.observe.answers import ExpectedAnswers
 from monitor.observe.migration import MigrationView
 from monitor.observe.probelog import MAX_PROBES, Observed, ProbeLog
 
@@ -59,7 +60,9 @@ class Baseline:
         *,
         fetch: Fetch | None = None,
         spawn: Spawn = in_background,
+        expected: ExpectedAnswers | None = None,
     ) -> None:
+        self._expected = expected or ExpectedAnswers()
         self._settings = settings
         self._migration = migration
         self._clock = clock
@@ -98,11 +101,13 @@ class Baseline:
                 started = view.started_at.timestamp()
                 self._confirmed_until = min(self._confirmed_until, started)
             self._frozen = self._learned = self._learn()
+            self._expected.learn(self._frozen.answers, self._frozen.answers_from)
             log.info(
                 "baseline_frozen",
                 state=view.state,
                 running=view.running,
                 probes=self._frozen.probes,
+                answers=len(self._frozen.answers),
             )
             self._save()
 
@@ -227,6 +232,8 @@ class Baseline:
         if state is not None:
             self._frozen = state.baseline
             self._source = state.source
+            if state.baseline is not None:
+                self._expected.learn(state.baseline.answers, state.baseline.answers_from)
             self._confirmed_until = state.confirmed_until
             self._log.restore(map(observed_of, state.probes))
 

@@ -43,6 +43,7 @@ class Probe(Record):
     user_lookup_seconds: float | None = None
     user_lookup_plan: Plan | None = None
     db_connections_ratio: float | None = None
+    answer: str | None = None  # the shape of its answer (monitor.observe.answers)
 
 
 class Summary(Record):
@@ -59,6 +60,10 @@ class Summary(Record):
     # test needs (a version 2 file and a configured baseline have none: p95 is taken as exact).
     bucket_counts: tuple[int, ...] = ()
     answered: int | None = None
+    # The shapes of the app's own healthy answers (monitor.observe.answers.learned), and how
+    # many answers they were learned from.
+    answers: tuple[str, ...] = ()
+    answers_from: int = 0
 
     @property
     def p95_seconds(self) -> float | None:
@@ -108,6 +113,7 @@ def probe_of(observed: Observed) -> Probe:
         user_lookup_seconds=around.lookup_seconds,
         user_lookup_plan=None if plan is None else Plan(node=plan[0], index=plan[1]),
         db_connections_ratio=around.connections_ratio,
+        answer=observed.answer,
     )
 
 
@@ -123,4 +129,6 @@ def observed_of(probe: Probe) -> Observed:
     if probe.outcome == "timeout":  # its wait, not an answer
         return Observed(probe.at, probe.outcome, quiet=True, around=around, waited=latency)
     status = None if latency is None else 0  # answered, the status not kept
-    return Observed(probe.at, probe.outcome, status, latency, quiet=True, around=around)
+    return Observed(
+        probe.at, probe.outcome, status, latency, quiet=True, around=around, answer=probe.answer
+    )

@@ -13,6 +13,7 @@ from monitor.judge.baseline.records import (
     Summary,
 )
 from monitor.judge.stats import Latencies
+from monitor.observe.answers import learned
 from monitor.observe.metrics import PROBE_BUCKETS
 
 
@@ -31,6 +32,7 @@ def summarize(probes: Sequence[Probe], bounds: Sequence[float] = PROBE_BUCKETS) 
     lookups = [p.user_lookup_seconds for p in probes if p.user_lookup_seconds is not None]
     plans = [p.user_lookup_plan for p in probes if p.user_lookup_plan is not None]
     ratios = [p.db_connections_ratio for p in probes if p.db_connections_ratio is not None]
+    shapes = [p.answer for p in probes if p.outcome == "success" and p.answer is not None]
     return Summary(
         probes=len(probes),
         success_ratio=successes / len(probes) if probes else None,
@@ -40,6 +42,8 @@ def summarize(probes: Sequence[Probe], bounds: Sequence[float] = PROBE_BUCKETS) 
         db_connections_ratio=max(ratios) if ratios else None,
         bucket_counts=latencies.cumulative,
         answered=latencies.total,
+        answers=learned(shapes),
+        answers_from=len(shapes),
     )
 
 
