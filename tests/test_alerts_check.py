@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -61,20 +62,24 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     config = tmp_path / "alertmanager.yml"
     config.write_text(yaml.safe_dump(INHIBITING))
     address = f"{HOST}:{free_port()}"
-    process = subprocess.Popen(
-        [
-            binary("prometheus-alertmanager", "alertmanager"),
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address={address}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [
+        binary("prometheus-alertmanager", "alertmanager"),
+        f"--config.file={config}",
+        f"--storage.path={tmp_path / 'data'}",
+        f"--web.listen-address={address}",
+        "--cluster.listen-address=",
+    ]
+    with started(command, address):
+        yield f"http://{address}"
+
+
+@contextmanager
+def started(command: list[str], address: str) -> Iterator[None]:
+    """The server running, ready at address; terminated at the end."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://{address}/-/ready", process)
-        yield f"http://{address}"
+        yield
     finally:
         process.terminate()
         process.wait(10)
@@ -132,22 +137,14 @@ def prometheus(tmp_path: Path) -> Iterator[str]:
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({"rule_files": [str(rules)]}))
     address = f"{HOST}:{free_port()}"
-    process = subprocess.Popen(
-        [
-            binary("prometheus"),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address={address}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(f"http://{address}/-/ready", process)
+    command = [
+        binary("prometheus"),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address={address}",
+    ]
+    with started(command, address):
         yield f"http://{address}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_prometheus_says_which_of_its_rules_alerts_fire(prometheus: str) -> None:

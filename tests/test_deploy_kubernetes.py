@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from kustomize import render, tool
 
 from monitor.assets import EXAMPLE_RUNBOOK_URL, RULE_FILES, asset, prometheus_rule
 from monitor.config.loading import OVERRIDABLE
@@ -27,19 +27,9 @@ KUBERNETES_VERSION = "1.33.0"  # native sidecars and every field used here are G
 PORT = 9838
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (scripts/install-system-deps --tests installs it)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [tool("kubectl"), "kustomize", str(BASE)], capture_output=True, text=True, check=True
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return render(BASE)
 
 
 def one(rendered: list[dict[str, Any]], kind: str) -> dict[str, Any]:

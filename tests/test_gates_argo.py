@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 from argo_measure import build_measure, measure
 from gate_documents import (
     AFTER,
@@ -29,6 +27,7 @@ from gate_documents import (
     gate_daemon,
     gauge_series,
 )
+from kustomize import render, tool
 from prometheus_blocks import LoadedPrometheus, openmetrics, serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,19 +37,9 @@ KUBERNETES_VERSION = "1.33.0"
 AUTHORIZATION = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (scripts/install-system-deps --tests installs it)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [tool("kubectl"), "kustomize", str(BASE)], capture_output=True, text=True, check=True
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return render(BASE)
 
 
 def template(rendered: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import kubernetes_validate
 import pytest
-import yaml
 from gate_documents import (
     AFTER,
     GAUGE_AT,
@@ -30,6 +29,7 @@ from gate_documents import (
     gate_daemon,
     gauge_series,
 )
+from kustomize import render
 from prometheus_blocks import LoadedPrometheus, openmetrics, serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +48,7 @@ def tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [tool("kubectl"), "kustomize", str(BASE)], capture_output=True, text=True, check=True
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return render(BASE)
 
 
 def one(rendered: list[dict[str, Any]], kind: str) -> dict[str, Any]:
