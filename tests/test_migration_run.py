@@ -4,6 +4,7 @@ index build's progress; all from a real migration queued behind real sessions.""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -222,7 +223,7 @@ def test_an_index_build_shows_its_statement_its_index_and_how_far_it_is(
         idle = {f.name for f in check.run()}
         with migrating(fresh_db.url, sql_file.read_text()) as migration:
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and len(ratios) < 3:
+            while time.monotonic() < deadline and len(ratios) < 4:
                 families = list(check.run())
                 progress = samples(families).get(
                     (
@@ -243,9 +244,13 @@ def test_an_index_build_shows_its_statement_its_index_and_how_far_it_is(
                     }
                 time.sleep(0.2)
             assert migration.error is None
-    assert len(ratios) == 3
+    assert len(ratios) == 4
     assert all(0 <= r <= 1 for r in ratios)
-    assert ratios == sorted(ratios)
+    # It advances as PostgreSQL reports it; once, in a CI run, the first sample read 0.2 and the
+    # next 0.02, 0.04 (a report of the scan's first block?): one step back is allowed, not two.
+    steps_back = sum(later < earlier for earlier, later in itertools.pairwise(ratios))
+    assert steps_back <= 1, ratios
+    assert ratios[-1] > ratios[-2], ratios
     assert {f.name for f in building} == idle | WHILE_RUNNING
 
 
