@@ -15,6 +15,8 @@ scrape sees their last result. Every fault starts at ONSET and is healed at HEAL
     trigger_bug    the drift check counts unexpired tokens flagged invalid, more every minute
     lock_queue     an app transaction holds users, the migration's ALTER waits for it, sessions
                    queue behind the ALTER and every probe times out (3 s)
+    route_404      a release lost the callback's route: a proxy's 404, every probe an
+                   unexpected_answer (the app's own answer was learned before the migration)
 
 `promtool test rules` evaluates the rules every 15 s over the whole run (an hour of history
 first, so the hour-long windows are full) and reports ALERTS at each evaluation (as failures of
@@ -70,7 +72,7 @@ HEALTHY_TIMEOUTS = 0.003
 INSTANCES = {"a:9838": 3, "b:9838": 11}  # instance -> scrape offset in s
 LEADER = "a:9838"
 MISSED = {("b:9838", ONSET + 3 * 60 + 11), ("a:9838", HEAL + 63), ("b:9838", HEAL + 2 * 60 + 11)}
-FAULTS = ("callback_5xx", "slow_callback", "trigger_bug", "lock_queue")
+FAULTS = ("callback_5xx", "slow_callback", "trigger_bug", "lock_queue", "route_404")
 JOBS = (*FAULTS, "healthy")
 RESEND = 60  # Prometheus's notifier resends a firing alert every minute
 Labels = tuple[tuple[str, str], ...]
@@ -85,6 +87,8 @@ def outcome(job: str, t: float, rng: random.Random) -> str:
     """The outcome of a probe at time t."""
     if faulty(job, t) and job == "callback_5xx":
         return "server_error"
+    if faulty(job, t) and job == "route_404":  # a proxy's 404: not the app's learned answer
+        return "unexpected_answer"
     if faulty(job, t) and job == "lock_queue":
         return "timeout"
     return "timeout" if rng.random() < HEALTHY_TIMEOUTS else "success"

@@ -27,6 +27,7 @@ PAGE = {
     "callback_5xx": "RolloutCallbackDown",
     "trigger_bug": "RolloutTokensWronglyInvalid",
     "lock_queue": "RolloutSessionsBlockedByDDL",
+    "route_404": "RolloutCallbackDown",  # a proxy's 404: unexpected_answer, every probe
 }
 
 

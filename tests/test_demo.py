@@ -246,7 +246,7 @@ def test_an_unknown_action_is_refused_with_the_list_of_actions(app: StandInApp) 
     assert answer.status_code == 409
     assert answer.json()["error"] == (
         "unknown action 'explode': expected one of callback_5xx, slow_callback, trigger_bug, "
-        "lock_queue, rollback, migrate, heal"
+        "lock_queue, route_404, rollback, migrate, heal"
     )
 
 
@@ -478,3 +478,15 @@ def test_the_readmes_demo_section_has_every_option_of_demo_help_and_every_action
     options = set(re.findall(r"\[(--[a-z-]+)", usage))
     assert options == set(re.findall(r"`(--[a-z-]+)", section))
     assert re.findall(r"^\| `(\w+)` \|", section, re.M) == list(ACTIONS)
+
+
+def test_route_404_answers_as_a_proxy_and_heal_brings_the_app_back(app: StandInApp) -> None:
+    """Issue 21: the release lost the route: nginx's 404 page, text/html, a 4xx the status codes
+    alone call healthy; heal restores the app's own refusal."""
+    assert act(app, "route_404").status_code == 200
+    lost = httpx.post(app.callback_url, json={"code": "test"}, timeout=10)
+    assert (lost.status_code, lost.headers["content-type"]) == (404, "text/html")
+    assert (lost.headers["server"], b"nginx" in lost.content) == ("nginx", True)
+    assert act(app, "heal").status_code == 200
+    back = httpx.post(app.callback_url, json={"code": "test"}, timeout=10)
+    assert (back.status_code, back.json()) == (400, {"error": "invalid_grant"})

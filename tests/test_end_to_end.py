@@ -170,6 +170,24 @@ def test_a_failing_callback_pages_then_resolves_when_healed(
     wait_for("alert resolved", lambda: prometheus.alert_state(PAGE_ALERT) is None, 150)
 
 
+def test_a_proxys_404_for_the_lost_route_pages_once_and_resolves(
+    stack: DemoStack, prometheus: Prometheus
+) -> None:
+    """Issue 21: the route gone, a proxy's 404 (a 4xx, healthy by the status codes) is not the
+    app's own answer learned before the migration: unexpected_answer, and the callback down."""
+    assert prometheus.alert_state(PAGE_ALERT) is None
+    seen = 'rollout_auth_callback_requests_total{outcome="unexpected_answer"}'
+    stack.act("route_404")
+    wait_for("unexpected answers", lambda: (prometheus.value(seen) or 0) > 0, 30)
+    wait_for("alert firing", lambda: prometheus.alert_state(PAGE_ALERT) == "firing", 120)
+    assert "unexpected_answer (was 400 application/json {error}, now 404 text/html" in (
+        status_page(stack).replace("&#x27;", "'")
+    )
+    stack.act("heal")
+    wait_for("probes healthy", lambda: prometheus.value(HEALTHY_PROBE) == 1, 30)
+    wait_for("alert resolved", lambda: prometheus.alert_state(PAGE_ALERT) is None, 180)
+
+
 def status_page(stack: DemoStack) -> str:
     """The daemon's status page."""
     return httpx.get(stack.endpoints.metrics.removesuffix("metrics"), timeout=10).text

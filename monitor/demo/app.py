@@ -26,7 +26,14 @@ from monitor.demo.serving import LocalServer
 CALLBACK_PATH = "/api/auth/callback/threads"
 CONTROL_PATH = "/demo"
 LOGIN_PREFIX = "login:"
-FAULTS = ("callback_5xx", "slow_callback", "trigger_bug", "lock_queue")
+FAULTS = ("callback_5xx", "slow_callback", "trigger_bug", "lock_queue", "route_404")
+# What a proxy answers for a route the app no longer has (a release that lost it): a 4xx, so
+# healthy by the status codes alone; not the app's own answer (monitor.observe.answers).
+PROXY_404 = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+    b"<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
 ACTIONS = (*FAULTS, "rollback", "migrate", "heal")
 SLOW_DELAY_SECONDS = 0.4
 POOL_SIZE = 8
@@ -86,6 +93,11 @@ class StandInApp:
             self._faults.clear()
         self._pool.close()
 
+    @property
+    def route_lost(self) -> bool:
+        """Whether the callback's route is gone (route_404): a proxy answers instead."""
+        return "route_404" in self._faults
+
     def callback(self, body: bytes) -> Answer:
         """The OAuth callback: log the user in, or refuse the code."""
         if "callback_5xx" in self._faults:
@@ -135,6 +147,9 @@ class StandInApp:
             ),
             "trigger_bug": self._break_trigger,
             "lock_queue": self._start_lock_queue,
+            "route_404": lambda: self._flag(
+                "route_404", "the callback's route is gone: the proxy answers 404 (text/html)"
+            ),
             "rollback": self._roll_back,
             "migrate": self._migrate,
             "heal": self._heal,
@@ -220,7 +235,9 @@ def handler_for(app: StandInApp) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
             body = self.rfile.read(length)
-            if self.path == CALLBACK_PATH:
+            if self.path == CALLBACK_PATH and app.route_lost:
+                self._send(HTTPStatus.NOT_FOUND, "text/html", PROXY_404, server="nginx")
+            elif self.path == CALLBACK_PATH:
                 self._answer(*app.callback(body))
             elif self.path.startswith(CONTROL_PATH + "/"):
                 self._answer(*control(app, self.path.removeprefix(CONTROL_PATH + "/")))
@@ -234,12 +251,19 @@ def handler_for(app: StandInApp) -> type[BaseHTTPRequestHandler]:
                 self._answer(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
         def _answer(self, status: int, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
+            self._send(status, "application/json", json.dumps(payload).encode())
+
+        def _send(self, status: int, media: str, body: bytes, server: str = "") -> None:
+            self.answering_as = server
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", media)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def version_string(self) -> str:
+            """The Server header: the proxy's name when a proxy answers (route_404)."""
+            return getattr(self, "answering_as", "") or super().version_string()
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the demo prints its own summary."""
