@@ -107,8 +107,8 @@ class Timings:
         self.marks.setdefault(event.split(".", 1)[-1], time.perf_counter())
 
     def elapsed(self) -> float:
-        """Seconds since the probe started."""
-        return time.perf_counter() - self.marks["start"]
+        """Seconds from the probe's start to its answer read (or now, without one)."""
+        return self.marks.get("read", time.perf_counter()) - self.marks["start"]
 
     def phases(self) -> dict[str, float]:
         """Seconds spent in each phase that happened; 0 for those that did not."""
@@ -272,6 +272,7 @@ class CallbackProbe:
                 encoding = response.headers.get("content-encoding", "identity")
                 raw = response.aiter_raw()
                 body = await read_bounded(raw, encoding, settings.body_size_limit)
+                timings.mark("read")  # the wall time ends here: what follows is ours
             except (BodyTooLarge, BodyUnreadable) as cause:
                 await response.aclose()
                 raise BodyProblem(response.status_code, cause) from None
