@@ -245,28 +245,35 @@ class CallbackProbe:
         import httpx  # noqa: PLC0415  # imported by _probe already
 
         settings = self._settings
+        from monitor.observe.network import transport  # noqa: PLC0415  # httpx: see _probe
+
         async with httpx.AsyncClient(
             trust_env=False,
             timeout=settings.timeout,
-            verify=tls,
+            transport=transport(tls),
             follow_redirects=settings.follow_redirects,
             max_redirects=MAX_REDIRECTS,
         ) as client:
             timings.restart()
             targets = await resolved(settings.url, timings)
-            for number, (url, headers, extensions) in enumerate(targets, 1):
-                request = client.build_request(
+            requests = [
+                client.build_request(
                     settings.method,
                     url,
                     headers={**headers, **settings.headers},
                     content=settings.body.encode() if settings.body else None,
                     extensions={"trace": timings.trace, **extensions},
                 )
+                for url, headers, extensions in targets
+            ]
+            if "resolved" not in timings.marks:  # an address: the clock starts at the send
+                timings.restart()
+            for number, request in enumerate(requests, 1):
                 try:
                     response = await client.send(request, stream=True)
                     break
                 except httpx.ConnectError:  # nothing sent: the next address, as a connect would
-                    if number == len(targets):
+                    if number == len(requests):
                         raise
             try:
                 encoding = response.headers.get("content-encoding", "identity")
