@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -68,7 +69,7 @@ def learned(shapes: list[str]) -> tuple[str, ...]:
     at least MIN_SEEN times, out of at least MIN_ANSWERS answers; none when fewer."""
     if len(shapes) < MIN_ANSWERS:
         return ()
-    return tuple(sorted({s for s in shapes if shapes.count(s) >= MIN_SEEN}))
+    return tuple(sorted(s for s, seen in Counter(shapes).items() if seen >= MIN_SEEN))
 
 
 @dataclass(frozen=True)
