@@ -141,7 +141,8 @@ def cel_matcher(expression: str, fail_when: bool) -> Matcher:
     from celpy.adapter import json_to_cel  # noqa: PLC0415
     from celpy.celtypes import BoolType  # noqa: PLC0415
 
-    program = celpy.Environment().program(celpy.Environment().compile(expression))
+    environment = celpy.Environment()
+    program = environment.program(environment.compile(expression))
     outcome = "body_matched_cel" if fail_when else "body_not_matched_cel"
 
     def match(answer: Answer) -> Failure | None:
