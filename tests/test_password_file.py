@@ -125,7 +125,7 @@ def test_an_unreadable_password_file_is_one_line_naming_it_and_exit_2(tmp_path: 
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"database.password_file: cannot read {missing}: No such file or directory"
+        f"database.password_file: {missing}: cannot read password file: No such file or directory"
     ]
 
 

@@ -4,13 +4,18 @@ than a limit of bytes; each problem one line naming the file."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 
 class FileProblem(Exception):
-    """One problem reading a file; the message names it."""
+    """One problem reading a file; the message names it. `missing`: there is no such file."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
@@ -20,7 +25,8 @@ def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
     try:
         handle = os.open(path, flags)
     except OSError as error:
-        raise FileProblem(f"{path}: cannot read {what}: {error.strerror}") from None
+        message = f"{path}: cannot read {what}: {error.strerror}"
+        raise FileProblem(message, missing=error.errno == errno.ENOENT) from None
     try:
         if not stat.S_ISREG(os.fstat(handle).st_mode):
             raise FileProblem(f"{path}: not a regular file: cannot be the {what}")

@@ -8,21 +8,21 @@ and is refused before a value is built from it, let alone rendered in a message.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
+
+from monitor.config.files import FileProblem, read_bounded
+
+__all__ = ["FileProblem", "read_yaml"]
 
 MAX_BYTES = 1 << 20  # 1 MiB: the example configuration is 8 KiB
 MAX_DEPTH = 32  # nesting levels; the configuration uses 5
 MAX_NODES = 100_000  # values once every alias is expanded
-
-
-class FileProblem(Exception):
-    """One located problem with a configuration file."""
 
 
 class BoundedLoader(yaml.SafeLoader):
@@ -82,15 +82,12 @@ def expanded_size(node: Node, limit: int = MAX_NODES) -> int:
 
 def read_yaml(path: str) -> Any:
     """The YAML document in the file, built only once it passed every bound."""
-    try:
-        with Path(path).open("rb") as file:
-            raw = file.read(MAX_BYTES + 1)
-    except OSError as error:
-        raise FileProblem(f"{path}: cannot read config file: {error.strerror}") from None
-    if len(raw) > MAX_BYTES:
-        raise FileProblem(f"{path}: larger than {MAX_BYTES // 1024} KiB: not a configuration file")
+    raw = read_bounded(path, MAX_BYTES, "config file")
     text = decoded(path, raw)
-    loader = BoundedLoader(text)
+    try:
+        loader = BoundedLoader(text)  # reads the whole text for characters YAML refuses
+    except ReaderError as error:
+        raise FileProblem(f"{path}:{located(text, error.position)}{refused(error)}") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -120,6 +117,19 @@ def decoded(path: str, raw: bytes) -> str:
         column = len(before) - (before.rfind(b"\n") + 1) + 1
         byte = raw[error.start]
         raise FileProblem(f"{path}:{line}:{column}: not UTF-8 (byte 0x{byte:02x})") from None
+
+
+def located(text: str, index: int) -> str:
+    """'line:column: ' of a character's index in the text, 1-based."""
+    before = text[:index]
+    return f"{before.count(chr(10)) + 1}:{index - (before.rfind(chr(10)) + 1) + 1}: "
+
+
+def refused(error: ReaderError) -> str:
+    """PyYAML's refusal of a character, as one line: 'character 0x00 is not allowed in YAML'."""
+    character = error.character
+    code = ord(character) if isinstance(character, str) else int(character)
+    return f"character 0x{code:02x} is not allowed in YAML"
 
 
 def position(error: yaml.YAMLError) -> str:

@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from monitor.config.files import FileProblem, read_bounded
 from monitor.config.schema import DatabaseConfig
 from monitor.config.urls import split_prisma_parameters
 from monitor.db import sql as queries
@@ -34,6 +35,10 @@ RECONNECT_TIMEOUT = 1.0
 CLOSE_TIMEOUT = 1.0
 
 
+# A password is a line; a file far larger is a mistake (or /dev/zero) and is refused unread.
+MAX_PASSWORD_BYTES = 64 * 1024
+
+
 class PasswordFileError(Exception):
     """The database password file could not be read; the message names the file."""
 
@@ -41,10 +46,11 @@ class PasswordFileError(Exception):
 def read_password(path: Path) -> str:
     """The password in the file, without one trailing newline (as `echo pw > file` leaves it)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        raise PasswordFileError(f"database.password_file: cannot read {path}: {reason}") from None
+        text = read_bounded(path, MAX_PASSWORD_BYTES, "password file").decode("utf-8")
+    except FileProblem as problem:
+        raise PasswordFileError(f"database.password_file: {problem}") from None
+    except UnicodeDecodeError:
+        raise PasswordFileError(f"database.password_file: {path}: not UTF-8 text") from None
     return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.files import FileProblem, read_bounded
 from monitor.config.loading import ConfigError, describe, read_config_file
 from monitor.config.values import FieldProblem, header_value
 
@@ -30,6 +31,7 @@ from monitor.config.values import FieldProblem, header_value
 # 31 of hash: the format Go's bcrypt, which exporter-toolkit uses, accepts too.
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 _BCRYPT_MAX_PASSWORD = 72
+MAX_PEM_BYTES = 1 << 20  # a certificate chain or key file; a few KiB in practice
 
 # Keys of the exporter-toolkit format this server does not implement; named, not just "unknown".
 _TOOLKIT_ONLY_TLS = (
@@ -57,10 +59,9 @@ def _readable(path: Path, info: ValidationInfo) -> Path:
     folder = (info.context or {}).get("folder")
     resolved = folder / path if isinstance(folder, Path) else path
     try:
-        with resolved.open("rb"):
-            pass
-    except OSError as error:
-        raise ValueError(f"cannot read {resolved}: {error.strerror}") from None
+        read_bounded(resolved, MAX_PEM_BYTES, "PEM file")  # never a FIFO that blocks ssl's read
+    except FileProblem as problem:
+        raise ValueError(str(problem)) from None
     return resolved
 
 

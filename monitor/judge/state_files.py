@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from monitor.config.files import FileProblem, read_bounded
+
 log = structlog.get_logger("monitor.state")
+# A state file holds at most MAX_PROBES (100,000) probes of ~30 bytes: about 3 MiB. Anything far
+# larger (or a device, or a FIFO) is not one of ours and is refused unread.
+MAX_STATE_BYTES = 16 << 20
 
 
 Record = TypeVar("Record", bound=BaseModel)
@@ -24,10 +29,12 @@ def read_for_migration(
     """The file's record of this migration, or None: a missing file silently, an unreadable one
     or one of another migration with a warning (event, file, reason and the given fields)."""
     try:
-        record = model.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
+        record = model.model_validate_json(read_bounded(path, MAX_STATE_BYTES, "state file"))
+    except FileProblem as error:
+        if not error.missing:
+            log.warning(event, file=str(path), reason=str(error), **fields)
         return None
-    except (OSError, ValidationError) as error:
+    except ValidationError as error:
         log.warning(event, file=str(path), reason=problem(error), **fields)
         return None
     recorded = getattr(record, "migration", None)
