@@ -11,6 +11,7 @@ pg_dump writes last.
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import stat
 import tarfile
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from monitor.config.durations import format_duration
 from monitor.config.schema import PreflightSettings
@@ -34,6 +35,9 @@ _TAIL_LINES = 8  # pg_dump 15.14+ writes `\unrestrict <key>` after the end marke
 _BARE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 _DUMPED_BY = re.compile(r"^;?\s*-*\s*Dumped by pg_dump version:? (\S+)")
 _TIMED_OUT = "not read to the end within preflight.backup_timeout"
+# What of a plain dump's line is looked at (CREATE TABLE, the header, the end marker are short);
+# the rest of a longer line is read past, so memory stays bounded whatever the line.
+MAX_LINE_BYTES = 64 * 1024
 
 
 class Unreadable(Exception):
@@ -72,7 +76,7 @@ def detect_format(path: Path) -> str | None:
     try:
         if stat.S_ISDIR(path.stat().st_mode):
             return "directory" if _is_file(path / "toc.dat") else None
-        with path.open("rb") as file:
+        with open_regular(path) as file:
             head = file.read(512)
     except PermissionError:
         raise Unreadable(path) from None
@@ -97,9 +101,26 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """The file, opened for reading without waiting (a FIFO with no writer would block open()
+    forever); NotRegular when it is a FIFO, a device or a socket, which may never end."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise NotRegular(path)
+    return os.fdopen(handle, "rb")
+
+
+class NotRegular(OSError):
+    """A path that is neither a regular file nor a directory: never read as a backup."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: not a regular file or a directory: cannot be a backup")
+
+
 def _gzip_head(path: Path) -> bytes:
     try:
-        with gzip.open(path, "rb") as file:
+        with open_regular(path) as raw, gzip.GzipFile(fileobj=raw) as file:
             return file.read(len(PLAIN_HEADER))
     except (OSError, EOFError):
         return b""
@@ -128,6 +149,8 @@ def _backup_at(path: Path) -> tuple[Backup | None, CheckResult]:
     kind = detect_format(path)
     if kind is None and path.is_dir():
         return _newest_in(path)
+    if kind is None and not path.is_file():
+        return None, failed(name, str(NotRegular(path)))
     if kind is None:
         return None, failed(
             name, f"{path}: not a pg_dump backup (neither custom, tar, directory nor plain SQL)"
@@ -340,7 +363,7 @@ def _scan_plain(backup: Backup, tables: Tables, deadline: float) -> PlainScan:
     created: set[str] = set()
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     head: list[str] = []
-    for number, line in enumerate(_lines(backup)):
+    for number, line in enumerate(_lines(backup, deadline)):
         if number % 10_000 == 0 and time.monotonic() > deadline:
             raise ReadFailed(_TIMED_OUT)
         if number < 10:
@@ -353,17 +376,28 @@ def _scan_plain(backup: Backup, tables: Tables, deadline: float) -> PlainScan:
     return PlainScan(frozenset(created), PLAIN_END in tail, _dumped_by(head))
 
 
-def _lines(backup: Backup) -> Iterator[str]:
-    """The dump's lines; a gzip file cut short raises ReadFailed."""
+def _lines(backup: Backup, deadline: float) -> Iterator[str]:
+    """The dump's lines, each cut to its first MAX_LINE_BYTES (a COPY row of a large value, or
+    a gzip bomb's one endless line, is read past in pieces, never held whole); a gzip file cut
+    short raises ReadFailed."""
     try:
-        if backup.format == "plain.gz":
-            with gzip.open(backup.path, "rt", encoding="utf-8", errors="replace") as file:
-                yield from file
-        else:
-            with backup.path.open(encoding="utf-8", errors="replace") as file:
-                yield from file
+        with open_regular(backup.path) as raw:
+            if backup.format == "plain.gz":
+                with gzip.GzipFile(fileobj=raw) as file:
+                    yield from _heads_of_lines(file, deadline)
+            else:
+                yield from _heads_of_lines(raw, deadline)
     except (OSError, EOFError) as error:
         raise ReadFailed(f"cannot read it to the end: {error}") from None
+
+
+def _heads_of_lines(file: gzip.GzipFile | BinaryIO, deadline: float) -> Iterator[str]:
+    while line := file.readline(MAX_LINE_BYTES):
+        yield line.decode("utf-8", errors="replace")
+        while not line.endswith(b"\n") and len(line) == MAX_LINE_BYTES:  # the rest of it
+            if time.monotonic() > deadline:
+                raise ReadFailed(_TIMED_OUT)
+            line = file.readline(MAX_LINE_BYTES)
 
 
 def _create_table(schema: str, table: str) -> re.Pattern[str]:
