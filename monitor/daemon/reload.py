@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,11 +17,38 @@ from monitor.db.pool import PasswordFileError
 from monitor.output.logs import configure_logging
 
 log = structlog.get_logger("monitor.daemon.reload")
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-HANDLED = STOP_SIGNALS | {signal.SIGHUP}
+# Every signal whose default would end the process, but the faults (SIGSEGV, SIGBUS, SIGFPE,
+# SIGILL, SIGABRT, SIGTRAP, SIGSYS: the process itself is broken) and SIGKILL, is taken here:
+# a stop signal stops cleanly (SIGQUIT too: no core dump of a monitor; SIGXCPU: the CPU limit
+# is near, stop while it can), SIGHUP reloads, and the rest (a stray `kill -USR1`, an alarm
+# nobody set) are logged and ignored.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGXCPU})
+IGNORED = frozenset(
+    {
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGALRM,
+        signal.SIGVTALRM,
+        signal.SIGPROF,
+        signal.SIGIO,
+        signal.SIGPWR,
+        signal.SIGSTKFLT,
+        *range(signal.SIGRTMIN, signal.SIGRTMAX + 1),
+    }
+)
+HANDLED = STOP_SIGNALS | IGNORED | {signal.SIGHUP}
+IGNORED_LOG_INTERVAL = 10.0  # seconds between two `signal_ignored` lines for one signal
 # Loads the configuration again (file, environment, flags, password file), returning the new
 # config and the redactor for its secrets, or raising with every problem found.
 Loader = Callable[[], tuple[Config, Callable[[str], str]]]
+
+
+def signal_name(signum: int) -> str:
+    """SIGUSR1, or SIGRTMIN+3 (the real-time signals between the two ends have no name)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
 
 
 class ReloadFailed(Exception):
@@ -73,21 +101,52 @@ class Daemon:
         self._redact = redact
         self._status = ReloadStatus()
         self._monitor = self._build(config, redact, None)
+        # Held to swap the running monitor or stop it: never while loading, which may wait.
+        self._swap = threading.Lock()
+        self._stopping = False
+        self._reload_wanted = threading.Event()
+        self._ignored_logged: dict[int, float] = {}
 
     def run(self) -> None:
-        """Serve until SIGTERM or SIGINT (raises OSError if /metrics cannot listen at start)."""
-        # Signals are taken synchronously (sigwait) rather than by handlers: a reload is then
-        # plain sequential code in this thread, never interrupted by the next signal.
+        """Serve until a stop signal (raises OSError if /metrics cannot listen at start)."""
+        # Signals are taken synchronously (sigwait) in this thread, blocked in every other (the
+        # threads started from here inherit the mask). A reload runs in a thread of its own,
+        # one at a time, so that a stop signal is taken while a reload waits on anything.
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         try:
             self._monitor.start()
+            threading.Thread(target=self._reloads, name="reload", daemon=True).start()
             try:
-                while signal.sigwait(HANDLED) not in STOP_SIGNALS:
-                    self.reload()
+                self._wait_for_stop()
             finally:
-                self._monitor.stop()
+                with self._swap:
+                    self._stopping = True
+                    self._monitor.stop()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+
+    def _wait_for_stop(self) -> None:
+        while (signum := signal.sigwait(HANDLED)) not in STOP_SIGNALS:
+            if signum == signal.SIGHUP:
+                self._reload_wanted.set()  # SIGHUPs during a reload make one more, not many
+            else:
+                self._ignore(signum)
+        log.info("stop_signal", signal=signal_name(signum))
+
+    def _ignore(self, signum: int) -> None:
+        """One `signal_ignored` line per signal number at most every IGNORED_LOG_INTERVAL."""
+        now = time.monotonic()
+        if now - self._ignored_logged.get(signum, -IGNORED_LOG_INTERVAL) >= IGNORED_LOG_INTERVAL:
+            self._ignored_logged[signum] = now
+            log.info("signal_ignored", signal=signal_name(signum))
+
+    def _reloads(self) -> None:
+        while True:
+            self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            if self._stopping:
+                return
+            self.reload()
 
     def reload(self) -> None:
         """Load the configuration again; keep the running one when the new one is invalid."""
@@ -102,7 +161,9 @@ class Daemon:
         except Exception as error:  # whatever else: the running monitor goes on
             self._fail([self._one_line(error)])
             return
-        self._replace(new, redact)
+        with self._swap:
+            if not self._stopping:  # a monitor built but never started holds nothing
+                self._replace(new, redact)
 
     def _one_line(self, error: BaseException) -> str:
         """An unexpected error as one redacted line: its kind and the first line of its text."""
