@@ -6,6 +6,8 @@ What the monitor does to the database is read from pg_stat_activity, not from it
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
@@ -42,7 +44,10 @@ from hostile import ALIAS_BOMB
 from locks import run_quietly, wait_for_lock_waiters
 from tcp_proxy import TcpProxy
 
+from monitor.config.schema import Config
+from monitor.daemon.reload import Daemon, ReloadFailed
 from monitor.demo.postgres import free_port
+from monitor.output.redact import Redactor
 
 
 class Sampler:
@@ -426,3 +431,167 @@ def test_sighup_moves_the_listen_address_and_leaks_no_pool(
     assert code == 0
     assert sampler.most("count") <= 3
     assert settle_sessions(fresh_db, 0) == 0
+
+
+# --- issue 22: stray signals, reloads from files that block, a reload that waits --------------
+
+UNREACHABLE = "postgresql://mon@127.0.0.1:1/app"  # refused at once: the daemon serves anyway
+
+
+def test_stray_signals_are_ignored_and_logged_not_fatal(tmp_path: Path) -> None:
+    """Finding 10: SIGUSR1, SIGUSR2 and SIGALRM killed the daemon (exit -10, -12, -14) with no
+    clean stop. Now every signal whose default ends a process is ignored (logged) or stops it
+    cleanly."""
+    stray = [
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGALRM,
+        signal.SIGVTALRM,
+        signal.SIGPROF,
+        signal.SIGIO,
+        signal.SIGPWR,
+        signal.SIGRTMIN,
+        signal.SIGRTMIN + 5,
+        signal.SIGRTMAX,
+    ]
+    with daemon(tmp_path, DATABASE_URL=UNREACHABLE) as process:
+        for number in stray:
+            process.popen.send_signal(number)
+        deadline = time.monotonic() + 10
+        while (
+            len(ignored := [e for e in process.events() if e["event"] == "signal_ignored"])
+            < len(stray)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert process.popen.poll() is None
+        assert httpx.get(f"{process.base_url}/healthz", timeout=2).status_code == 200
+        code, took = process.stop()
+    names = [e["signal"] for e in ignored]
+    assert names[:7] == [signal.Signals(s).name for s in stray[:7]]
+    assert names[7:] == ["SIGRTMIN", "SIGRTMIN+5", "SIGRTMAX"]
+    assert (code, [e["event"] for e in process.events()][-1]) == (0, "stopped")
+    assert took < 10
+
+
+@pytest.mark.parametrize("stop", [signal.SIGQUIT, signal.SIGXCPU, signal.SIGINT, signal.SIGTERM])
+def test_every_stop_signal_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
+    """SIGQUIT ended the daemon with -3 and no `stopping` line: now a clean stop, as SIGTERM."""
+    with daemon(tmp_path, DATABASE_URL=UNREACHABLE) as process:
+        started = time.monotonic()
+        process.popen.send_signal(stop)
+        code = process.popen.wait(timeout=30)
+        took = time.monotonic() - started
+    events = [e["event"] for e in process.events()]
+    signals = [e["signal"] for e in process.events() if e["event"] == "stop_signal"]
+    assert (code, signals, events[-1]) == (0, [stop.name], "stopped")
+    assert events.index("stop_signal") < events.index("stopping")
+    assert took < 10
+
+
+@pytest.mark.parametrize(
+    ("which", "special"),
+    [("config", "fifo"), ("password", "fifo"), ("password", "zero"), ("web", "fifo")],
+)
+def test_a_reload_from_a_file_that_would_block_fails_and_sigterm_stops(
+    tmp_path: Path, which: str, special: str
+) -> None:
+    """Finding 3: the config path replaced by a FIFO, SIGHUP, SIGTERM: still running 8 s later
+    (the same with the password file); finding 4: a password file that is /dev/zero took
+    1.35 GB before the reload failed. Now the reload fails at once, naming the file, and the
+    daemon stops on SIGTERM as usual."""
+    config, password, web = tmp_path / "config.yaml", tmp_path / "password", tmp_path / "web.yml"
+    config.write_text("log: {format: json}\n")
+    password.write_text("secret\n")
+    web.write_text("{}\n")
+    args = ("--config", str(config), "--database-password-file", str(password))
+    with daemon(
+        tmp_path, *args, "--web-config-file", str(web), DATABASE_URL=UNREACHABLE
+    ) as process:
+        path = {"config": config, "password": password, "web": web}[which]
+        path.unlink()
+        if special == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+        process.popen.send_signal(signal.SIGHUP)
+        failed = process.wait_for_event("config_reload_failed", timeout=10)
+        assert httpx.get(f"{process.base_url}/healthz", timeout=2).status_code == 200
+        rss = rss_mib(process.popen.pid)
+        code, took = process.stop()
+    assert any(f"{path}: not a regular file" in problem for problem in failed["problems"]), failed
+    assert (code, [e["event"] for e in process.events()][-1]) == (0, "stopped")
+    assert took < 10
+    assert rss < 200
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_sigterm_during_a_reload_that_waits_stops_within_the_usual_time() -> None:
+    """Whatever a reload waits on (a file on a hung mount, say), a stop signal is taken: the
+    reload runs beside the signal loop, never in it. The loader here waits 20 s."""
+    release = threading.Event()
+
+    def waiting_load() -> tuple[Config, Callable[[str], str]]:
+        release.wait(20)
+        raise ReloadFailed(["released"])
+
+    config = fast_config(UNREACHABLE)
+    running = Daemon(config, Redactor(), waiting_load)
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()  # signals go to this thread, where run() waits for them
+    sent: dict[str, float] = {}
+
+    def signals() -> None:
+        wait_until_serving(f"http://{config.listen_address}/healthz")
+        signal.pthread_kill(main, signal.SIGHUP)
+        time.sleep(1.0)  # the reload is waiting now
+        sent["stop"] = time.monotonic()
+        signal.pthread_kill(main, signal.SIGTERM)
+
+    sender = threading.Thread(target=signals)
+    sender.start()
+    try:
+        running.run()
+        stopped = time.monotonic()
+    finally:
+        release.set()
+        sender.join()
+    assert stopped - sent["stop"] < 10  # as every SIGTERM test: the grace of checks and HTTP
+
+
+def wait_until_serving(url: str) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never answered")
+
+
+@pytest.mark.parametrize("special", ["fifo", "zero"])
+def test_a_state_file_that_is_not_a_file_is_refused_unread(tmp_path: Path, special: str) -> None:
+    """Finding 4: `baseline.state_file` as /dev/zero was an uncaught exception at start; as a
+    FIFO, /healthz never came up. Now it is a warning and a fresh start."""
+    state = tmp_path / "baseline.json"
+    if special == "fifo":
+        os.mkfifo(state)
+    else:
+        state.symlink_to("/dev/zero")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"log: {{format: json}}\nbaseline: {{state_file: {state}}}\n")
+    with daemon(tmp_path, "--config", str(config), DATABASE_URL=UNREACHABLE) as process:
+        warning = process.wait_for_event("baseline_state_unreadable", timeout=10)
+        assert httpx.get(f"{process.base_url}/healthz", timeout=2).status_code == 200
+        rss = rss_mib(process.popen.pid)
+        code, _ = process.stop()
+    assert warning["reason"] == f"{state}: not a regular file: cannot be the state file"
+    assert code == 0
+    assert rss < 200

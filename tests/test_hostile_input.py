@@ -1,38 +1,81 @@
-"""Malformed input, as an attacker or a tired operator writes it: config files, web-config
-files, flags and environment. Each is one located line on stderr and exit 2, never a traceback
-(issue 11, findings 1, 2 and 8); a reload with any of them keeps the running configuration
-(tests/test_reload_hostile.py)."""
+"""The hostile-input table: malformed input, as an attacker or a tired operator writes it
+(config and web-config files, password, state, SQL and PEM files that are FIFOs, devices or
+huge, flags, environment, a hostile Prometheus, hostile backups). Each row is run as the real
+command, a process of its own, and holds its expected exit, its message, and the time and
+memory it may take: the process's peak RSS from the kernel (`wait4`), under an address-space
+limit so that a blow-up fails the row instead of the machine. A bad configuration is one
+located line on stderr and exit 2, never a traceback (issues 11 and 22); a reload with any of
+them keeps the running configuration (tests/test_faults.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import pytest
+from callback_servers import ServerState, answering_server, serve
 from hostile import ALIAS_BOMB, yaml
-
-from monitor.cli import main
 
 URL = "postgresql://mon@localhost/app"
 COMMAND = [sys.executable, "-m", "monitor"]
 BCRYPT = "$2b$04$" + "a" * 53  # the shape of a cost-4 hash
 
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+ADDRESS_SPACE = 2_000_000_000  # bytes: a blow-up ends in MemoryError here, not in the machine
+
+
+class Special(Enum):
+    """A file that is not one (reading it would block or never end), or a bomb."""
+
+    FIFO = "a FIFO nobody writes to"
+    ZERO = "a link to /dev/zero"
+    BOMB = "a gzip file starting as a pg_dump that decompresses to 1 GiB on one line"
+
+
+Content = bytes | Special
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a hostile Prometheus answers every query with: a status and a body, or a body
+    that never ends (`endless`)."""
+
+    status: int = 200
+    body: bytes = b""
+    endless: bool = False
+
+
 @dataclass(frozen=True)
 class Case:
-    """One malformed input: a config file's bytes, a web-config's, flags, environment."""
+    """One hostile input, the command it is given to, and what must come of it."""
 
     name: str
-    config: bytes | None = None
-    web: bytes | None = None
+    config: Content | None = None
+    web: Content | None = None
+    password: Content | None = None  # --database-password-file
+    files: tuple[tuple[str, Content], ...] = ()  # more files in the folder; @DIR@ in config
     flags: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    where: str = "config"  # what the line must name: config, web, or a flag or variable
-    lines: int = 1  # problems in it, each one line
+    where: str = "config"  # what each line must name: config, web, password, a flag, a path
+    lines: int = 1  # problems in it, each one line on stderr
+    message: str = ""  # a regular expression the output must match
+    command: str = "check-config"
+    prometheus: Answer | None = None  # verdict against this server
+    backup: Content | None = None  # preflight --backup
+    exit: int = 2
+    seconds: float = 10.0  # wall time, start to exit (Python starts in about 0.5 s)
+    rss_mib: int = 120  # peak resident memory
 
 
 DURATION_KEYS = (
@@ -237,64 +280,292 @@ def cases() -> Iterator[Case]:
     )
 
 
-CASES = list(cases())
+def issue_22() -> Iterator[Case]:
+    """Files that block or never end, a NUL byte, a hostile Prometheus, hostile backups."""
+    not_regular = "not a regular file"
+    for special in (Special.FIFO, Special.ZERO):
+        kind = "FIFO" if special is Special.FIFO else "/dev/zero"
+        yield Case(f"config is {kind}", special, message=not_regular)
+        yield Case(f"config is {kind} (once)", special, message=not_regular, command="once")
+        yield Case(f"web config is {kind}", web=special, where="web", message=not_regular)
+        yield Case(
+            f"password file is {kind}", password=special, where="password", message=not_regular
+        )
+        yield Case(
+            f"password file is {kind} (once)",
+            password=special,
+            where="password",
+            message=not_regular,
+            command="once",
+        )
+        yield Case(
+            f"TLS certificate is {kind}",
+            web=yaml("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n"),
+            files=(("cert.pem", special), ("key.pem", special)),
+            where="web",
+            lines=2,
+            message=rf"{not_regular}: cannot be the PEM file",
+        )
+        yield Case(
+            f"migration SQL is {kind}",
+            yaml("migration:\n  sql_file: @DIR@/001.sql\n"),
+            files=(("001.sql", special),),
+            message=not_regular,
+        )
+        yield Case(
+            f"callback CA is {kind}",
+            yaml(
+                "checks:\n  callback:\n    url: https://localhost/cb\n    tls_config: {ca_file: @DIR@/ca.pem}\n"
+            ),
+            files=(("ca.pem", special),),
+            message=not_regular,
+        )
+    yield Case(
+        "password file over 64 KiB",
+        password=b"x" * 70_000,
+        where="password",
+        message="larger than 64 KiB",
+    )
+    yield Case(
+        "password file not UTF-8", password=b"pa\xffss\n", where="password", message="not UTF-8"
+    )
+    yield Case(
+        "NUL byte in a value",
+        yaml('log: {level: "de\0bug"}\n'),
+        message="1:17: character 0x00 is not allowed in YAML",
+    )
+    yield Case(
+        "NUL byte in a key",
+        yaml("lo\0g: {level: debug}\n"),
+        message="1:3: character 0x00 is not allowed",
+    )
+    yield Case(
+        "NUL byte in the web config",
+        web=yaml("basic_auth_users: {\0a: b}\n"),
+        where="web",
+        message="1:20: character 0x00",
+    )
+    yield Case(
+        "escape character in the config",
+        yaml("log: {level: \x1bdebug}\n"),
+        message="1:14: character 0x1b",
+    )
 
 
-def test_there_are_at_least_a_hundred_cases() -> None:
-    assert len(CASES) >= 100
+EVALUATE = "rollout-monitor verdict: could not evaluate: "
+
+
+def vector(value: bytes) -> bytes:
+    """A query answer of one sample, written as given (`[timestamp, "value"]`)."""
+    return (
+        b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":%s}]}}'
+        % value
+    )
+
+
+def hostile_prometheus() -> Iterator[Case]:
+    """verdict against a Prometheus that answers badly: exit 4, one line, bounded."""
+    answers = {
+        "-Inf at a 1e300 timestamp": Answer(body=vector(b'[1e300,"-Inf"]')),
+        "NaN timestamp": Answer(body=vector(b'[NaN,"1"]')),
+        "timestamp of 400 digits": Answer(body=vector(b"[" + b"9" * 400 + b',"1"]')),
+        "value that is not a number": Answer(body=vector(b'[1700000000,"many"]')),
+        "JSON nested 100,000 deep": Answer(
+            body=b'{"status":"success","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        ),
+        "an endless body": Answer(endless=True),
+        "an error message of 100 KB": Answer(
+            400, b'{"status":"error","errorType":"bad_data","error":"' + b"x" * 100_000 + b'"}'
+        ),
+        "an error message of 100 KB with no spaces but dots and at signs": Answer(
+            400, b'{"status":"error","errorType":"bad_data","error":"' + b"a.b@" * 25_000 + b'"}'
+        ),
+        "HTML instead of JSON": Answer(200, b"<html>" + b"<p>proxy</p>" * 1000 + b"</html>"),
+    }
+    for name, answer in answers.items():
+        yield Case(
+            f"prometheus: {name}",
+            command="verdict",
+            prometheus=answer,
+            where=EVALUATE,
+            exit=4,
+            flags=("--timeout", "5s"),
+            seconds=12,
+        )
+
+
+def pg_dump_bomb() -> bytes:
+    """A gzip file that starts as a plain pg_dump and decompresses to 1 GiB on one line."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
+    chunks = [packer.compress(b"--\n-- PostgreSQL database dump\n--\n")]
+    zeros = bytes(1 << 20)
+    chunks += [packer.compress(zeros) for _ in range(1024)]
+    return b"".join([*chunks, packer.flush()])
+
+
+def hostile_backups() -> Iterator[Case]:
+    """preflight --backup of what is not a backup, or a bomb: the check fails (exit 1) at once."""
+    for special in (Special.FIFO, Special.ZERO):
+        kind = "FIFO" if special is Special.FIFO else "/dev/zero"
+        yield Case(
+            f"backup is {kind}",
+            command="preflight",
+            backup=special,
+            exit=1,
+            where="backup",
+            message="backup_present.*not a regular file or a directory: cannot be a backup",
+        )
+    yield Case(
+        "backup is a gzip bomb with a pg_dump header",
+        command="preflight",
+        backup=Special.BOMB,
+        exit=1,
+        where="backup",
+        message="backup_restorable.*no CREATE TABLE",
+        seconds=30,
+    )
+
+
+CASES = [*cases(), *issue_22(), *hostile_prometheus(), *hostile_backups()]
+
+
+def test_the_table_has_at_least_150_rows_each_named_once() -> None:
+    assert len(CASES) >= 150
     assert len({case.name for case in CASES}) == len(CASES)
 
 
-def command(case: Case, folder: Path) -> tuple[list[str], dict[str, str], str]:
-    """The check-config command line, environment and the location its error must name."""
-    args, where = ["check-config", "--database-url", URL, *case.flags], case.where
-    if case.config is not None:
-        path = folder / "config.yaml"
-        path.write_bytes(case.config)
-        args += ["--config", str(path)]
-        where = str(path) if where == "config" else where
-    if case.web is not None:
-        path = folder / "web.yaml"
-        path.write_bytes(case.web)
-        args += ["--web-config-file", str(path)]
-        where = str(path) if where == "web" else where
-    if case.env.get("DATABASE_URL"):
-        args.remove("--database-url")
-        args.remove(URL)
-    return args, case.env, where
+def test_the_docs_give_the_number_of_rows() -> None:
+    operating = (REPOSITORY / "docs" / "operating.md").read_text()
+    assert f"holds {len(CASES)} rows" in operating
+
+
+def materialize(content: Content, path: Path) -> Path:
+    """The content at path: bytes written, a FIFO made, a link to /dev/zero, a bomb."""
+    if content is Special.FIFO:
+        os.mkfifo(path)
+    elif content is Special.ZERO:
+        path.symlink_to("/dev/zero")
+    elif content is Special.BOMB:
+        path.write_bytes(pg_dump_bomb())
+    else:
+        assert isinstance(content, bytes)
+        path.write_bytes(content.replace(b"@DIR@", str(path.parent).encode()))
+    return path
+
+
+@contextlib.contextmanager
+def command(case: Case, folder: Path) -> Iterator[tuple[list[str], dict[str, str], str]]:
+    """The command line, its environment and what its output must name; a hostile Prometheus
+    serving while the block runs."""
+    args, where = [case.command], case.where
+    if case.command != "verdict" and not case.env.get("DATABASE_URL"):
+        args += ["--database-url", URL]
+    args += case.flags
+    for name, content in case.files:
+        materialize(content, folder / name)
+    inputs: tuple[tuple[str, Content | None, str], ...] = (
+        ("--config", case.config, "config"),
+        ("--web-config-file", case.web, "web"),
+        ("--database-password-file", case.password, "password"),
+        ("--backup", case.backup, "backup"),
+    )
+    for option, given, name in inputs:
+        if given is not None:
+            path = materialize(given, folder / f"{name}.input")
+            args += [option, str(path)]
+            where = str(path) if where == name else where
+    with contextlib.ExitStack() as stack:
+        if case.prometheus is not None:
+            server = stack.enter_context(prometheus(case.prometheus))
+            args += ["--prometheus-url", server]
+        yield args, case.env, where
+
+
+def prometheus(answer: Answer) -> contextlib.AbstractContextManager[str]:
+    """A server on 127.0.0.1 answering every request with the answer; its base URL."""
+
+    @contextlib.contextmanager
+    def running() -> Iterator[str]:
+        if not answer.endless:
+            with answering_server(answer.status, answer.body, path="") as server:
+                yield server.url
+            return
+        with serve(endless, path="") as server:
+            yield server.url
+
+    return running()
+
+
+def endless(conn: socket.socket, state: ServerState) -> None:
+    """An answer that never ends: a JSON-looking start, then spaces until the client leaves."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + b'{"status":')
+    chunk = b" " * 65536
+    deadline = time.monotonic() + 20
+    while not state.stopping.is_set() and time.monotonic() < deadline:
+        conn.sendall(chunk)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the process ended: exit code, output, wall time, peak RSS."""
+
+    code: int
+    out: str
+    err: str
+    seconds: float
+    rss_mib: float
+
+
+def run(args: list[str], env: dict[str, str], folder: Path, timeout: float) -> Outcome:
+    """The command as a process under an address-space limit; its peak RSS from wait4."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
+    out_path, err_path = folder / "stdout", folder / "stderr"
+    started = time.monotonic()
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        popen = subprocess.Popen(
+            ["prlimit", f"--as={ADDRESS_SPACE}", "--", *COMMAND, *args],
+            env={**base, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+    while True:
+        pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() - started > timeout:
+            popen.kill()
+            pid, status, usage = os.wait4(popen.pid, 0)
+            break
+        time.sleep(0.01)
+    popen.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return Outcome(
+        popen.returncode,
+        out_path.read_text(errors="replace"),
+        err_path.read_text(errors="replace"),
+        time.monotonic() - started,
+        usage.ru_maxrss / 1024,
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_malformed_input_is_one_located_line_and_exit_2(
-    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    args, env, where = command(case, tmp_path)
-    for name in [k for k in os.environ if k.startswith(("ROLLOUT_", "DATABASE_"))]:
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    code = main(args)
-    out, err = capsys.readouterr()
-    assert (code, out) == (2, ""), err
-    lines = err.splitlines()
-    assert len(lines) == case.lines, err
-    for line in lines:
-        assert where in line, line
-        assert len(line) < 400, line  # never the whole value
-    assert "Traceback" not in err
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if "bomb" in c.name or "deep" in c.name])
-def test_bombs_are_refused_at_once_by_the_real_command(case: Case, tmp_path: Path) -> None:
-    """As a process, with a bound on time and memory a hang or a blow-up would break."""
-    args, _, where = command(case, tmp_path)
-    result = subprocess.run(
-        ["prlimit", "--as=1000000000", "--", *COMMAND, *args],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
+def test_hostile_input_ends_as_the_table_says(case: Case, tmp_path: Path) -> None:
+    with command(case, tmp_path) as (args, env, where):
+        outcome = run(args, env, tmp_path, timeout=max(30.0, 2 * case.seconds))
+    shown = (
+        f"{outcome.code} after {outcome.seconds:.1f} s, {outcome.rss_mib:.0f} MiB\n{outcome.err}"
     )
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1
-    assert where in result.stderr
+    assert outcome.code == case.exit, shown
+    assert "Traceback" not in outcome.err + outcome.out, shown
+    assert re.search(case.message, outcome.err + outcome.out), shown
+    if case.exit in (2, 4):  # the problems alone, each one located line on stderr
+        lines = outcome.err.splitlines()
+        assert (outcome.out, len(lines)) == ("", case.lines), shown
+        for line in lines:
+            assert where in line, line
+            assert len(line) < 400, line  # never the whole value
+    else:
+        assert where in outcome.out, shown
+    assert outcome.seconds <= case.seconds, shown
+    assert outcome.rss_mib <= case.rss_mib, shown
