@@ -9,8 +9,14 @@ from urllib.parse import unquote, urlsplit
 MASK = "***"
 # libpq's rule: the user info of a URL ends at the first '@' or '/', and the password is
 # what follows its first ':'. So a password may hold '?', '#' or ':' but never '@' or '/'.
+# Linear in the text: a match starts only where a run of scheme characters starts (the scheme is
+# the run from its first letter), and no part gives back what it took (possessive quantifiers),
+# so each character is read a bounded number of times. Started inside a run, as re.search would
+# try at every one of its characters, the scheme was read to the run's end from each: quadratic.
 _URL_USERINFO = re.compile(
-    r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]*):(?P<password>[^@/\s]*)@", re.IGNORECASE
+    r"(?<![a-z0-9+.-])(?P<head>[0-9+.-]*+[a-z][a-z0-9+.-]*+://[^:@/\s]*+)"
+    r":(?P<password>[^@/\s]*+)@",
+    re.IGNORECASE,
 )
 # libpq's keyword=value form (a URL's query is _QUERY_SECRET's: it keeps the other parameters).
 _KEYWORD_SECRET = re.compile(
