@@ -119,6 +119,37 @@ def test_a_100_kb_text_is_redacted_in_well_under_a_second(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("short, password=s3cret", "short, password=***"),
+        # a cut inside a secret never shows its first characters
+        ("x" * 195 + " s3cret-pw", "x" * 195 + " …"),
+        ("x" * 190 + " http://u:s3cret-pw@h/", "x" * 190 + " http://u:…"),
+        ("x" * 190 + " http://u:another@h/", "x" * 190 + " http://u:…"),
+        ("x" * 185 + " password='two secret words' tail", "x" * 185 + " password=*** …"),
+        ("x" * 190 + " bob@example.org", "x" * 190 + " …"),
+        # a masked value cut short is masked all the same
+        ("x" * 190 + "?token=abcdefghijk&a=1", "x" * 190 + "?token=***…"),
+        (
+            "x" * 100 + " password=s3cret " + "y" * 200,
+            "x" * 100 + " password=*** " + "y" * 83 + "…",
+        ),
+        ("y" * 100_000, "y" * 200 + "…"),
+    ],
+)
+def test_an_excerpt_is_cut_before_redaction_and_never_shows_part_of_a_secret(
+    text: str, expected: str
+) -> None:
+    assert Redactor(["s3cret-pw"]).excerpt(text) == expected
+
+
+def test_an_excerpt_of_a_megabyte_reads_only_its_start() -> None:
+    started = time.perf_counter()
+    assert len(Redactor(["s3cret-pw"]).excerpt("a" * 1_000_000 + "s3cret-pw")) == 201
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
     ("url", "expected"),
     [
         (

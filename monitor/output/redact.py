@@ -37,6 +37,11 @@ _EMAIL = re.compile(
 )
 
 
+# How much of a text Redactor.excerpt shows, and reads past the cut to see a secret whole.
+EXCERPT_LIMIT = 200
+EXCERPT_CONTEXT = 1024
+
+
 class Redactor:
     """Removes passwords, configured secrets and e-mail addresses from text."""
 
@@ -50,6 +55,30 @@ class Redactor:
         text = _QUERY_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
         text = _KEYWORD_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
         return _EMAIL.sub("<email>", text)
+
+    def excerpt(self, text: str, limit: int = EXCERPT_LIMIT) -> str:
+        """The text redacted, cut to its first `limit` characters (then ending in '…') before it
+        is redacted: a server's message of megabytes is never read whole.
+
+        A cut may split a secret that redaction would have masked whole ("…password='two wo" of
+        "password='two words'", the first letters of a configured secret or of a URL's password):
+        the cut is moved back until the redacted part agrees with the redaction of the text up to
+        EXCERPT_CONTEXT characters past the cut, where the secret is seen whole. Each try
+        redacts at most `limit` characters: the whole costs O(limit * (limit + EXCERPT_CONTEXT)),
+        whatever the text's length. A secret running more than EXCERPT_CONTEXT characters past the
+        cut (a quoted value, a URL's password, of over 1 KB) is not seen whole: it is masked as
+        the redactor masks the text cut there.
+        """
+        if len(text) <= limit:
+            return self(text)
+        seen = self(text[: limit + EXCERPT_CONTEXT])
+        cut = limit
+        while cut > 0:
+            part = self(text[:cut])
+            if seen.startswith(part):
+                return f"{part}…"
+            cut -= 1
+        return "…"
 
 
 def redact_url(url: str) -> str:
