@@ -135,6 +135,8 @@ def test_a_100_kb_text_is_redacted_in_well_under_a_second(text: str) -> None:
             "x" * 100 + " password=*** " + "y" * 83 + "…",
         ),
         ("y" * 100_000, "y" * 200 + "…"),
+        # a URL's password of 2,000 characters is still seen whole past the cut
+        ("http://u:" + "p" * 2000 + "@h", "http://u:…"),
     ],
 )
 def test_an_excerpt_is_cut_before_redaction_and_never_shows_part_of_a_secret(
