@@ -168,7 +168,7 @@ def test_the_timeout_bounds_the_whole_answer_not_each_read() -> None:
         started = time.monotonic()
         with pytest.raises(PrometheusError) as error:
             prometheus.vector("up", 1.0)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3.0  # 1 s and a busy machine; 20 s before
     assert str(error.value).endswith(": no whole answer within 1s")
 
 
