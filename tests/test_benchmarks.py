@@ -54,6 +54,7 @@ DRY_RUNS: dict[str, list[str]] = {
     "lock_plan": ["--rows", "10000", "--repeat", "1", "--rounds", "1"],
     "paging": ["--onsets", "100"],
     "rare_drift": ["--rows", "120000", "--planted", "10", "--runs", "2"],
+    "redactor": ["--size", "8000", "--repeat", "1"],
     "replicas": ["--rows", "10000", "--seconds", "10"],
     "soak": ["--rows", "10000", "--minutes", "0.25", "--warmup", "10", "--sample-every", "5"],
     "views": ["--repeat", "3"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,8 @@ PASSWORD = "hunter2-Pa55"
         ),
         ("postgresql://:s3cret@db/app", "postgresql://:***@db/app"),
         ("HTTPS://bot:t0ken@example.org/hook", "HTTPS://bot:***@example.org/hook"),
+        # the scheme starts at the first letter of its run, after digits or signs
+        ("x 1+http://u:pw@h -x.https://v:pw@h", "x 1+http://u:***@h -x.https://v:***@h"),
         ("host=db user=app password=s3cret dbname=app", "host=db user=app password=*** dbname=app"),
         ("host=db password='s3 cr\\'et' port=5432", "host=db password=*** port=5432"),
         ("PASSWORD = s3cret", "PASSWORD = ***"),
@@ -96,6 +99,56 @@ def test_redactor_scrubs_configured_secret_literals(
 ) -> None:
     """Literals are replaced longest first; one- and two-character secrets are ignored."""
     assert Redactor(secrets)(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000,  # a scheme that never reaches "://": read from each letter, quadratic
+        "error: " + "x" * 100_000,  # issue 22's message: 60 s before
+        "a.b-c+d" * 15_000,
+        "s3cret-p" * 12_500,
+    ],
+)
+def test_a_100_kb_text_is_redacted_in_well_under_a_second(text: str) -> None:
+    """Issue 22: the redactor was quadratic (40 KB 8.6 s); linear, 100 KB takes milliseconds.
+    bench/redactor.py measures it; this bound only catches a return of the quadratic."""
+    started = time.perf_counter()
+    assert Redactor(["s3cret-pw"])(text) == text
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("short, password=s3cret", "short, password=***"),
+        # a cut inside a secret never shows its first characters
+        ("x" * 195 + " s3cret-pw", "x" * 195 + " …"),
+        ("x" * 190 + " http://u:s3cret-pw@h/", "x" * 190 + " http://u:…"),
+        ("x" * 190 + " http://u:another@h/", "x" * 190 + " http://u:…"),
+        ("x" * 185 + " password='two secret words' tail", "x" * 185 + " password=*** …"),
+        ("x" * 190 + " bob@example.org", "x" * 190 + " …"),
+        # a masked value cut short is masked all the same
+        ("x" * 190 + "?token=abcdefghijk&a=1", "x" * 190 + "?token=***…"),
+        (
+            "x" * 100 + " password=s3cret " + "y" * 200,
+            "x" * 100 + " password=*** " + "y" * 83 + "…",
+        ),
+        ("y" * 100_000, "y" * 200 + "…"),
+        # a URL's password of 2,000 characters is still seen whole past the cut
+        ("http://u:" + "p" * 2000 + "@h", "http://u:…"),
+    ],
+)
+def test_an_excerpt_is_cut_before_redaction_and_never_shows_part_of_a_secret(
+    text: str, expected: str
+) -> None:
+    assert Redactor(["s3cret-pw"]).excerpt(text) == expected
+
+
+def test_an_excerpt_of_a_megabyte_reads_only_its_start() -> None:
+    started = time.perf_counter()
+    assert len(Redactor(["s3cret-pw"]).excerpt("a" * 1_000_000 + "s3cret-pw")) == 201
+    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(

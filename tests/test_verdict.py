@@ -17,12 +17,21 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from clocks import Clock
+from prometheus_api import (
+    answer_by_query,
+    answer_with,
+    endless_body,
+    hostile_prometheus,
+    trickled_body,
+    vector_body,
+)
 from prometheus_blocks import (
     APPLIED,
     APPLIED_AT,
@@ -932,6 +941,99 @@ def test_a_query_prometheus_rejects_is_one_line_exit_4(
         f"rollout-monitor verdict: could not evaluate: Prometheus at {prometheus.url}: "
     )
     assert "error parsing regexp" in err
+
+
+# -- issue 22: a hostile or broken Prometheus is one line and exit 4, in bounded time and memory --
+
+EMPTY_VECTOR = b'{"status": "success", "data": {"resultType": "vector", "result": []}}'
+APPLIED_QUERY = "rollout_migration_applied_timestamp_seconds"
+STARTED_QUERY = "rollout_migration_started_timestamp_seconds"
+HOSTILE_TIMEOUT = 2.0  # --timeout
+HOSTILE_SECONDS = 15.0  # the most a run may take: the timeout, Python's start, a busy machine
+# The address space the command may use (prlimit --as): it peaks at about 65 MB resident; the
+# endless body took 8 GB before.
+HOSTILE_MEMORY = 768 * 1024 * 1024
+HUGE_MESSAGE = b"bad_data: " + b"x" * 100_000
+
+
+def at_value(value: str) -> bytes:
+    """A one-series vector with this value, at a sane time."""
+    return vector_body((1793494800.0, value))
+
+
+HOSTILE = {
+    # The value is left out as no data, but its time is no time (1e300 s: a year of 300 digits).
+    "-Inf at a time of 1e300": (
+        answer_with(200, vector_body((1e300, "-Inf"))),
+        [],
+        "with a sample time out of range (1e+300)",
+    ),
+    # The migration's applied time, rendered as a date: OverflowError.
+    "applied at 1e300": (
+        answer_by_query({APPLIED_QUERY: at_value("1e300")}, EMPTY_VECTOR),
+        [],
+        "with a value out of range (1e+300)",
+    ),
+    # A number the client takes, but no date the report can print (the year 160413).
+    "applied in the year 160413": (
+        answer_by_query({APPLIED_QUERY: at_value("5000000000000")}, EMPTY_VECTOR),
+        [],
+        "its answers led to a time out of range (5e+12)",
+    ),
+    "started in the year 160413": (
+        answer_by_query(
+            {APPLIED_QUERY: at_value("1793494807"), STARTED_QUERY: at_value("5000000000000")},
+            EMPTY_VECTOR,
+        ),
+        ["--format", "json"],
+        "the migration's started time is out of range (5e+12)",
+    ),
+    "JSON 100,000 deep": (
+        answer_with(200, b"[" * 100_000 + b"]" * 100_000),
+        [],
+        "HTTP 200, JSON nested over 32 deep",
+    ),
+    "an endless body": (endless_body, [], "HTTP 200, an answer over 2 MiB"),
+    "a byte every 0.1 s": (trickled_body, [], "no whole answer within 2s"),
+    "a 100 KB error message": (
+        answer_with(400, b'{"status": "error", "error": "' + HUGE_MESSAGE + b'"}'),
+        [],
+        "bad_data: " + "x" * 190 + "…",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_prometheus_is_one_line_exit_4_in_bounded_time_and_memory(case: str) -> None:
+    """The real command against a server on 127.0.0.1, its address space limited. Before issue
+    22: a traceback (OverflowError, ValueError, RecursionError, MemoryError), exit 3 for the
+    time of 1e300, 20 s for the trickle (httpx's timeout is per read) and 60 s for the message
+    (the redactor was quadratic, and printed all 100 KB)."""
+    answer, args, expected = HOSTILE[case]
+    command = [sys.executable, "-m", "monitor", "verdict", "--at", AT]
+    with hostile_prometheus(answer) as server:
+        started = time.monotonic()
+        done = subprocess.run(
+            [
+                *("prlimit", f"--as={HOSTILE_MEMORY}", "--"),
+                *(*command, "--prometheus-url", server.url, "--timeout", f"{HOSTILE_TIMEOUT:g}s"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=HOSTILE_SECONDS * 2,
+        )
+        elapsed = time.monotonic() - started
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert (done.returncode, done.stdout) == (4, ""), done.stderr[-3000:]
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        f"rollout-monitor verdict: could not evaluate: Prometheus at {server.url}: "
+    )
+    assert line.endswith(expected)
+    assert len(line) < 400
+    assert elapsed < HOSTILE_SECONDS
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus
 
 import psycopg
 
@@ -36,14 +36,31 @@ def authority_start(url: str) -> int:
 
 
 def split_prisma_parameters(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without Prisma-only parameters, and those parameters."""
+    """The URL without Prisma-only parameters, and those parameters (decoded, as Prisma reads
+    them: `+` a space, the query ending at a `#`).
+
+    Everything else is passed on as written, byte for byte: the query is split on `&` as written
+    and only the pieces whose key is Prisma's are left out (and empty pieces, which carry nothing
+    and libpq refuses). Re-encoding it would change what libpq reads: `options=-c%20search_path
+    %3Dpublic` became `options=-c+search_path%3Dpublic`, and libpq, which takes `+` as written,
+    sent PostgreSQL the setting `+search_path`. A `#` is no fragment to libpq but part of a value,
+    and is left where it is.
+    """
     mark = url.find("?", authority_start(url))
     if mark < 0:
         return url, {}
-    pairs = parse_qsl(url[mark + 1 :], keep_blank_values=True)
-    prisma = {k: v for k, v in pairs if k in PRISMA_ONLY_PARAMETERS}
-    kept = urlencode([(k, v) for k, v in pairs if k not in PRISMA_ONLY_PARAMETERS])
-    return url[:mark] + (f"?{kept}" if kept else ""), prisma
+    query = url[mark + 1 :]
+    prisma = {
+        k: v
+        for k, v in parse_qsl(query.partition("#")[0], keep_blank_values=True)
+        if k in PRISMA_ONLY_PARAMETERS
+    }
+    kept = [
+        piece
+        for piece in query.split("&")
+        if piece and unquote_plus(piece.partition("=")[0]) not in PRISMA_ONLY_PARAMETERS
+    ]
+    return url[:mark] + (f"?{'&'.join(kept)}" if kept else ""), prisma
 
 
 def ports_of(url: str) -> list[str]:

@@ -9,8 +9,14 @@ from urllib.parse import unquote, urlsplit
 MASK = "***"
 # libpq's rule: the user info of a URL ends at the first '@' or '/', and the password is
 # what follows its first ':'. So a password may hold '?', '#' or ':' but never '@' or '/'.
+# Linear in the text: a match starts only where a run of scheme characters starts (the scheme is
+# the run from its first letter), and no part gives back what it took (possessive quantifiers),
+# so each character is read a bounded number of times. Started inside a run, as re.search would
+# try at every one of its characters, the scheme was read to the run's end from each: quadratic.
 _URL_USERINFO = re.compile(
-    r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]*):(?P<password>[^@/\s]*)@", re.IGNORECASE
+    r"(?<![a-z0-9+.-])(?P<head>[0-9+.-]*+[a-z][a-z0-9+.-]*+://[^:@/\s]*+)"
+    r":(?P<password>[^@/\s]*+)@",
+    re.IGNORECASE,
 )
 # libpq's keyword=value form (a URL's query is _QUERY_SECRET's: it keeps the other parameters).
 _KEYWORD_SECRET = re.compile(
@@ -31,6 +37,11 @@ _EMAIL = re.compile(
 )
 
 
+# How much of a text Redactor.excerpt shows, and reads past the cut to see a secret whole.
+EXCERPT_LIMIT = 200
+EXCERPT_CONTEXT = 4096
+
+
 class Redactor:
     """Removes passwords, configured secrets and e-mail addresses from text."""
 
@@ -44,6 +55,31 @@ class Redactor:
         text = _QUERY_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
         text = _KEYWORD_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
         return _EMAIL.sub("<email>", text)
+
+    def excerpt(self, text: str, limit: int = EXCERPT_LIMIT) -> str:
+        """The text redacted, cut to its first `limit` characters (then ending in '…') before it
+        is redacted: a server's message of megabytes is never read whole.
+
+        A cut may split a secret that redaction would have masked whole ("…password='two wo" of
+        "password='two words'", the first letters of a configured secret or of a URL's password):
+        the cut is moved back until the redacted part agrees with the redaction of the text up to
+        EXCERPT_CONTEXT characters past the cut, where the secret is seen whole. That is one
+        redaction of limit + EXCERPT_CONTEXT characters, then tries of at most `limit` each:
+        O(limit ** 2 + EXCERPT_CONTEXT), whatever the text's length (about 10 ms at worst). A secret
+        running more than EXCERPT_CONTEXT characters past the cut (a quoted value or a URL's
+        password of over 4 KB) is not seen whole: it is masked as the redactor masks the text cut
+        there.
+        """
+        if len(text) <= limit:
+            return self(text)
+        seen = self(text[: limit + EXCERPT_CONTEXT])
+        cut = limit
+        while cut > 0:
+            part = self(text[:cut])
+            if seen.startswith(part):
+                return f"{part}…"
+            cut -= 1
+        return "…"
 
 
 def redact_url(url: str) -> str:
