@@ -212,8 +212,10 @@ def _value(pair: object) -> float:
     at, text = pair
     if isinstance(at, bool) or not isinstance(at, int | float):
         raise _Shape("of unexpected shape")
-    if not (math.isfinite(at) and 0 <= at <= LATEST_TIME):
-        raise _Shape(f"with a sample time out of range ({float(at):g})")
+    if not 0 <= at <= LATEST_TIME:  # False for NaN; exact for an integer of 400 digits
+        digits = str(at) if isinstance(at, int) else f"{at:g}"
+        shown = digits if len(digits) <= 20 else f"{digits[:12]}… ({len(digits)} digits)"
+        raise _Shape(f"with a sample time out of range ({shown})")
     if not isinstance(text, str) or not _VALUE.fullmatch(text):
         raise _Shape("of unexpected shape")
     value = float(text)
