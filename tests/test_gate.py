@@ -19,6 +19,7 @@ from typing import Any
 import bcrypt
 import httpx
 import pytest
+from prometheus_api import answer_by_query, hostile_prometheus, vector_body
 from prometheus_client import CollectorRegistry
 from worlds import Watching
 
@@ -319,3 +320,21 @@ def test_a_window_is_judged_on_what_was_seen_by_its_end() -> None:
         if d.result == "fail"
     }
     assert failed == {"migration_completed", "new_fields_populated"}
+
+
+def test_a_migration_time_no_report_can_print_is_503_not_a_crash(serve: Any) -> None:
+    """A started time in the year 160413 (5e12 s) passed the client's checks and crashed the
+    report drawn from it; the daemon's gate now refuses it as `verdict` does."""
+    started = vector_body((1793494800.0, "5000000000000"))
+    applied = vector_body((1793494800.0, "1793494807"))
+    empty = b'{"status": "success", "data": {"resultType": "vector", "result": []}}'
+    answers = {
+        "rollout_migration_applied_timestamp_seconds": applied,
+        "rollout_migration_started_timestamp_seconds": started,
+    }
+    with hostile_prometheus(answer_by_query(answers, empty)) as prometheus:
+        settings = BaselineSettings(prometheus_url=prometheus.url, prometheus_selector='job="a"')
+        served = serve(Gate(rollout().judgement, settings, Redactor()))
+        status, document = served.ask("/verdict?window=1h")
+    assert (status, document["exit_code"]) == (503, 4)
+    assert document["error"].endswith("the migration's started time is out of range (5e+12)")

@@ -978,7 +978,7 @@ HOSTILE = {
     "applied in the year 160413": (
         answer_by_query({APPLIED_QUERY: at_value("5000000000000")}, EMPTY_VECTOR),
         [],
-        "its answers led to a time out of range (5e+12)",
+        "the migration's applied time is out of range (5e+12)",
     ),
     "started in the year 160413": (
         answer_by_query(

@@ -43,8 +43,21 @@ def from_prometheus(
     selector together: the decision `rollout-monitor verdict` prints."""
     name, seconds = window
     found = find_window(prom, select, name, seconds, at)
+    checked_times(found, prom)
     observation = observe(prom, select, found, thresholds)
     return Verdict(found, observation.baseline, thresholds, decide(observation, thresholds))
+
+
+def checked_times(window: Window, prom: Prometheus) -> None:
+    """The migration's times come from Prometheus's answers: each must be one a report can
+    print (a date from 1970 to 5138), or PrometheusError."""
+    from monitor.promql.api import LATEST_TIME, PrometheusError  # noqa: PLC0415  # loaded by prom
+
+    for what, value in (("applied", window.applied_at), ("started", window.started_at)):
+        if value is not None and not 0 <= value <= LATEST_TIME:
+            raise PrometheusError(
+                f"{prom.where}: the migration's {what} time is out of range ({value:g})"
+            )
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ import httpx
 from monitor.judge.gate import COULD_NOT_EVALUATE, from_prometheus
 from monitor.judge.observation import Thresholds
 from monitor.judge.report import as_json, as_table
-from monitor.judge.window import Window
 from monitor.output.redact import Redactor, userinfo_secrets
-from monitor.promql.api import LATEST_TIME, Prometheus, PrometheusError
+from monitor.promql.api import Prometheus, PrometheusError
 from monitor.verdict.arguments import URL_VARIABLE
 
 USAGE_ERROR = 2
@@ -33,23 +32,12 @@ def run_verdict(args: argparse.Namespace) -> int:
     try:
         with Prometheus(url, args.timeout) as prom:
             verdict = from_prometheus(prom, args.selector, (name, seconds), at, thresholds)
-            _check_times(verdict.window, prom)
     except PrometheusError as error:
         redact = Redactor(userinfo_secrets(url))
         print(f"rollout-monitor verdict: could not evaluate: {redact(str(error))}", file=sys.stderr)
         return COULD_NOT_EVALUATE
     print(as_json(verdict) if args.format == "json" else as_table(verdict))
     return verdict.exit_code
-
-
-def _check_times(window: Window, prom: Prometheus) -> None:
-    """The migration's times come from Prometheus's answers: each must be one the report can
-    print (a date from 1970 to 5138), or PrometheusError."""
-    for what, value in (("applied", window.applied_at), ("started", window.started_at)):
-        if value is not None and not 0 <= value <= LATEST_TIME:
-            raise PrometheusError(
-                f"{prom.where}: the migration's {what} time is out of range ({value:g})"
-            )
 
 
 def _usage(message: str) -> int:
