@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,8 +22,14 @@ from enum import Enum
 from pathlib import Path
 
 import pytest
-from callback_servers import ServerState, answering_server, serve
 from hostile import ALIAS_BOMB, yaml
+from prometheus_api import (
+    HostileAnswer,
+    answer_with,
+    endless_body,
+    hostile_prometheus,
+    trickled_body,
+)
 
 URL = "postgresql://mon@localhost/app"
 COMMAND = [sys.executable, "-m", "monitor"]
@@ -47,16 +52,6 @@ Content = bytes | Special
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What a hostile Prometheus answers every query with: a status and a body, or a body
-    that never ends (`endless`)."""
-
-    status: int = 200
-    body: bytes = b""
-    endless: bool = False
-
-
-@dataclass(frozen=True)
 class Case:
     """One hostile input, the command it is given to, and what must come of it."""
 
@@ -71,7 +66,7 @@ class Case:
     lines: int = 1  # problems in it, each one line on stderr
     message: str = ""  # a regular expression the output must match
     command: str = "check-config"
-    prometheus: Answer | None = None  # verdict against this server
+    prometheus: HostileAnswer | None = None  # verdict against a server answering so
     backup: Content | None = None  # preflight --backup
     exit: int = 2
     seconds: float = 10.0  # wall time, start to exit (Python starts in about 0.5 s)
@@ -363,24 +358,24 @@ def vector(value: bytes) -> bytes:
     )
 
 
-def hostile_prometheus() -> Iterator[Case]:
+def prometheus_answers() -> Iterator[Case]:
     """verdict against a Prometheus that answers badly: exit 4, one line, bounded."""
+    error = b'{"status":"error","errorType":"bad_data","error":"%s"}'
     answers = {
-        "-Inf at a 1e300 timestamp": Answer(body=vector(b'[1e300,"-Inf"]')),
-        "NaN timestamp": Answer(body=vector(b'[NaN,"1"]')),
-        "timestamp of 400 digits": Answer(body=vector(b"[" + b"9" * 400 + b',"1"]')),
-        "value that is not a number": Answer(body=vector(b'[1700000000,"many"]')),
-        "JSON nested 100,000 deep": Answer(
-            body=b'{"status":"success","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        "-Inf at a 1e300 timestamp": answer_with(200, vector(b'[1e300,"-Inf"]')),
+        "NaN timestamp": answer_with(200, vector(b'[NaN,"1"]')),
+        "timestamp of 400 digits": answer_with(200, vector(b"[" + b"9" * 400 + b',"1"]')),
+        "value that is not a number": answer_with(200, vector(b'[1700000000,"many"]')),
+        "JSON nested 100,000 deep": answer_with(
+            200, b'{"status":"success","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         ),
-        "an endless body": Answer(endless=True),
-        "an error message of 100 KB": Answer(
-            400, b'{"status":"error","errorType":"bad_data","error":"' + b"x" * 100_000 + b'"}'
+        "an endless body": endless_body,
+        "a valid answer a byte every 0.1 s": trickled_body,
+        "an error message of 100 KB": answer_with(400, error % (b"x" * 100_000)),
+        "an error message of 100 KB with no spaces but dots and at signs": answer_with(
+            400, error % (b"a.b@" * 25_000)
         ),
-        "an error message of 100 KB with no spaces but dots and at signs": Answer(
-            400, b'{"status":"error","errorType":"bad_data","error":"' + b"a.b@" * 25_000 + b'"}'
-        ),
-        "HTML instead of JSON": Answer(200, b"<html>" + b"<p>proxy</p>" * 1000 + b"</html>"),
+        "HTML instead of JSON": answer_with(200, b"<html>" + b"<p>proxy</p>" * 1000 + b"</html>"),
     }
     for name, answer in answers.items():
         yield Case(
@@ -426,7 +421,7 @@ def hostile_backups() -> Iterator[Case]:
     )
 
 
-CASES = [*cases(), *issue_22(), *hostile_prometheus(), *hostile_backups()]
+CASES = [*cases(), *issue_22(), *prometheus_answers(), *hostile_backups()]
 
 
 def test_the_table_has_at_least_150_rows_each_named_once() -> None:
@@ -476,34 +471,9 @@ def command(case: Case, folder: Path) -> Iterator[tuple[list[str], dict[str, str
             where = str(path) if where == name else where
     with contextlib.ExitStack() as stack:
         if case.prometheus is not None:
-            server = stack.enter_context(prometheus(case.prometheus))
-            args += ["--prometheus-url", server]
+            server = stack.enter_context(hostile_prometheus(case.prometheus))
+            args += ["--prometheus-url", server.url]
         yield args, case.env, where
-
-
-def prometheus(answer: Answer) -> contextlib.AbstractContextManager[str]:
-    """A server on 127.0.0.1 answering every request with the answer; its base URL."""
-
-    @contextlib.contextmanager
-    def running() -> Iterator[str]:
-        if not answer.endless:
-            with answering_server(answer.status, answer.body, path="") as server:
-                yield server.url
-            return
-        with serve(endless, path="") as server:
-            yield server.url
-
-    return running()
-
-
-def endless(conn: socket.socket, state: ServerState) -> None:
-    """An answer that never ends: a JSON-looking start, then spaces until the client leaves."""
-    conn.recv(65536)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + b'{"status":')
-    chunk = b" " * 65536
-    deadline = time.monotonic() + 20
-    while not state.stopping.is_set() and time.monotonic() < deadline:
-        conn.sendall(chunk)
 
 
 @dataclass(frozen=True)
