@@ -431,7 +431,7 @@ def test_the_table_has_at_least_150_rows_each_named_once() -> None:
 
 def test_the_docs_give_the_number_of_rows() -> None:
     operating = (REPOSITORY / "docs" / "operating.md").read_text()
-    assert f"holds {len(CASES)} rows" in operating
+    assert f"`tests/test_hostile_input.py` holds {len(CASES)} rows" in operating
 
 
 def materialize(content: Content, path: Path) -> Path:
