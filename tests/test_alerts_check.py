@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
+import socket
 import socketserver
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from callback_servers import ServerState, read_request, response_bytes, serve
 
 from monitor.checks.alerts import MAX_BYTES, AlertsCheck
 from monitor.checks.base import CheckFailed
@@ -191,6 +193,7 @@ def garbage() -> Iterator[type[Garbage]]:
     [
         (b"x" * (MAX_BYTES + 10), f"an answer over {MAX_BYTES} bytes"),
         (b"<html>", "an answer that is not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "an answer that is not JSON"),  # RecursionError
         (json.dumps({"status": "success"}).encode(), "an answer without a list of alerts"),
     ],
 )
@@ -218,3 +221,27 @@ def test_nothing_listening_is_an_error_with_the_password_masked() -> None:
 def test_the_check_is_built_only_with_a_url() -> None:
     assert not ChecksConfig().alerts.wanted
     assert ChecksConfig.model_validate({"alerts": {"url": "http://am:9093"}}).alerts.wanted
+
+
+def test_an_answer_trickled_a_byte_at_a_time_is_cut_at_the_check_timeout() -> None:
+    """httpx's timeout bounds each read: a server sending a byte every 0.1 s kept the check
+    (and its thread) for as long as it went on. The whole answer now has the timeout."""
+    body = json.dumps([{"labels": {"alertname": "X"}}]).encode() * 200
+
+    def trickle(conn: socket.socket, state: ServerState) -> None:
+        read_request(conn, state)
+        conn.sendall(response_bytes(200, body)[: -len(body)])
+        for byte in body:
+            if state.stopping.wait(0.1):
+                return
+            conn.sendall(bytes([byte]))
+
+    with serve(trickle, path="") as server:
+        readings = Readings()
+        settings = AlertsSettings.model_validate({"url": server.url, "timeout": "1s"})
+        started = time.monotonic()
+        with pytest.raises(CheckFailed) as failure:
+            AlertsCheck(settings, readings).run()
+        took = time.monotonic() - started
+    assert str(failure.value) == f"Alertmanager at {server.url}: no whole answer within 1s"
+    assert took < 3  # the timeout and one read's

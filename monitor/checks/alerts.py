@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from prometheus_client.metrics_core import Metric
 from monitor.checks.base import Check, CheckFailed
 from monitor.checks.registry import Parts, register
 from monitor.config.checks import AlertsSettings
+from monitor.config.durations import format_duration
 from monitor.observe.metrics import gauge
 from monitor.observe.probe import describe
 from monitor.observe.readings import Alerts, FiredAlert, Readings
@@ -69,9 +71,11 @@ class AlertsCheck:
     def _ask(self) -> tuple[FiredAlert, ...]:
         import httpx  # noqa: PLC0415  # loaded when first asked, as the probe's
 
+        timeout = self._settings.timeout
+        deadline = time.monotonic() + timeout  # httpx's timeout bounds each read, not the whole
         try:
             with (
-                httpx.Client(timeout=self._settings.timeout, trust_env=False) as client,
+                httpx.Client(timeout=timeout, trust_env=False) as client,
                 client.stream("GET", self._url, headers={"Accept": "application/json"}) as reply,
             ):
                 body = bytearray()
@@ -79,6 +83,8 @@ class AlertsCheck:
                     body += chunk
                     if len(body) > MAX_BYTES:
                         raise AnswerProblem(f"an answer over {MAX_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise AnswerProblem(f"no whole answer within {format_duration(timeout)}")
                 status = reply.status_code
         except httpx.HTTPError as error:
             raise AnswerProblem(describe(error)) from None
@@ -86,7 +92,7 @@ class AlertsCheck:
             raise AnswerProblem(f"HTTP {status}")
         try:
             document = json.loads(bytes(body))
-        except ValueError:
+        except (ValueError, RecursionError):  # 1 MiB of "[" is nested past the interpreter's limit
             raise AnswerProblem("an answer that is not JSON") from None
         return fired(alerts_in(document, self._settings.api))
 
