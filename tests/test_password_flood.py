@@ -71,8 +71,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def get(port: int, user: str, password: str, address: str) -> tuple[int, float]:
-    """(status, seconds) of one GET /metrics on a fresh connection from the address."""
+    """(status, seconds) of GET /metrics from the address, on a new connection; once more when
+    the server closed it unanswered (monitor.http.guard's cap of 128 connections, which 1,000
+    clients are past, not basic auth's doing), the seconds counting both."""
     started = time.perf_counter()
+    status = attempt(port, user, password, address)
+    if status == 0:
+        status = attempt(port, user, password, address)
+    return status, time.perf_counter() - started
+
+
+def attempt(port: int, user: str, password: str, address: str) -> int:
+    """The status of one GET /metrics on a new connection from the address; 0 if unanswered."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     data = b""
     try:
@@ -85,8 +95,7 @@ def get(port: int, user: str, password: str, address: str) -> tuple[int, float]:
                 data += chunk
     except OSError:  # closed unanswered: status 0
         data = b""
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-    return status, time.perf_counter() - started
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
 
 
 def flood(port: int, passwords: str, seconds: float) -> subprocess.Popen[str]:
