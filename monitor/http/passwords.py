@@ -18,8 +18,9 @@ timeout:
 
 A check not made has no answer (None): the exporter says 429 with Retry-After, never 401, for a
 password nobody checked. What this cannot do: tell a correct password from the guesses of an
-attacker at the same address before bcrypt; that address gets its one check at a time in turn
-with every other failing address, and its other requests are shed (docs/configuration.md).
+attacker at the same address before bcrypt. When the attacker varies its passwords, that
+address has its one waiting place, in turn with every other failing address, and a correct
+password that finds it taken is shed (measured in docs/configuration.md).
 """
 
 from __future__ import annotations
