@@ -53,6 +53,7 @@ DRY_RUNS: dict[str, list[str]] = {
     "judgement": ["--runs", "20"],
     "lock_plan": ["--rows", "10000", "--repeat", "1", "--rounds", "1"],
     "paging": ["--onsets", "100"],
+    "password_flood": ["--logins", "1", "--warmup", "3", "--settle", "1"],
     "rare_drift": ["--rows", "120000", "--planted", "10", "--runs", "2"],
     "redactor": ["--size", "8000", "--repeat", "1"],
     "replicas": ["--rows", "10000", "--seconds", "10"],

@@ -203,6 +203,57 @@ def test_wrong_passwords_from_one_address_never_queue_before_a_scrape_from_anoth
     assert took < 5  # one bcrypt ahead at most, not twenty
 
 
+def test_a_correct_login_is_checked_while_a_wrong_one_from_its_address_is(
+    exporter: Exporter,
+) -> None:
+    """Finding 6: a second check from an address with one in flight was refused at once with
+    401, so a scraper behind the same NAT as a password guesser was refused unchecked. It now
+    waits its turn and is checked."""
+    url = f"http://{HOST}:{exporter.port}/metrics"
+    stop = threading.Event()
+
+    def guess() -> None:  # a new wrong password each time: each costs a bcrypt
+        with client() as http:
+            for attempt in range(1000):
+                if stop.is_set():
+                    return
+                http.get(url, auth=(USER, f"wrong-{attempt}"))
+
+    guesser = threading.Thread(target=guess)
+    guesser.start()
+    statuses = []
+    try:
+        for _ in range(5):
+            time.sleep(0.03)  # mid-check: a cost-10 bcrypt takes 50-80 ms here
+            with client() as http:
+                statuses.append(http.get(url, auth=(USER, PASSWORD)).status_code)
+    finally:
+        stop.set()
+        guesser.join()
+    assert statuses == [200] * 5
+
+
+def test_a_password_not_checked_is_429_with_retry_after_never_401(exporter: Exporter) -> None:
+    """Finding 6: past its one check running and one waiting, an address's next password is
+    not checked; it was answered 401 as if it were wrong, and is now 429 with Retry-After."""
+    url = f"http://{HOST}:{exporter.port}/metrics"
+    answers: list[httpx.Response] = []
+
+    def guess(attempt: int) -> None:
+        with client() as http:
+            answers.append(http.get(url, auth=(USER, f"wrong-{attempt}")))
+
+    threads = [threading.Thread(target=guess, args=(attempt,)) for attempt in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shed = [answer for answer in answers if answer.status_code == 429]
+    assert sorted({answer.status_code for answer in answers}) == [401, 429]
+    assert all(answer.headers["retry-after"] == "1" for answer in shed)
+    assert not any("www-authenticate" in answer.headers for answer in shed)
+
+
 def test_a_reload_keeps_the_verified_passwords(registry: CollectorRegistry, tmp_path: Path) -> None:
     """Finding 4: every reload emptied the cache, so the next scrape paid a bcrypt again."""
     web = tmp_path / "web.yml"

@@ -264,19 +264,23 @@ def bcrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return calls
 
 
-def test_a_verified_password_costs_one_bcrypt_and_a_wrong_one_every_time(
+def test_a_password_costs_one_bcrypt_whether_verified_or_refused(
     serve: Serve, bcrypt_calls: list[bytes]
 ) -> None:
-    """Like exporter-toolkit: a scrape every few seconds must not cost a bcrypt each time."""
+    """Like exporter-toolkit: a scrape every few seconds must not cost a bcrypt each time; and
+    (issue 22) neither must a client repeating a wrong password, for users known or not."""
     url = serve(AUTH_YAML)
     for _ in range(5):
         assert get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
     assert bcrypt_calls == [HASH.encode()]
     for _ in range(2):
         assert get(f"{url}/metrics", auth=(USER, "wrong")).status_code == 401
+        assert get(f"{url}/metrics", auth=("nobody", "wrong")).status_code == 401
     assert len(bcrypt_calls) == 3
+    assert get(f"{url}/metrics", auth=(USER, "wrong again")).status_code == 401
+    assert len(bcrypt_calls) == 4
     assert get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
-    assert len(bcrypt_calls) == 3
+    assert len(bcrypt_calls) == 4
 
 
 def test_an_unknown_user_still_costs_a_bcrypt(serve: Serve, bcrypt_calls: list[bytes]) -> None:

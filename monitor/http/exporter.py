@@ -9,8 +9,9 @@ each request's head (slowloris), and a cap on connections that closes the oldest
 rather than refuse a scrape.
 
 Every response passes through here; scrapes and page renders run in a small thread pool (they
-take the collectors' locks), bcrypt in another of two threads with one check in flight per
-client address, so wrong-password floods queue behind each other, never in front of a scrape.
+take the collectors' locks), bcrypt in two threads of monitor.http.passwords, which schedules
+the checks so that wrong-password floods wait behind each other, never in front of a scrape or
+a first login from another address.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from prometheus_client.exposition import choose_encoder
 
 from monitor.http import gates
 from monitor.http.guard import GuardedH11Protocol
+from monitor.http.passwords import RETRY_AFTER, PasswordChecks
 from monitor.http.webconfig import BasicAuth, WebConfig
 from monitor.judge.gate import Gate
 
@@ -50,7 +52,6 @@ RENDER_THREADS = 4
 # the time-dependent parts (the window since the migration) can be.
 RENDER_MAX_AGE = 10.0
 BCRYPT_THREADS = 2
-BCRYPT_PER_CLIENT = 1  # checks in flight per client address; more are refused at once
 BODY_TIMEOUT = 10.0  # seconds to receive a POST's body, as for a request's head
 
 LANDING = b"""<!doctype html>
@@ -61,6 +62,7 @@ LANDING = b"""<!doctype html>
 <li><a href="/readyz">/readyz</a></li></ul></body></html>
 """
 TEXT = "text/plain; charset=utf-8"
+SHED = b"too many password checks waiting; the password was not checked, retry later\n"
 JSON = "application/json"
 
 Scope = MutableMapping[str, Any]
@@ -114,9 +116,8 @@ class App:
         ]
         users = web.basic_auth_users
         self.auth = BasicAuth.keeping(users, auth_before) if users else None
+        self._checks = None if self.auth is None else PasswordChecks(self.auth, BCRYPT_THREADS)
         self._renders = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="render")
-        self._bcrypt = ThreadPoolExecutor(BCRYPT_THREADS, thread_name_prefix="bcrypt")
-        self._checking: dict[str, int] = {}  # client address -> bcrypt checks in flight
         self._routes: dict[str, Callable[[Scope], Awaitable[Reply]]] = {
             "/metrics": self._metrics,
             "/healthz": self._healthz,
@@ -127,7 +128,8 @@ class App:
     def close(self) -> None:
         """Let the pools' threads go."""
         self._renders.shutdown(wait=False, cancel_futures=True)
-        self._bcrypt.shutdown(wait=False, cancel_futures=True)
+        if self._checks is not None:
+            self._checks.close()
         self._gating.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,8 +139,13 @@ class App:
         await self._send(scope, send, reply)
 
     async def _answer(self, scope: Scope, receive: Receive) -> Reply:
-        if self.auth is not None and not await self._authenticated(scope):
-            return Reply(401, b"unauthorized\n", headers=(("WWW-Authenticate", CHALLENGE),))
+        if self._checks is not None:
+            client = (scope.get("client") or ("?", 0))[0]
+            authenticated = await self._checks.check(client, header(scope, b"authorization"))
+            if authenticated is None:  # not checked: too many checks waiting
+                return Reply(429, SHED, headers=(("Retry-After", str(RETRY_AFTER)),))
+            if not authenticated:
+                return Reply(401, b"unauthorized\n", headers=(("WWW-Authenticate", CHALLENGE),))
         if self._gate is not None and scope["path"] in gates.PATHS:
             return await self._gate_reply(scope, receive)
         if scope["method"] not in ("GET", "HEAD"):
@@ -173,24 +180,6 @@ class App:
         if self._ready():
             return Reply(200, b"ready\n")
         return Reply(503, b"not ready: the first run of every check is not done\n")
-
-    async def _authenticated(self, scope: Scope) -> bool:
-        assert self.auth is not None
-        authorization = header(scope, b"authorization")
-        known = self.auth.remembered(authorization)
-        if known is not None:
-            return known
-        client = (scope.get("client") or ("?", 0))[0]
-        if self._checking.get(client, 0) >= BCRYPT_PER_CLIENT:
-            return False  # a flood from one address waits on itself, never on a scrape
-        self._checking[client] = self._checking.get(client, 0) + 1
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._bcrypt, self.auth.verify, authorization)
-        finally:
-            self._checking[client] -= 1
-            if not self._checking[client]:
-                del self._checking[client]
 
     async def _metrics(self, scope: Scope) -> Reply:
         encoder, content_type = choose_encoder(header(scope, b"accept") or "")

@@ -8,6 +8,8 @@ import hmac
 import re
 import secrets
 import ssl
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +34,9 @@ from monitor.config.values import FieldProblem, header_value
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 _BCRYPT_MAX_PASSWORD = 72
 MAX_PEM_BYTES = 1 << 20  # a certificate chain or key file; a few KiB in practice
+# Refused credentials remembered (32-byte HMACs, about 1.5 MB when full), so a client repeating
+# a wrong password costs one bcrypt, not one a request.
+REFUSED_MEMORY = 10_000
 
 # Keys of the exporter-toolkit format this server does not implement; named, not just "unknown".
 _TOOLKIT_ONLY_TLS = (
@@ -236,11 +241,12 @@ def load_web_config(path: Path | None) -> WebConfig | None:
 
 
 class BasicAuth:
-    """Checks Authorization headers against bcrypt hashes; a verified password is remembered.
+    """Checks Authorization headers against bcrypt hashes; a verified password is remembered,
+    and so are the last REFUSED_MEMORY refused ones.
 
-    `remembered` answers at once for a password verified before; `verify` costs one bcrypt
-    (the exporter runs it off the serving path, in a small pool). `keeping` hands the previous
-    instance on when the users are the same, so a reload keeps what was verified."""
+    `remembered` answers at once for a password verified or refused before; `verify` costs one
+    bcrypt (monitor.http.passwords schedules it off the serving path). `keeping` hands the
+    previous instance on when the users are the same, so a reload keeps what was verified."""
 
     def __init__(self, users: Mapping[str, str]) -> None:
         self.users = dict(users)
@@ -251,6 +257,9 @@ class BasicAuth:
         # Remembered as an HMAC under a key of this process only: never the password itself.
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
+        # Refused credentials, so a repeated wrong password costs no bcrypt: HMACs, oldest first.
+        self._refused: OrderedDict[bytes, None] = OrderedDict()
+        self._refusing = threading.Lock()  # verify runs in several threads
 
     @classmethod
     def keeping(cls, users: Mapping[str, str], previous: BasicAuth | None) -> BasicAuth:
@@ -267,11 +276,14 @@ class BasicAuth:
             return False
         user, password = credentials
         known = self._verified.get(user)
-        return (
-            True
-            if known is not None and hmac.compare_digest(known, self._digest(password))
-            else None
-        )
+        if known is not None and hmac.compare_digest(known, self._digest(password)):
+            return True
+        with self._refusing:
+            return False if self._digest(_pair(user, password)) in self._refused else None
+
+    def fingerprint(self, authorization: str | None) -> bytes:
+        """An HMAC of the header, the same for the same credentials: never the password itself."""
+        return self._digest((authorization or "").encode())
 
     def verify(self, authorization: str | None) -> bool:
         """Whether the header carries a user's right password (one bcrypt; remembered if so)."""
@@ -283,10 +295,24 @@ class BasicAuth:
         ok = _checkpw(password, hashed or self._decoy) and hashed is not None
         if ok:
             self._verified[user] = self._digest(password)
+        else:
+            self._refuse(self._digest(_pair(user, password)))
         return ok
+
+    def _refuse(self, digest: bytes) -> None:
+        with self._refusing:
+            self._refused[digest] = None
+            self._refused.move_to_end(digest)
+            while len(self._refused) > REFUSED_MEMORY:
+                self._refused.popitem(last=False)
 
     def _digest(self, password: bytes) -> bytes:
         return hmac.new(self._key, password, hashlib.sha256).digest()
+
+
+def _pair(user: str, password: bytes) -> bytes:
+    """user:password, unambiguous (a user name has no colon)."""
+    return user.encode() + b":" + password
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
