@@ -5,18 +5,21 @@ in another (bench/password_flood.py's `serve` and `flood`), the correct logins f
 from __future__ import annotations
 
 import base64
-import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import bcrypt
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "password_flood.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+# bench/ is type-checked on its own (make lint), its scripts as top-level modules: one server,
+# one flood and one request for the benchmark and this test.
+import password_flood  # type: ignore[import-not-found]
+
 HOST = "127.0.0.1"
 SCRAPER = "127.0.0.250"  # Prometheus: a scrape verified here before the flood
 NEW, NEW2 = "127.0.0.200", "127.0.0.201"  # never seen before (the flood's: 127.0.0.2-101)
@@ -28,44 +31,12 @@ SOURCES, CLIENTS = 100, 10
 PAUSE = 1.0  # seconds; 1,000 requests a second offered, 30 times what bcrypt can check
 
 
-class Server:
-    """The exporter, in a subprocess (so its RSS is its own)."""
-
-    def __init__(self, web: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "serve", str(web)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.port = int(self.process.stdout.readline())
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS")
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    web = tmp_path_factory.mktemp("web") / "web.yml"
-    lines = ["basic_auth_users:"]
-    for user, password in {VERIFIED[0]: VERIFIED[1], **FIRSTS}.items():
-        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=COST)).decode()
-        lines.append(f"  {user}: {hashed}")
-    web.write_text("\n".join(lines) + "\n")
-    served = Server(web)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    folder = tmp_path_factory.mktemp("web")
+    served = password_flood.Server(
+        password_flood.web_config(folder, {VERIFIED[0]: VERIFIED[1], **FIRSTS}, COST)
+    )
     yield served
     served.stop()
 
@@ -74,47 +45,24 @@ def get(port: int, user: str, password: str, address: str) -> tuple[int, float]:
     """(status, seconds) of GET /metrics from the address, on a new connection; once more when
     the server closed it unanswered (monitor.http.guard's cap of 128 connections, which 1,000
     clients are past, not basic auth's doing), the seconds counting both."""
-    started = time.perf_counter()
-    status = attempt(port, user, password, address)
+    status, took = password_flood.get(port, user, password, address)
     if status == 0:
-        status = attempt(port, user, password, address)
-    return status, time.perf_counter() - started
-
-
-def attempt(port: int, user: str, password: str, address: str) -> int:
-    """The status of one GET /metrics on a new connection from the address; 0 if unanswered."""
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    data = b""
-    try:
-        with socket.create_connection((HOST, port), 30, source_address=(address, 0)) as sock:
-            sock.sendall(
-                f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            while chunk := sock.recv(65536):
-                data += chunk
-    except OSError:  # closed unanswered: status 0
-        data = b""
-    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+        status, again = password_flood.get(port, user, password, address)
+        took += again
+    return status, took
 
 
 def flood(port: int, passwords: str, seconds: float) -> subprocess.Popen[str]:
     """1,000 wrong-password clients, 10 from each of 100 addresses, for the seconds, each
     sending its next request a second after its last was answered."""
-    command = [sys.executable, str(SCRIPT), "flood", str(port), str(SOURCES), str(CLIENTS)]
-    command += [passwords, str(PAUSE), str(seconds)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-
-
-def answers(process: subprocess.Popen[str]) -> dict[str, int]:
-    out, _ = process.communicate(timeout=60)
-    result: dict[str, int] = json.loads(out.strip().splitlines()[-1])
-    return result
+    attack = password_flood.Attack(port, SOURCES, CLIENTS, passwords == "repeat", PAUSE, seconds)
+    started: subprocess.Popen[str] = password_flood.flood(attack)
+    return started
 
 
 @pytest.mark.parametrize(("passwords", "firsts"), [("repeat", (0, 1, 2)), ("vary", (3, 4, 5))])
 def test_a_thousand_wrong_password_clients_from_100_addresses(
-    server: Server, passwords: str, firsts: tuple[int, int, int]
+    server: Any, passwords: str, firsts: tuple[int, int, int]
 ) -> None:
     """Finding 6: the limit of one check per address was sidestepped with many addresses (100
     addresses made a correct first login wait 3.2 s). Once the flood's addresses have had a
@@ -139,7 +87,7 @@ def test_a_thousand_wrong_password_clients_from_100_addresses(
         time.sleep(0.5)
         attacker = get(port, attacker_user, FIRSTS[attacker_user], ATTACKER)
     finally:
-        flooded = answers(attack)
+        flooded = password_flood.answers_of(attack)
     time.sleep(3)
     after = server.rss_mb()
     report = f"scraper {scraper}, new {new}, scrape {scrape}, attacker {attacker}, {flooded}"
@@ -150,12 +98,12 @@ def test_a_thousand_wrong_password_clients_from_100_addresses(
     assert scrape[1] < 1.0, report
     assert attacker[1] < 1.0, report
     assert attacker[0] in ((200,) if passwords == "repeat" else (200, 429)), report
-    assert "200" not in flooded, report
+    assert 200 not in flooded, report
     assert sum(flooded.values()) > 1000, report  # the flood did flood
     assert after - before < 10.0, f"RSS {before:.1f} -> {after:.1f} MB; {report}"
 
 
-def test_600_wrong_passwords_from_600_addresses_sent_at_once(server: Server) -> None:
+def test_600_wrong_passwords_from_600_addresses_sent_at_once(server: Any) -> None:
     """Finding 6: 600 requests from 600 addresses, sent without waiting for the answers, made a
     correct first login wait 7.7 s. Now at most 24 wait and the rest are answered 429 at once:
     a first login from the scraper's address is 200 within 1 s; one from a new address ranks
