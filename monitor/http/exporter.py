@@ -34,6 +34,7 @@ from prometheus_client.exposition import choose_encoder
 
 from monitor.http import gates
 from monitor.http.guard import GuardedH11Protocol
+from monitor.http.headlimit import MAX_HEAD_BYTES, HeadLimit
 from monitor.http.webconfig import BasicAuth, WebConfig
 from monitor.judge.gate import Gate
 
@@ -43,7 +44,6 @@ CHALLENGE = 'Basic realm="rollout-monitor", charset="UTF-8"'
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection closes after this (uvicorn's default)
-MAX_HEAD_BYTES = 16 * 1024  # a request head larger than this is refused (400)
 RENDER_THREADS = 4
 # Seconds a rendering of /metrics is served again while no check ran: /metrics is rendered when
 # a scrape finds what it shows changed (a check ran), never on a timer; the age bounds how stale
@@ -327,7 +327,7 @@ class Exporter:
         )
         tls = web.tls_server_config
         config = uvicorn.Config(
-            self._app,
+            HeadLimit(self._app),
             http=GuardedH11Protocol,
             ws="none",  # no websockets: wsproto or websockets, where installed, stay unloaded
             lifespan="off",
