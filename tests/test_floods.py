@@ -8,15 +8,22 @@ answered within 1 s while it lasts."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import socket
+import ssl
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from served import HOST, registry
 
+from monitor.http import guard
 from monitor.http.exporter import Exporter
+
+PIPELINED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 100
 
 
 @pytest.fixture
@@ -38,6 +45,60 @@ def open_files() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < min(hard, 12000):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 12000), hard))
+
+
+def scrape(url: str, verify: ssl.SSLContext | bool = False) -> tuple[int, float, str]:
+    """A fresh connection's scrape: status, seconds, body."""
+    started = time.monotonic()
+    with httpx.Client(trust_env=False, timeout=5.0, verify=verify) as http:
+        response = http.get(url)
+    return response.status_code, time.monotonic() - started, response.text
+
+
+def pipeliner(port: int) -> socket.socket:
+    """A client that sends 100 scrapes at once and never reads an answer."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((HOST, port))
+    sock.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        sock.send(PIPELINED)
+    return sock
+
+
+def reset_by_server(sock: socket.socket) -> bool:
+    """Whether the server aborted the connection (a reset, unread answers dropped)."""
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: reset (a connection closed by a FIN keeps its peer's name)
+        return True
+    return False
+
+
+def test_clients_that_never_read_leave_room_for_a_scrape(plain: Exporter) -> None:
+    """Finding 1: 140 connections pipelining scrapes without reading the answers were never
+    idle, so the cap refused every new scrape (ConnectionResetError) for as long as they
+    stayed."""
+    flood = [pipeliner(plain.port) for _ in range(200)]
+    try:
+        time.sleep(5)  # the answers fill the buffers (11,000 of them): then each waits
+        status, took, body = scrape(f"http://{HOST}:{plain.port}/metrics")
+    finally:
+        for sock in flood:
+            sock.close()
+    assert status == 200
+    assert "rollout_test_answer 42.0" in body
+    assert took < 1
+
+
+def test_an_answer_nobody_reads_is_cut_after_the_write_deadline(
+    plain: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 1: uvicorn waits for a paused write to drain forever."""
+    monkeypatch.setattr(guard, "WRITE_TIMEOUT", 1.0, raising=False)
+    with pipeliner(plain.port) as sock:
+        time.sleep(3)
+        assert reset_by_server(sock)
 
 
 def test_a_request_head_over_16_kib_in_one_write_is_refused(plain: Exporter) -> None:

@@ -1,51 +1,76 @@
 """uvicorn's HTTP/1.1 protocol, guarded against clients that hold connections without using them.
 
 uvicorn closes a keep-alive connection idle for `timeout_keep_alive`, but any byte restarts that
-clock, a connection that never sends a request has none, and it accepts connections without
-bound. An exporter's clients send a short request and read the answer, so:
+clock, a connection that never sends a request has none, an answer the client never reads waits
+for it forever, and it accepts connections without bound. An exporter's clients send a short
+request and read the answer, so:
 
 - **A deadline on each request's head**: from the connection (or the end of the last response)
   to a complete request head, at most HEAD_TIMEOUT, however slowly the bytes trickle in
   (slowloris). A request being answered is never cut.
-- **A cap on connections**: past MAX_CONNECTIONS, a new connection closes the oldest idle one
-  (no request in progress) to make room, so that a flood of idle connections costs the flood,
-  not the next scrape; when none is idle, the new one is closed.
+- **A deadline on each answer's writing**: an answer that cannot be handed to the kernel for
+  WRITE_TIMEOUT (the client stopped reading, uvicorn waits for the buffer to drain) aborts the
+  connection.
+- **A cap on connections**: past MAX_CONNECTIONS, a new connection makes room by closing, in
+  this order,
+  1. the oldest idle one (no request being answered, nothing waiting to be sent):
+     closing it loses nothing, and the oldest is the flood's, not the scrape that just came;
+  2. else the one whose answer has waited longest on a client that does not read: it would be
+     cut at its write deadline anyway, and a reader slower than that is no scrape;
+  3. else the new one: every other is being answered (a render, a verdict).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_TIMEOUT = 10.0  # seconds for a request's head, as Prometheus's default scrape timeout
+WRITE_TIMEOUT = 10.0  # seconds an answer may wait on a client that does not read it
 # An exporter has a few clients (Prometheus servers, a browser); a flood past this costs the
 # flood its oldest idle connections, and the process a bounded amount of memory.
 MAX_CONNECTIONS = 128
+RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets the connection
 
 
 class GuardedH11Protocol(H11Protocol):
-    """H11Protocol with a deadline on request heads and a cap on connections."""
+    """H11Protocol with deadlines on request heads and writes, and a cap on connections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self._timed_cycle: object = None
         self.opened_at = 0.0
+        self.stuck_since: float | None = None  # when the answer's writing last paused
+        self.link: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the head's clock; make room past the cap."""
+        """Count the connection, make room past the cap, start the head's clock."""
         super().connection_made(transport)
-        self.opened_at = self.loop.time()
-        if sum(not c.transport.is_closing() for c in self.connections) > MAX_CONNECTIONS:
+        self.link, self.opened_at = transport, self.loop.time()
+        if sum(c.is_open for c in self._guarded()) > MAX_CONNECTIONS:
             self._make_room()
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the clock."""
+        """Stop the clocks."""
         self._stop_clock()
+        self._stop_write_clock()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server stops: an answer the client does not read is cut (uvicorn would wait for
+        it to its graceful-shutdown timeout); the rest as uvicorn does."""
+        if self.stuck_since is not None:
+            self._abort()
+            return
+        super().shutdown()
 
     def handle_events(self) -> None:
         """A complete request head stops the clock."""
@@ -60,10 +85,31 @@ class GuardedH11Protocol(H11Protocol):
         if not self.transport.is_closing() and self.idle:
             self._await_head()
 
+    def pause_writing(self) -> None:
+        """The client does not read: its answer's writing has a deadline."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self.stuck_since = self.loop.time()
+            self._write_timer = self.loop.call_later(WRITE_TIMEOUT, self._abort)
+
+    def resume_writing(self) -> None:
+        """The client reads again."""
+        super().resume_writing()
+        self._stop_write_clock()
+
+    @property
+    def is_open(self) -> bool:
+        """Connected, and not being closed."""
+        return self.link is not None and not self.link.is_closing()
+
     @property
     def idle(self) -> bool:
-        """No request being answered."""
-        return self.cycle is None or self.cycle.response_complete
+        """No request being answered, nothing waiting to be sent."""
+        answering = self.cycle is not None and not self.cycle.response_complete
+        return not answering and self.stuck_since is None
+
+    def _guarded(self) -> list[GuardedH11Protocol]:
+        return [c for c in self.connections if isinstance(c, GuardedH11Protocol)]
 
     def _await_head(self) -> None:
         self._stop_clock()
@@ -74,20 +120,37 @@ class GuardedH11Protocol(H11Protocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _stop_write_clock(self) -> None:
+        self.stuck_since = None
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        if self.idle and not self.transport.is_closing():
-            self.transport.close()
+        if self.idle:
+            self._abort()
+
+    def _abort(self) -> None:
+        """Close at once, by a reset: close() would wait for the client to read what is buffered,
+        and a FIN would leave the kernel holding the unsent bytes (megabytes) for a client that
+        never reads them."""
+        if self.link is None or self.link.is_closing():
+            return
+        sock = self.link.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+        self.link.abort()
 
     def _make_room(self) -> None:
-        """Close the oldest idle connection; this one if every other is busy."""
-        idle = [
-            c
-            for c in self.connections
-            if c is not self
-            and isinstance(c, GuardedH11Protocol)
-            and c.idle
-            and not c.transport.is_closing()
-        ]
-        oldest = min(idle, key=lambda c: c.opened_at, default=None)
-        (oldest or self).transport.close()
+        """Close the oldest idle connection, else the longest stuck writer, else this one."""
+        others = [c for c in self._guarded() if c is not self and c.is_open]
+        idle = [c for c in others if c.idle]
+        stuck = [(c.stuck_since, c) for c in others if c.stuck_since is not None]
+        if idle:
+            min(idle, key=lambda c: c.opened_at)._abort()
+        elif stuck:
+            min(stuck, key=lambda pair: pair[0])[1]._abort()
+        else:
+            self._abort()
