@@ -14,11 +14,13 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from pki import make_ca, make_leaf
 from prometheus_client import CollectorRegistry
-from served import HOST, registry
+from served import HOST, Served, registry
 
 from monitor.http import guard
 from monitor.http.exporter import Exporter
@@ -37,6 +39,14 @@ def plain(big: CollectorRegistry) -> Iterator[Exporter]:
     served.start()
     yield served
     served.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The CA's certificate, the server's certificate and key."""
+    ca = make_ca(tmp_path, "ca")
+    cert, key = make_leaf(tmp_path, "server", ca, "subjectAltName=IP:127.0.0.1")
+    return ca[0], cert, key
 
 
 @pytest.fixture(autouse=True)
@@ -113,3 +123,49 @@ def test_a_request_head_over_16_kib_in_one_write_is_refused(plain: Exporter) -> 
         assert answer.split(b" ")[1] == b"431", answer[:100]
         while chunk := sock.recv(65536):  # then the server closes the connection
             answer += chunk
+
+
+def test_silent_tls_connections_are_capped_and_their_memory_comes_back(
+    pki: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Finding 2: 4,000 connections that sent no ClientHello held 4,008 fds and grew the
+    server from 70 MB to 1,264 MB (256 KiB of buffer each), still 1.3 GB after they left. Now
+    a flood of 5,000 costs what the cap's 128 cost, and its memory goes back after it."""
+    ca, cert, key = pki
+    verify = ssl.create_default_context(cafile=str(ca))
+    served = Served(tmp_path / "log", cert, key)
+    url = f"https://{HOST}:{served.port}/metrics"
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            assert scrape(url, verify)[0] == 200
+        before = served.rss_mb()
+        flood += silent(served.port, guard.MAX_CONNECTIONS)
+        capped = served.rss_mb()  # the cap's worth
+        flood += silent(served.port, 5000)
+        status, took, _ = scrape(url, verify)
+        during, fds = served.rss_mb(), served.fds()
+        for sock in flood:
+            sock.close()
+        flood.clear()
+        time.sleep(2.5)  # the server sees them go; a second later it trims its heap
+        after = served.rss_mb()
+        status_after = scrape(url, verify)[0]
+    finally:
+        for sock in flood:
+            sock.close()
+        served.stop()
+    print(f"RSS {before:.1f} MB, {capped:.1f} at the cap, {during:.1f} during the flood,")
+    print(f"{after:.1f} after; {fds} fds; a scrape in {took * 1000:.0f} ms during the flood")
+    assert (status, status_after) == (200, 200)
+    assert took < 1
+    assert fds < guard.MAX_CONNECTIONS + 40
+    assert during - capped < 10
+    assert after - before < 10
+
+
+def silent(port: int, count: int) -> list[socket.socket]:
+    """Connections that never send a byte (no ClientHello), once the server took them in."""
+    flood = [socket.create_connection((HOST, port), timeout=5) for _ in range(count)]
+    time.sleep(1)
+    return flood

@@ -2,11 +2,11 @@
 
 Served by uvicorn (asyncio, h11) from a small ASGI app, in a thread of its own: a connection
 costs a file descriptor and a few kilobytes, not a thread, so a flood of idle or slow clients
-cannot starve a scrape. uvicorn was chosen over hypercorn for its wider use and its
-`ssl_context_factory` (the web-config's own context: TLS versions, client certificates); what it
-lacks for an exporter facing hostile clients, monitor.http.guard adds to its protocol: a deadline on
-each request's head (slowloris), and a cap on connections that closes the oldest idle one
-rather than refuse a scrape.
+cannot starve a scrape. uvicorn was chosen over hypercorn for its wider use; what it lacks for an
+exporter facing hostile clients, monitor.http.guard adds to its protocol: deadlines on each
+request's head (slowloris), TLS handshake and answer's writing, and a cap on connections,
+handshakes included (the guarded protocol does TLS itself, with the web-config's own context),
+that closes the oldest idle one rather than refuse a scrape.
 
 Every response passes through here; scrapes and page renders run in a small thread pool (they
 take the collectors' locks), bcrypt in another of two threads with one check in flight per
@@ -32,8 +32,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from monitor.http import gates
-from monitor.http.guard import GuardedH11Protocol
+from monitor.http import gates, guard
+from monitor.http.guard import guarded
 from monitor.http.headlimit import MAX_HEAD_BYTES, HeadLimit
 from monitor.http.webconfig import BasicAuth, WebConfig
 from monitor.judge.gate import Gate
@@ -328,7 +328,11 @@ class Exporter:
         tls = web.tls_server_config
         config = uvicorn.Config(
             HeadLimit(self._app),
-            http=GuardedH11Protocol,
+            # TLS is the guarded protocol's, not uvicorn's ssl: handshakes count in its cap
+            http=guarded(None if tls is None else tls.context()),
+            # accept()s per wakeup, and the listen queue: a flood past the cap waits in the
+            # kernel instead of costing a few thousand connections' objects at once
+            backlog=guard.MAX_CONNECTIONS,
             ws="none",  # no websockets: wsproto or websockets, where installed, stay unloaded
             lifespan="off",
             log_config=None,
@@ -339,7 +343,6 @@ class Exporter:
             timeout_graceful_shutdown=int(STOP_TIMEOUT),
             date_header=False,  # App sends its own: uvicorn's is refreshed by a 10 Hz tick
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-            ssl_context_factory=None if tls is None else (lambda *_: tls.context()),
         )
         self._server = QuietServer(config)
         self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
