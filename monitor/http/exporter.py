@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from monitor.http import gates, guard
+from monitor.http.acceptlog import AcceptErrors
 from monitor.http.guard import guarded
 from monitor.http.headlimit import MAX_HEAD_BYTES, HeadLimit
 from monitor.http.webconfig import BasicAuth, WebConfig
@@ -273,6 +274,7 @@ class QuietServer(uvicorn.Server):
     async def main_loop(self) -> None:
         """Serve until stop() is called."""
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        self._loop.set_exception_handler(AcceptErrors())  # accept() failures, rate-limited
         if not self.should_exit:
             await self._stopping.wait()
 
