@@ -157,19 +157,26 @@ class GuardedH11Protocol(H11Protocol):
             self._stop_clock()
 
     def on_response_complete(self) -> None:
-        """The next request's head has its own deadline."""
+        """The next request's head has its own deadline; when uvicorn closed the connection
+        after the answer, what is still buffered has the write deadline."""
         super().on_response_complete()
-        if not self.transport.is_closing() and self.idle:
+        if self.transport.is_closing():
+            self._until_written()
+        elif self.idle:
             self._await_head()
+
+    def timeout_keep_alive_handler(self) -> None:
+        """uvicorn closes an idle keep-alive connection: what is still buffered has the write
+        deadline (close() waits for the client to read it, without one)."""
+        super().timeout_keep_alive_handler()
+        self._until_written()
 
     def pause_writing(self) -> None:
         """The client does not read: its answer's writing has a deadline."""
         if self.flow is None:  # a TLS connection not made yet
             return
         super().pause_writing()
-        if self._write_timer is None:
-            self.stuck_since = self.loop.time()
-            self._write_timer = self.loop.call_later(WRITE_TIMEOUT, self._abort)
+        self._start_write_clock()
 
     def resume_writing(self) -> None:
         """The client reads again."""
@@ -201,6 +208,15 @@ class GuardedH11Protocol(H11Protocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _start_write_clock(self) -> None:
+        if self._write_timer is None:
+            self.stuck_since = self.loop.time()
+            self._write_timer = self.loop.call_later(WRITE_TIMEOUT, self._abort)
+
+    def _until_written(self) -> None:
+        if self.transport.get_write_buffer_size():
+            self._start_write_clock()
+
     def _stop_write_clock(self) -> None:
         self.stuck_since = None
         if self._write_timer is not None:
@@ -216,7 +232,7 @@ class GuardedH11Protocol(H11Protocol):
         """Close at once, by a reset: close() would wait for the client to read what is buffered,
         and a FIN would leave the kernel holding the unsent bytes (megabytes) for a client that
         never reads them."""
-        if self.link is None or self.link.is_closing():
+        if self.link is None:
             return
         sock = self.link.get_extra_info("socket")
         if sock is not None:
