@@ -13,10 +13,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from monitor.http import guard
 from monitor.http.exporter import Exporter
 from monitor.http.webconfig import WebConfig, load_web_config
 
 HOST = "127.0.0.1"
+WRITE_TIMEOUT = "SERVED_WRITE_TIMEOUT"  # the guard's write deadline in the child, in seconds
 
 
 def registry() -> CollectorRegistry:
@@ -30,6 +32,8 @@ def registry() -> CollectorRegistry:
 
 
 def main(argv: list[str]) -> None:
+    if WRITE_TIMEOUT in os.environ:
+        guard.WRITE_TIMEOUT = float(os.environ[WRITE_TIMEOUT])
     web: WebConfig | None = WebConfig()
     if argv:
         with tempfile.TemporaryDirectory() as folder:
@@ -49,8 +53,16 @@ class Served:
     """The exporter in a child process (optionally under a prlimit), its port, its RSS and
     its log (a file: a pipe nobody reads would block a server that logs a lot)."""
 
-    def __init__(self, log: Path, *args: str | Path, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        log: Path,
+        *args: str | Path,
+        prefix: tuple[str, ...] = (),
+        write_timeout: float | None = None,
+    ) -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        if write_timeout is not None:
+            env[WRITE_TIMEOUT] = str(write_timeout)
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(

@@ -139,6 +139,45 @@ def test_an_answer_nobody_reads_is_cut_after_the_write_deadline(
         assert reset_by_server(sock)
 
 
+def test_tls_clients_that_never_read_leave_room_and_their_memory_goes(
+    pki: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Finding 1 over TLS: the SSL layer's buffers make a stuck writer cost more (about 0.9 MB
+    each here); the write deadline gives it back."""
+    ca, cert, key = pki
+    verify = ssl.create_default_context(cafile=str(ca))
+    served = Served(tmp_path / "log", cert, key, write_timeout=4)
+    url = f"https://{HOST}:{served.port}/metrics"
+    flood: list[socket.socket] = []
+    try:
+        assert scrape(url, verify)[0] == 200
+        before = served.rss_mb()
+        for _ in range(200):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((HOST, served.port))
+            wrapped = verify.wrap_socket(sock, server_hostname=HOST)
+            wrapped.setblocking(False)
+            with contextlib.suppress(ssl.SSLWantWriteError, BlockingIOError):
+                wrapped.send(PIPELINED)
+            flood.append(wrapped)
+        time.sleep(2)
+        status, took, _ = scrape(url, verify)
+        during = served.rss_mb()
+        time.sleep(5)  # past the write deadline: the server reset them all
+        after, fds = served.rss_mb(), served.fds()
+    finally:
+        for sock in flood:
+            sock.close()
+        served.stop()
+    print(f"TLS pipeliners: RSS {before:.1f} MB, {during:.1f} during, {after:.1f} after the")
+    print(f"write deadline ({fds} fds); a scrape in {took * 1000:.0f} ms during")
+    assert status == 200
+    assert took < 1
+    assert fds < 20
+    assert after - before < 10
+
+
 def test_a_request_head_over_16_kib_in_one_write_is_refused(plain: Exporter) -> None:
     """Finding 11: 10,000 headers (90 KB) in one write were answered 200; h11's size limit
     bounds only a head still incomplete."""
