@@ -2,11 +2,11 @@
 
 Served by uvicorn (asyncio, h11) from a small ASGI app, in a thread of its own: a connection
 costs a file descriptor and a few kilobytes, not a thread, so a flood of idle or slow clients
-cannot starve a scrape. uvicorn was chosen over hypercorn for its wider use and its
-`ssl_context_factory` (the web-config's own context: TLS versions, client certificates); what it
-lacks for an exporter facing hostile clients, monitor.http.guard adds to its protocol: a deadline on
-each request's head (slowloris), and a cap on connections that closes the oldest idle one
-rather than refuse a scrape.
+cannot starve a scrape. uvicorn was chosen over hypercorn for its wider use; what it lacks for an
+exporter facing hostile clients, monitor.http.guard adds to its protocol: deadlines on each
+request's head (slowloris), TLS handshake and answer's writing, and a cap on connections,
+handshakes included (the guarded protocol does TLS itself, with the web-config's own context),
+that closes the oldest idle one rather than refuse a scrape.
 
 Every response passes through here; scrapes and page renders run in a small thread pool (they
 take the collectors' locks), bcrypt in two threads of monitor.http.passwords, which schedules
@@ -33,8 +33,10 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from monitor.http import gates
-from monitor.http.guard import GuardedH11Protocol
+from monitor.http import gates, guard
+from monitor.http.acceptlog import AcceptErrors
+from monitor.http.guard import guarded
+from monitor.http.headlimit import MAX_HEAD_BYTES, HeadLimit
 from monitor.http.passwords import RETRY_AFTER, PasswordChecks
 from monitor.http.webconfig import BasicAuth, WebConfig
 from monitor.judge.gate import Gate
@@ -45,7 +47,6 @@ CHALLENGE = 'Basic realm="rollout-monitor", charset="UTF-8"'
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection closes after this (uvicorn's default)
-MAX_HEAD_BYTES = 16 * 1024  # a request head larger than this is refused (400)
 RENDER_THREADS = 4
 # Seconds a rendering of /metrics is served again while no check ran: /metrics is rendered when
 # a scrape finds what it shows changed (a check ran), never on a timer; the age bounds how stale
@@ -262,6 +263,7 @@ class QuietServer(uvicorn.Server):
     async def main_loop(self) -> None:
         """Serve until stop() is called."""
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        self._loop.set_exception_handler(AcceptErrors())  # accept() failures, rate-limited
         if not self.should_exit:
             await self._stopping.wait()
 
@@ -316,8 +318,12 @@ class Exporter:
         )
         tls = web.tls_server_config
         config = uvicorn.Config(
-            self._app,
-            http=GuardedH11Protocol,
+            HeadLimit(self._app),
+            # TLS is the guarded protocol's, not uvicorn's ssl: handshakes count in its cap
+            http=guarded(None if tls is None else tls.context()),
+            # accept()s per wakeup, and the listen queue: a flood past the cap waits in the
+            # kernel instead of costing a few thousand connections' objects at once
+            backlog=guard.MAX_CONNECTIONS,
             ws="none",  # no websockets: wsproto or websockets, where installed, stay unloaded
             lifespan="off",
             log_config=None,
@@ -328,7 +334,6 @@ class Exporter:
             timeout_graceful_shutdown=int(STOP_TIMEOUT),
             date_header=False,  # App sends its own: uvicorn's is refreshed by a 10 Hz tick
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-            ssl_context_factory=None if tls is None else (lambda *_: tls.context()),
         )
         self._server = QuietServer(config)
         self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
