@@ -308,6 +308,14 @@ def issue_22() -> Iterator[Case]:
             message=not_regular,
         )
         yield Case(
+            f"plan of SQL that is {kind}",
+            files=(("001.sql", special),),
+            flags=("@DIR@/001.sql",),
+            command="plan",
+            where="@DIR@/001.sql",
+            message="not a regular file: cannot be the migration's SQL",
+        )
+        yield Case(
             f"callback CA is {kind}",
             yaml(
                 "checks:\n  callback:\n    url: https://localhost/cb\n    tls_config: {ca_file: @DIR@/ca.pem}\n"
@@ -452,10 +460,10 @@ def materialize(content: Content, path: Path) -> Path:
 def command(case: Case, folder: Path) -> Iterator[tuple[list[str], dict[str, str], str]]:
     """The command line, its environment and what its output must name; a hostile Prometheus
     serving while the block runs."""
-    args, where = [case.command], case.where
+    args, where = [case.command], case.where.replace("@DIR@", str(folder))
     if case.command != "verdict" and not case.env.get("DATABASE_URL"):
         args += ["--database-url", URL]
-    args += case.flags
+    args += [flag.replace("@DIR@", str(folder)) for flag in case.flags]
     for name, content in case.files:
         materialize(content, folder / name)
     inputs: tuple[tuple[str, Content | None, str], ...] = (
