@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -495,35 +496,48 @@ class Outcome:
     rss_mib: float
 
 
+# Linux gives a process the peak RSS of the one that forked it as its own starting peak (the
+# copied memory's high-water mark survives exec): forked from pytest (hundreds of MiB into the
+# whole suite), every row would "peak" at pytest's size. So a small Python forks the command and
+# writes its exit code and its own peak RSS (KiB) to the file named first.
+MEASURED = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run(args: list[str], env: dict[str, str], folder: Path, timeout: float) -> Outcome:
-    """The command as a process under an address-space limit; its peak RSS from wait4."""
+    """The command as a process under an address-space limit; its exit code and peak RSS
+    measured by MEASURED, killed with its group past the timeout."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLOUT_", "DATABASE_"))}
-    out_path, err_path = folder / "stdout", folder / "stderr"
+    out_path, err_path, measured = folder / "stdout", folder / "stderr", folder / "measured"
+    command = ["prlimit", f"--as={ADDRESS_SPACE}", "--", *COMMAND, *args]
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
         popen = subprocess.Popen(
-            ["prlimit", f"--as={ADDRESS_SPACE}", "--", *COMMAND, *args],
+            [sys.executable, "-c", MEASURED, str(measured), *command],
             env={**base, **env},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            start_new_session=True,  # its own group: a hung command is killed with it
         )
-    while True:
-        pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() - started > timeout:
-            popen.kill()
-            pid, status, usage = os.wait4(popen.pid, 0)
-            break
-        time.sleep(0.01)
-    popen.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+    seconds = time.monotonic() - started
+    code, peak = (int(n) for n in measured.read_text().split()) if measured.exists() else (-9, 0)
     return Outcome(
-        popen.returncode,
+        code,
         out_path.read_text(errors="replace"),
         err_path.read_text(errors="replace"),
-        time.monotonic() - started,
-        usage.ru_maxrss / 1024,
+        seconds,
+        peak / 1024,
     )
 
 
