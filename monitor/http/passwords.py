@@ -5,8 +5,9 @@ run them: about 30 a second. The rest wait here, ordered and bounded so that a f
 passwords, from one address or from a hundred, cannot push a correct first login past a scrape's
 timeout:
 
-- a password BasicAuth answers from memory (verified before, or refused before: a repeated wrong
-  password) costs no check at all;
+- a password BasicAuth answers from memory costs no check at all: verified before, refused
+  before (a repeated wrong password), or any other password of a user whose password was
+  verified (a user has one: guesses at Prometheus's password cost nothing once it logged in);
 - the same credentials asked again while their check waits or runs share that check;
 - addresses rank by what they did in the last MEMORY seconds: first those with a password
   accepted and none refused (a Prometheus that scrapes here, logging in as another user after
@@ -18,9 +19,10 @@ timeout:
 
 A check not made has no answer (None): the exporter says 429 with Retry-After, never 401, for a
 password nobody checked. What this cannot do: tell a correct password from the guesses of an
-attacker at the same address before bcrypt. When the attacker varies its passwords, that
-address has its one waiting place, in turn with every other failing address, and a correct
-password that finds it taken is shed (measured in docs/configuration.md).
+attacker at the same address before bcrypt, when the guesses are at the password of a user
+nobody has logged in as yet, each one new. That address has its one waiting place, in turn
+with every other failing address, and a correct password that finds it taken is shed
+(measured in docs/configuration.md).
 """
 
 from __future__ import annotations

@@ -270,14 +270,17 @@ class BasicAuth:
 
     def remembered(self, authorization: str | None) -> bool | None:
         """True for a password verified before, False for a header that can never pass (no or
-        malformed credentials), None when only a bcrypt can tell."""
+        malformed credentials, a password refused before, or another password of a user whose
+        password was verified), None when only a bcrypt can tell."""
         credentials = _basic_credentials(authorization)
         if credentials is None:
             return False
         user, password = credentials
         known = self._verified.get(user)
-        if known is not None and hmac.compare_digest(known, self._digest(password)):
-            return True
+        if known is not None:
+            # A user has one password that passes: bcrypt is deterministic, and a password over
+            # 72 bytes (where bcrypt stops reading) is refused. Any other is wrong, unasked.
+            return hmac.compare_digest(known, self._digest(password))
         with self._refusing:
             return False if self._digest(_pair(user, password)) in self._refused else None
 
