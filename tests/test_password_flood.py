@@ -22,10 +22,11 @@ import password_flood  # type: ignore[import-not-found]
 
 HOST = "127.0.0.1"
 SCRAPER = "127.0.0.250"  # Prometheus: a scrape verified here before the flood
-NEW, NEW2 = "127.0.0.200", "127.0.0.201"  # never seen before (the flood's: 127.0.0.2-101)
+NEWS = ("127.0.0.200", "127.0.0.201", "127.0.0.202", "127.0.0.203")  # unseen before
 ATTACKER = "127.0.0.2"  # the first of the flood's 100 addresses
 VERIFIED = ("prometheus", "c0rrect-h0rse-battery")
-FIRSTS = {f"first{i}": f"an0ther-g00d-one-{i}" for i in range(8)}
+FIRSTS = {f"first{i}": f"an0ther-g00d-one-{i}" for i in range(11)}
+DORMANT = (password_flood.DORMANT, "n0body-l0gs-in-as-me")
 COST = 10
 SOURCES, CLIENTS = 100, 10
 PAUSE = 1.0  # seconds; 1,000 requests a second offered, 30 times what bcrypt can check
@@ -35,7 +36,7 @@ PAUSE = 1.0  # seconds; 1,000 requests a second offered, 30 times what bcrypt ca
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("web")
     served = password_flood.Server(
-        password_flood.web_config(folder, {VERIFIED[0]: VERIFIED[1], **FIRSTS}, COST)
+        password_flood.web_config(folder, dict([VERIFIED, DORMANT]) | FIRSTS, COST)
     )
     yield served
     served.stop()
@@ -52,36 +53,46 @@ def get(port: int, user: str, password: str, address: str) -> tuple[int, float]:
     return status, took
 
 
-def flood(port: int, passwords: str, seconds: float) -> subprocess.Popen[str]:
-    """1,000 wrong-password clients, 10 from each of 100 addresses, for the seconds, each
-    sending its next request a second after its last was answered."""
-    attack = password_flood.Attack(port, SOURCES, CLIENTS, passwords == "repeat", PAUSE, seconds)
+def flood(port: int, passwords: str, user: str, seconds: float) -> subprocess.Popen[str]:
+    """1,000 clients guessing the user's password, 10 from each of 100 addresses, for the
+    seconds, each sending its next request a second after its last was answered."""
+    repeat = passwords == "repeat"
+    attack = password_flood.Attack(port, SOURCES, CLIENTS, repeat, PAUSE, seconds, user)
     started: subprocess.Popen[str] = password_flood.flood(attack)
     return started
 
 
-@pytest.mark.parametrize(("passwords", "firsts"), [("repeat", (0, 1, 2)), ("vary", (3, 4, 5))])
+@pytest.mark.parametrize(
+    ("passwords", "guessed", "firsts"),
+    [
+        ("repeat", VERIFIED[0], (0, 1, 2)),
+        ("vary", VERIFIED[0], (3, 4, 5)),
+        ("vary", DORMANT[0], (8, 9, 10)),
+    ],
+)
 def test_a_thousand_wrong_password_clients_from_100_addresses(
-    server: Any, passwords: str, firsts: tuple[int, int, int]
+    server: Any, passwords: str, guessed: str, firsts: tuple[int, int, int]
 ) -> None:
     """Finding 6: the limit of one check per address was sidestepped with many addresses (100
     addresses made a correct first login wait 3.2 s). Once the flood's addresses have had a
     password refused, a first login (a user not verified yet) from the scraper's address or a
     new one, and a scrape, are 200 within 1 s; from an attacker's address too when the attacker
-    repeats its passwords; when it varies them, that login is answered within 1 s too, and never
-    401 unchecked (429 when not checked: nothing tells it from the guesses before bcrypt). The
+    guesses at the verified user's password (Prometheus's: a user has one password, so those
+    guesses cost no bcrypt) or repeats its passwords. Guessing, every time anew, at the password
+    of a user nobody logged in as, that login is answered within 1 s too, and never 401
+    unchecked (429 when not checked: nothing tells it from the guesses before bcrypt). The
     server's RSS comes back within 10 MB once the clients leave."""
     port = server.port
     assert get(port, *VERIFIED, SCRAPER)[0] == 200
     time.sleep(1)
     before = server.rss_mb()
-    attack = flood(port, passwords, seconds=11)
+    attack = flood(port, passwords, guessed, seconds=11)
     try:
         time.sleep(6)  # every address of the flood has had a password refused
         scraper_user, new_user, attacker_user = (f"first{i}" for i in firsts)
         scraper = get(port, scraper_user, FIRSTS[scraper_user], SCRAPER)
         time.sleep(0.5)
-        new = get(port, new_user, FIRSTS[new_user], NEW if passwords == "repeat" else NEW2)
+        new = get(port, new_user, FIRSTS[new_user], NEWS[firsts[0] // 3])
         time.sleep(0.5)
         scrape = get(port, *VERIFIED, SCRAPER)
         time.sleep(0.5)
@@ -97,7 +108,7 @@ def test_a_thousand_wrong_password_clients_from_100_addresses(
     assert scrape[0] == 200, report
     assert scrape[1] < 1.0, report
     assert attacker[1] < 1.0, report
-    assert attacker[0] in ((200,) if passwords == "repeat" else (200, 429)), report
+    assert attacker[0] in ((200,) if guessed == VERIFIED[0] else (200, 429)), report
     assert 200 not in flooded, report
     assert sum(flooded.values()) > 1000, report  # the flood did flood
     assert after - before < 10.0, f"RSS {before:.1f} -> {after:.1f} MB; {report}"
