@@ -76,12 +76,11 @@ def test_a_thousand_wrong_password_clients_from_100_addresses(
     """Finding 6: the limit of one check per address was sidestepped with many addresses (100
     addresses made a correct first login wait 3.2 s). Once the flood's addresses have had a
     password refused, a first login (a user not verified yet) from the scraper's address or a
-    new one, and a scrape, are 200 within 1 s; from an attacker's address too when the attacker
-    guesses at the verified user's password (Prometheus's: a user has one password, so those
-    guesses cost no bcrypt) or repeats its passwords. Guessing, every time anew, at the password
-    of a user nobody logged in as, that login is answered within 1 s too, and never 401
-    unchecked (429 when not checked: nothing tells it from the guesses before bcrypt). The
-    server's RSS comes back within 10 MB once the clients leave."""
+    new one, and a scrape, are 200 within 1 s; from an attacker's address too, whether the
+    attacker repeats its passwords or varies them, at the verified user's password (a user has
+    one password: those guesses cost no bcrypt) or at a dormant user's (its guesses rank behind
+    another user's first login at that address). The server's RSS comes back within 10 MB once
+    the clients leave."""
     port = server.port
     assert get(port, *VERIFIED, SCRAPER)[0] == 200
     time.sleep(1)
@@ -108,7 +107,7 @@ def test_a_thousand_wrong_password_clients_from_100_addresses(
     assert scrape[0] == 200, report
     assert scrape[1] < 1.0, report
     assert attacker[1] < 1.0, report
-    assert attacker[0] in ((200,) if guessed == VERIFIED[0] else (200, 429)), report
+    assert attacker[0] == 200, report
     assert 200 not in flooded, report
     assert sum(flooded.values()) > 1000, report  # the flood did flood
     assert after - before < 10.0, f"RSS {before:.1f} -> {after:.1f} MB; {report}"

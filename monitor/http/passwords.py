@@ -9,20 +9,23 @@ timeout:
   before (a repeated wrong password), or any other password of a user whose password was
   verified (a user has one: guesses at Prometheus's password cost nothing once it logged in);
 - the same credentials asked again while their check waits or runs share that check;
-- addresses rank by what they did in the last MEMORY seconds: first those with a password
-  accepted and none refused (a Prometheus that scrapes here, logging in as another user after
-  a password change), then those unheard of, last those with a password refused; oldest waiting
-  first within a rank;
-- an address has at most one check running and one waiting; at most MAX_WAITING wait in all,
-  and a newcomer takes the place of the newest waiting check of a lower rank;
+- a user at an address ranks by what was seen in the last MEMORY seconds: last, a user whose
+  password was refused there, or any user at an address where ROTATION users were refused (a
+  guesser trying names); first, a user at an address where a password was accepted (a
+  Prometheus that scrapes here, logging in as another user after a password change); between
+  them, the rest; oldest waiting first within a rank. So a guesser at one user's password does
+  not push back another user's first login from the same address (a NAT);
+- an address has at most one check running and PER_ADDRESS waiting, one per user; at most
+  MAX_WAITING wait in all; a newcomer takes the place of the newest waiting check of a lower
+  rank, of its own address first;
 - a check still waiting after WAIT_LIMIT seconds is not made.
 
 A check not made has no answer (None): the exporter says 429 with Retry-After, never 401, for a
 password nobody checked. What this cannot do: tell a correct password from the guesses of an
-attacker at the same address before bcrypt, when the guesses are at the password of a user
-nobody has logged in as yet, each one new. That address has its one waiting place, in turn
-with every other failing address, and a correct password that finds it taken is shed
-(measured in docs/configuration.md).
+attacker at the same address before bcrypt, when the guesses are at the same user's password
+(one nobody has logged in as yet), each one new, or at ever new user names. Then that login
+ranks with the guesses, in turn with every other failing address, and is shed when it finds
+no place (measured in docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from monitor.http.webconfig import BasicAuth
 
@@ -40,13 +44,19 @@ MAX_WAITING = 24  # checks waiting in all: at ~30 a second, the last is made wit
 WAIT_LIMIT = 0.6  # seconds a check may wait; then it is shed (one check more, and it is 1 s)
 MEMORY = 60.0  # seconds an address is remembered for a password accepted or refused
 MAX_REMEMBERED = 4096  # addresses remembered, each way (the oldest forgotten first)
+PER_ADDRESS = 2  # checks waiting per address (one per user)
+ROTATION = 3  # users refused at an address in MEMORY: every other user there ranks last too
 TRUSTED, UNKNOWN, FAILING = 0, 1, 2  # the ranks: checked in this order
 RETRY_AFTER = 1  # seconds, for a shed check
 
 
+Who = tuple[str, str]  # (client address, user name)
+T = TypeVar("T")
+
+
 @dataclass(eq=False)
 class _Check:
-    address: str
+    who: Who
     key: bytes
     authorization: str | None
     rank: int
@@ -61,11 +71,12 @@ class PasswordChecks:
         self.auth = auth
         self._threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="bcrypt")
-        self._waiting: dict[str, _Check] = {}  # address -> its check waiting, oldest first
+        self._waiting: dict[Who, _Check] = {}  # a user at an address -> its check, oldest first
         self._running: set[str] = set()  # addresses with a check running
         self._asked: dict[bytes, asyncio.Future[bool | None]] = {}  # credentials -> their check
         self._accepted: OrderedDict[str, float] = OrderedDict()  # address -> last time
-        self._refused: OrderedDict[str, float] = OrderedDict()  # address -> last time
+        # address -> the users refused there (at most ROTATION), each with its last time
+        self._refused: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
 
     def close(self) -> None:
         """Let the threads go."""
@@ -74,35 +85,47 @@ class PasswordChecks:
     async def check(self, address: str, authorization: str | None) -> bool | None:
         """Whether the header carries a user's password; None when the check was shed."""
         known = self.auth.remembered(authorization)
+        who = (address, self.auth.user_of(authorization))
         if known is None:
-            known = await self._checked(address, authorization)
-        if known is not None and authorization is not None:
-            _remember(self._accepted if known else self._refused, address)
+            known = await self._checked(who, authorization)
+        if known and authorization is not None:
+            _remember(self._accepted, address, time.monotonic())
+        elif known is not None and authorization is not None:
+            self._note_refused(who)
         return known
 
-    async def _checked(self, address: str, authorization: str | None) -> bool | None:
+    async def _checked(self, who: Who, authorization: str | None) -> bool | None:
         key = self.auth.fingerprint(authorization)
         shared = self._asked.get(key)
         if shared is not None:
             return await asyncio.shield(shared)
         loop = asyncio.get_running_loop()
-        check = _Check(address, key, authorization, self._rank(address), loop.create_future())
+        check = _Check(who, key, authorization, self._rank(who), loop.create_future())
         if not self._admit(check):
             return None
         self._asked[key] = check.answer
         check.answer.add_done_callback(lambda _: self._asked.pop(key, None))
         check.timer = loop.call_later(WAIT_LIMIT, self._shed, check)
-        self._waiting[address] = check
+        self._waiting[who] = check
         self._next()
         return await asyncio.shield(check.answer)
 
     def _admit(self, check: _Check) -> bool:
-        """Whether the check may wait: room for its address, and in all (made if need be)."""
-        if check.address in self._waiting:
+        """Whether the check may wait: room for its user at its address, for its address (made
+        by shedding a lower rank there), and in all (made if need be)."""
+        if check.who in self._waiting:
             return False
-        if len(self._waiting) < MAX_WAITING:
-            return True
-        lower = [waiting for waiting in self._waiting.values() if waiting.rank > check.rank]
+        address = check.who[0]
+        mine = [waiting for who, waiting in self._waiting.items() if who[0] == address]
+        if len(mine) >= PER_ADDRESS and not self._make_room(mine, check.rank):
+            return False
+        return len(self._waiting) < MAX_WAITING or self._make_room(
+            list(self._waiting.values()), check.rank
+        )
+
+    def _make_room(self, among: list[_Check], rank: int) -> bool:
+        """Shed the newest of the lowest-ranked checks below `rank` among these, if any."""
+        lower = [waiting for waiting in among if waiting.rank > rank]
         if not lower:
             return False
         self._shed(max(reversed(lower), key=lambda waiting: waiting.rank))
@@ -110,8 +133,8 @@ class PasswordChecks:
 
     def _shed(self, check: _Check) -> None:
         """The check is not made: its requests are answered None (429)."""
-        if self._waiting.get(check.address) is check:
-            del self._waiting[check.address]
+        if self._waiting.get(check.who) is check:
+            del self._waiting[check.who]
             if check.timer is not None:
                 check.timer.cancel()
             if not check.answer.done():
@@ -120,20 +143,20 @@ class PasswordChecks:
     def _next(self) -> None:
         """Start the next checks while a thread is free: the best rank first, then the oldest."""
         while len(self._running) < self._threads:
-            ready = [c for c in self._waiting.values() if c.address not in self._running]
+            ready = [c for c in self._waiting.values() if c.who[0] not in self._running]
             if not ready:
                 return
             check = min(ready, key=lambda c: c.rank)  # the first of the best: the oldest
-            del self._waiting[check.address]
+            del self._waiting[check.who]
             if check.timer is not None:
                 check.timer.cancel()
-            self._running.add(check.address)
+            self._running.add(check.who[0])
             loop = asyncio.get_running_loop()
             done = loop.run_in_executor(self._pool, self.auth.verify, check.authorization)
             done.add_done_callback(functools.partial(self._finished, check))
 
     def _finished(self, check: _Check, done: asyncio.Future[bool]) -> None:
-        self._running.discard(check.address)
+        self._running.discard(check.who[0])
         if not check.answer.done():
             if done.cancelled() or done.exception() is not None:
                 check.answer.set_result(None)
@@ -141,20 +164,27 @@ class PasswordChecks:
                 check.answer.set_result(done.result())
         self._next()
 
-    def _rank(self, address: str) -> int:
-        """TRUSTED, UNKNOWN or FAILING, by what the address did in the last MEMORY seconds."""
-        if _recent(self._refused, address):
+    def _rank(self, who: Who) -> int:
+        """TRUSTED, UNKNOWN or FAILING, by what was seen in the last MEMORY seconds."""
+        address, user = who
+        now = time.monotonic()
+        refused: dict[str, float] = self._refused.get(address) or {}
+        recent = [name for name, last in refused.items() if now - last <= MEMORY]
+        if user in recent or len(recent) >= ROTATION:
             return FAILING
-        return TRUSTED if _recent(self._accepted, address) else UNKNOWN
+        last = self._accepted.get(address)
+        return TRUSTED if last is not None and now - last <= MEMORY else UNKNOWN
+
+    def _note_refused(self, who: Who) -> None:
+        address, user = who
+        users = self._refused.get(address) or OrderedDict()
+        _remember(users, user, time.monotonic(), ROTATION)
+        _remember(self._refused, address, users)
 
 
-def _recent(seen: OrderedDict[str, float], address: str) -> bool:
-    last = seen.get(address)
-    return last is not None and time.monotonic() - last <= MEMORY
-
-
-def _remember(seen: OrderedDict[str, float], address: str) -> None:
-    seen[address] = time.monotonic()
-    seen.move_to_end(address)
-    while len(seen) > MAX_REMEMBERED:
+def _remember(seen: OrderedDict[str, T], key: str, value: T, most: int = MAX_REMEMBERED) -> None:
+    """The key's value, the key last; the oldest forgotten past `most`."""
+    seen[key] = value
+    seen.move_to_end(key)
+    while len(seen) > most:
         seen.popitem(last=False)

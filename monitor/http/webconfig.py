@@ -284,6 +284,12 @@ class BasicAuth:
         with self._refusing:
             return False if self._digest(_pair(user, password)) in self._refused else None
 
+    @staticmethod
+    def user_of(authorization: str | None) -> str:
+        """The user name the header gives; empty when it gives none."""
+        credentials = _basic_credentials(authorization)
+        return "" if credentials is None else credentials[0]
+
     def fingerprint(self, authorization: str | None) -> bytes:
         """An HMAC of the header, the same for the same credentials: never the password itself."""
         return self._digest((authorization or "").encode())
