@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 class FileProblem(Exception):
@@ -18,37 +19,37 @@ class FileProblem(Exception):
         self.missing = missing
 
 
+class NotRegular(OSError):
+    """A FIFO, a device, a socket or a directory where a regular file was wanted."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(f"{path}: not a regular file")
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """The file, opened for reading without waiting (a FIFO with no writer would block open()
+    forever): OSError when it cannot be opened, NotRegular when it is not a regular file."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise NotRegular(path)
+    return os.fdopen(handle, "rb")
+
+
 def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The file's bytes: FileProblem when it is not a regular file, cannot be read, or holds
     more than `limit` bytes."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
-        handle = os.open(path, flags)
+        with open_regular(path) as file:
+            data = file.read(limit + 1)
+    except NotRegular:
+        raise FileProblem(f"{path}: not a regular file: cannot be the {what}") from None
     except OSError as error:
         message = f"{path}: cannot read {what}: {error.strerror}"
         raise FileProblem(message, missing=error.errno == errno.ENOENT) from None
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            raise FileProblem(f"{path}: not a regular file: cannot be the {what}")
-        data = _read(handle, limit + 1)
-    except OSError as error:
-        raise FileProblem(f"{path}: cannot read {what}: {error.strerror}") from None
-    finally:
-        os.close(handle)
     if len(data) > limit:
         raise FileProblem(f"{path}: larger than {shown_size(limit)}: not a {what}")
     return data
-
-
-def _read(handle: int, most: int) -> bytes:
-    chunks, left = [], most
-    while left > 0:
-        chunk = os.read(handle, min(left, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 def shown_size(size: int) -> str:

@@ -11,7 +11,6 @@ pg_dump writes last.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import stat
 import tarfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from monitor.config.durations import format_duration
+from monitor.config.files import open_regular
 from monitor.config.schema import PreflightSettings
 from monitor.preflight.result import CheckResult, failed, passed
 from monitor.preflight.tools import PgRestore, ReadFailed, ToolMissing, find_pg_restore
@@ -35,6 +35,7 @@ _TAIL_LINES = 8  # pg_dump 15.14+ writes `\unrestrict <key>` after the end marke
 _BARE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 _DUMPED_BY = re.compile(r"^;?\s*-*\s*Dumped by pg_dump version:? (\S+)")
 _TIMED_OUT = "not read to the end within preflight.backup_timeout"
+NOT_A_BACKUP = "not a regular file or a directory: cannot be a backup"
 # What of a plain dump's line is looked at (CREATE TABLE, the header, the end marker are short);
 # the rest of a longer line is read past, so memory stays bounded whatever the line.
 MAX_LINE_BYTES = 64 * 1024
@@ -101,23 +102,6 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def open_regular(path: Path) -> BinaryIO:
-    """The file, opened for reading without waiting (a FIFO with no writer would block open()
-    forever); NotRegular when it is a FIFO, a device or a socket, which may never end."""
-    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(handle).st_mode):
-        os.close(handle)
-        raise NotRegular(path)
-    return os.fdopen(handle, "rb")
-
-
-class NotRegular(OSError):
-    """A path that is neither a regular file nor a directory: never read as a backup."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{path}: not a regular file or a directory: cannot be a backup")
-
-
 def _gzip_head(path: Path) -> bytes:
     try:
         with open_regular(path) as raw, gzip.GzipFile(fileobj=raw) as file:
@@ -150,7 +134,7 @@ def _backup_at(path: Path) -> tuple[Backup | None, CheckResult]:
     if kind is None and path.is_dir():
         return _newest_in(path)
     if kind is None and not path.is_file():
-        return None, failed(name, str(NotRegular(path)))
+        return None, failed(name, f"{path}: {NOT_A_BACKUP}")
     if kind is None:
         return None, failed(
             name, f"{path}: not a pg_dump backup (neither custom, tar, directory nor plain SQL)"
