@@ -82,10 +82,7 @@ class Served:
 
     def rss_mb(self) -> float:
         """The resident set size of the server process, in MB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS")
+        return rss_mib(self.process.pid)
 
     def fds(self) -> int:
         """The server process's open file descriptors."""
@@ -105,3 +102,11 @@ class Served:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")

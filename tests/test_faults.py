@@ -42,6 +42,7 @@ from daemons import (
 from databases import FreshDatabase
 from hostile import ALIAS_BOMB
 from locks import run_quietly, wait_for_lock_waiters
+from served import rss_mib
 from tcp_proxy import TcpProxy
 
 from monitor.config.schema import Config
@@ -523,14 +524,6 @@ def test_a_reload_from_a_file_that_would_block_fails_and_sigterm_stops(
     assert (code, [e["event"] for e in process.events()][-1]) == (0, "stopped")
     assert took < 10
     assert rss < 200
-
-
-def rss_mib(pid: int) -> float:
-    """A process's resident memory now, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def test_sigterm_during_a_reload_that_waits_stops_within_the_usual_time() -> None:
