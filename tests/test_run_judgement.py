@@ -25,7 +25,29 @@ LOST = TimedRollout("lost", dies_at=WATCHED.applied_at + 120)
 # scrape showed the migration quiet again; the old verdict failed it at 3.65x.
 LOST_SEEN_AT_ONCE = replace(LOST, job="lost_seen_at_once", timing=Timing(look_offset=4))
 QUEUED = TimedRollout("queued", run_seconds=600, run_latency=None)
-ROLLOUTS = [WATCHED, LOST, LOST_SEEN_AT_ONCE, QUEUED]
+# The demo's timing (issue 22's CI failure): a probe, a look and a scrape every second, a run of
+# 20 ms, judged over 15 s; one such rollout at each second of Prometheus's 15 s subquery grid.
+DEMO = Timing(
+    probe_every=1.0,
+    probe_offset=0.3,
+    look_every=1.0,
+    look_offset=0.6,
+    scrape_every=1,
+    scrape_offset=0,
+    missed=frozenset({RUN_START + 9}),
+)
+FAST = [
+    TimedRollout(
+        f"fast_{k}",
+        run_seconds=0.02,
+        timing=DEMO,
+        start=RUN_START - 120,
+        end=RUN_START + 60,
+        run_start=RUN_START + k + 0.4,
+    )
+    for k in range(15)
+]
+ROLLOUTS = [WATCHED, LOST, LOST_SEEN_AT_ONCE, QUEUED, *FAST]
 PROBE_CRITERIA = ("users_can_authenticate", "latency_within_10pct", "error_rate_within_baseline")
 
 
@@ -108,6 +130,31 @@ def test_a_ten_minute_lock_queue_outage_still_fails(  # seen a look late: the ol
     assert criteria["error_rate_within_baseline"]["result"] == "fail"
     assert "failed during the migration" in criteria["error_rate_within_baseline"]["reason"]
     assert code == 1
+
+
+@pytest.mark.parametrize("rollout", FAST, ids=lambda r: r.job)
+def test_a_short_window_counts_every_probe_after_the_first_applied_scrape(
+    capsys: pytest.CaptureFixture[str], prometheus: LoadedPrometheus, rollout: TimedRollout
+) -> None:
+    """The probes after the run are those from the first scrape that showed the migration
+    applied, wherever that scrape falls on Prometheus's 15 s subquery grid: the old search found
+    it only at a grid step, up to 15 s late, and left the demo's window 0 to 14 of its probes."""
+    at = rollout.applied_at + 15 + 30
+    code = main(
+        [
+            *("verdict", "--prometheus-url", prometheus.url, "--selector", f'job="{rollout.job}"'),
+            *("--format", "json", "--window", "15s", "--at", str(at), "--min-probes", "5"),
+            *("--latency-tolerance", "5"),
+        ]
+    )
+    out = capsys.readouterr()
+    latency = {c["criterion"]: c for c in json.loads(out.out)["criteria"]}["latency_within_10pct"]
+    assert latency["result"] == "pass", latency["reason"]
+    assert code == 3  # the world exports no indexes, trigger or logins: those are inconclusive
+    # Answered at x.4 s each second: those from the second scrape after the applied time (a
+    # probe interval after it) to the window's end, 13; 12 where that scrape is the one missed.
+    missed = int(rollout.applied_at) + 2 in DEMO.missed
+    assert latency["observed"]["probes_after"] == (12 if missed else 13)
 
 
 def daemon(rollout: TimedRollout, until: float) -> dict[str, tuple[str, str]]:

@@ -52,8 +52,8 @@ class Timing:
 
     probe_every: float = 4.0
     probe_offset: float = 1.3
-    look_every: int = 30
-    look_offset: int = 11
+    look_every: float = 30
+    look_offset: float = 11
     scrape_every: int = 15
     scrape_offset: int = 7
     missed: frozenset[int] = frozenset({BASE + 2 * 3600 + 67})  # one scrape lost after the run
@@ -61,7 +61,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class TimedRollout:
-    """One rollout on that timing: a run from RUN_START for `run_seconds`, the logins meanwhile
+    """One rollout on that timing: a run from `run_start` for `run_seconds`, the logins meanwhile
     answered after `run_latency` (None: they time out), and the monitor alive until `dies_at`."""
 
     job: str
@@ -71,11 +71,12 @@ class TimedRollout:
     timing: Timing = field(default_factory=Timing)
     start: int = BASE  # the first scrape's minute: two hours of baseline before the run
     end: int = BASE + 4 * 3600
+    run_start: float = RUN_START
 
     @property
     def applied_at(self) -> float:
         """Prisma's finished_at: the run's end."""
-        return RUN_START + self.run_seconds
+        return self.run_start + self.run_seconds
 
     def alive(self, t: float) -> bool:
         return self.dies_at is None or t < self.dies_at
@@ -85,7 +86,7 @@ class TimedRollout:
         timing, n = self.timing, 0
         t = self.start + timing.probe_offset
         while t <= self.end and self.alive(t):
-            if RUN_START <= t < self.applied_at:
+            if self.run_start <= t < self.applied_at:
                 latency = self.run_latency
                 probe = Probe("success", latency) if latency else Probe("timeout", None)
                 done = t + (latency if latency else TIMEOUT)
@@ -105,7 +106,7 @@ class TimedRollout:
 
     def seen(self, look: float) -> tuple[str, bool]:
         """(state, running) at a look."""
-        if look < RUN_START:
+        if look < self.run_start:
             return "pending", False
         if look < self.applied_at:
             return "pending", True
@@ -148,7 +149,7 @@ def write(out: Families, rollout: TimedRollout) -> None:
         interval = (*target, ("check", "callback"))
         gauge(out, "rollout_check_interval_seconds", interval, t, rollout.timing.probe_every)
         if running or state == "applied":
-            gauge(out, "rollout_migration_started_timestamp_seconds", target, t, float(RUN_START))
+            gauge(out, "rollout_migration_started_timestamp_seconds", target, t, rollout.run_start)
         if state == "applied":
             applied = "rollout_migration_applied_timestamp_seconds"
             gauge(out, applied, target, t, rollout.applied_at)
@@ -174,7 +175,7 @@ def replay(rollout: TimedRollout, watching: Watching, until: float) -> None:
             watching.clock.now = t
             state, running = rollout.seen(t)
             applied = rollout.applied_at if state == "applied" else None
-            started = RUN_START if running or state == "applied" else None
+            started = rollout.run_start if running or state == "applied" else None
             watching.publish(state, applied, started, running=running)
             if state == "applied":
                 watching.report_drift(0.0)

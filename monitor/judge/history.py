@@ -29,6 +29,9 @@ RUNNING = "rollout_migration_running"
 # earlier (a baseline ending a little early, never one holding the migration's run).
 PENDING_LOOKBACK = "1d"
 PENDING_STEP = "15s"
+# The first applied scrape is searched again over the 15 s before the one found, at 1 s steps.
+FINE_STEP = "1s"
+FINE_SPAN = 15.0
 
 
 def window_counts(
@@ -99,14 +102,30 @@ def first_applied(
     """When a replica first exported the migration applied, from the applied time to `end`:
     the scrape from which its counters hold no more of the run's probes (a probe answered just
     before the applied time is counted at the scrape after it, and the schema check sees the
-    application a look late). None when none did."""
+    application a look late). None when none did.
+
+    A subquery step sees the last scrape at or before it, so the search at 15 s steps finds a
+    scrape up to a step after the first one, or none after its last step; the 15 s before it
+    (or before `end`) are searched again at 1 s steps."""
     if end <= applied_at:
         return None
+    coarse = _first_applied_seen(prom, select, applied_at, end, PENDING_STEP)
+    top = end if coarse is None else coarse
+    start = max(applied_at, top - FINE_SPAN)
+    fine = _first_applied_seen(prom, select, start, top, FINE_STEP) if top > start else None
+    found = [t for t in (coarse, fine) if t is not None]
+    return min(found) if found else None
+
+
+def _first_applied_seen(
+    prom: Prometheus, select: Selector, since: float, end: float, step: str
+) -> float | None:
+    """The earliest scrape at or after `since` exporting the migration applied, as subquery
+    steps of `step` up to `end` see them (each the last scrape at or before it)."""
     applied = select(STATE, state="applied")
-    span = promql_duration(end - applied_at)
-    seen = f"(timestamp({applied}) and {applied} == 1)[{span}:{PENDING_STEP}]"
-    found = prom.scalar(f"min(min_over_time({seen}))", end)
-    return None if found is None or found < applied_at else found
+    span = promql_duration(end - since)
+    seen = f"(timestamp({applied}) >= {since:.3f} and {applied} == 1)[{span}:{step}]"
+    return prom.scalar(f"min(min_over_time({seen}))", end)
 
 
 def baseline_before(

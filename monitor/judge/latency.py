@@ -54,7 +54,11 @@ def against_baseline(after: Latencies, b: BaselineView, t: Thresholds, run: str)
     base = b.latencies if b.latencies is not None else b.p95_seconds
     ratio = None if base is None else quantile_ratio(after, base, 0.95, t.latency_alpha)
     p95 = after.quantile(0.95)
-    numbers: dict[str, float | None] = {"p95_seconds": p95, "baseline_p95_seconds": b.p95_seconds}
+    numbers: dict[str, float | None] = {
+        "p95_seconds": p95,
+        "baseline_p95_seconds": b.p95_seconds,
+        "probes_after": after.total,
+    }
     if ratio is None or p95 is None:
         return undecided(name, "no probe got an answer after the migration", **numbers)
     numbers["ratio_lower_bound"] = ratio.lower
